@@ -1,0 +1,294 @@
+//! Configuration: INI text → raw sections → validated [`Config`].
+//!
+//! This module owns the *validated* types that the rest of the program runs on. Parsing
+//! and validation live in [`load`]: it reads the Python connector's `config.ini`
+//! unchanged, collects **every** problem before reporting, and never touches the
+//! network. A value that reaches these types has already been checked, so the running
+//! program does not re-validate.
+
+pub mod load;
+
+use crate::event::{EventType, Position};
+use chrono::{DateTime, Utc};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use url::Url;
+
+pub use load::{ConfigError, Problem, load_file, load_str};
+
+/// A secret string (API key, access token, proxy password). Its `Debug` and `Display`
+/// print `***`; only [`Secret::expose`] gives the value, at the point of use.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself. Call only where it is sent, never where it is logged.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// The whole validated configuration of one process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from (for messages and the default state directory).
+    pub path: PathBuf,
+    /// One entry per tenant, in file order (`[lookout]` first, then `[lookout:NAME]`).
+    pub tenants: Vec<TenantConfig>,
+    /// `[proxy]`.
+    pub proxy: ProxyConfig,
+    /// `[connector]`.
+    pub connector: ConnectorConfig,
+    /// Things worth telling the operator once logging is up (world-readable key file,
+    /// `http://` API, ignored compatibility keys, a `start_time` beyond retention). They
+    /// never contain a secret.
+    pub warnings: Vec<String>,
+}
+
+/// `[connector]`: process-wide settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectorConfig {
+    /// `state_dir` from the file, if set (the CLI and `$STATE_DIRECTORY` are applied by
+    /// [`ConnectorConfig::resolve_state_dir`]).
+    pub state_dir: Option<PathBuf>,
+    /// `metrics_listen`: where `/metrics` and `/health` are served; `None` = off.
+    pub metrics_listen: Option<SocketAddr>,
+    /// `commit_interval_ms`.
+    pub commit_interval: Duration,
+}
+
+/// `[proxy]`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum ProxyConfig {
+    /// No `[proxy] address`: the standard `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`
+    /// environment variables apply.
+    #[default]
+    FromEnvironment,
+    /// An explicit proxy for every API request, whatever the API URL's scheme.
+    Explicit(Proxy),
+}
+
+/// An explicit proxy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proxy {
+    /// `http://`, `https://` or `socks5://` URL, without credentials.
+    pub address: Url,
+    /// Basic (HTTP) or RFC 1929 (SOCKS5) credentials.
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// Hosts that bypass the proxy (`no_proxy`, comma-separated in the file).
+    pub no_proxy: Vec<String>,
+}
+
+/// One tenant: its API access and its syslog destination.
+#[derive(Debug, Clone)]
+pub struct TenantConfig {
+    /// `entity_name`: `[A-Za-z0-9._-]+`, unique; names the state file.
+    pub entity_name: String,
+    /// The INI section it came from (`lookout` or `lookout:NAME`), for messages.
+    pub section: String,
+    /// `api_domain` with any trailing `/` removed.
+    pub api_domain: Url,
+    /// The Application Key, from `api_key_file` > environment > `api_key`.
+    pub api_key: Secret,
+    /// The requested types, non-empty, in query order.
+    pub types: Vec<EventType>,
+    /// `stream_position` unless it is `0`.
+    pub stream_position: Option<Position>,
+    /// `start_time`, normalised to UTC.
+    pub start_time: Option<DateTime<Utc>>,
+    /// `sse_timeout`: time without any byte before the stream is declared dead.
+    pub sse_timeout: Duration,
+    /// `ca_file`: extra roots for the API and the proxy.
+    pub ca_file: Option<PathBuf>,
+    /// `max_event_size`, bytes.
+    pub max_event_size: usize,
+    /// The destination, after `syslog_*` overrides.
+    pub syslog: SyslogConfig,
+}
+
+/// `[syslog]` (with a tenant's `syslog_*` overrides applied).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyslogConfig {
+    /// `host`.
+    pub host: String,
+    /// `port` (default 514, or 6514 for tls).
+    pub port: u16,
+    /// `protocol` (or `use_udp = true`).
+    pub protocol: Protocol,
+    /// `framing` (meaningful for tcp and tls only).
+    pub framing: Framing,
+    /// `forwarder_type` with `leef_delimiter` / `splunk_format`.
+    pub format: Format,
+    /// `syslog_format`.
+    pub header: HeaderFormat,
+    /// `facility`, 0–23.
+    pub facility: u8,
+    /// `app_name`; empty omits the RFC 3164 TAG.
+    pub app_name: String,
+    /// `header_time`.
+    pub header_time: HeaderTime,
+    /// The HOSTNAME of every record, resolved by precedence: `hostname` > QRadar log
+    /// source identifier > the machine's host name (sanitised).
+    pub hostname: String,
+    /// `log_identifier_key = K` (K not `qradarLogSourceIdentifier`) with
+    /// `log_identifier = V`: the `K=V` attribute added to every event.
+    pub custom_identifier: Option<(String, String)>,
+    /// `max_message_size`, bytes per record (header + message).
+    pub max_message_size: usize,
+    /// TLS settings (used when `protocol = tls`).
+    pub tls: TlsConfig,
+}
+
+/// Syslog transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Udp,
+    Tcp,
+    Tls,
+    Stdout,
+}
+
+/// Stream framing for TCP and TLS (RFC 6587).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// The record followed by one LF.
+    Lf,
+    /// `MSG-LEN SP RECORD`.
+    OctetCounting,
+}
+
+/// What the message part of a record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// QRadar LEEF 2.0 with this attribute delimiter.
+    Leef { delimiter: char },
+    /// Splunk, one compact JSON object per record.
+    SplunkJson,
+    /// Splunk, `key="value"` pairs.
+    SplunkKv,
+}
+
+/// The record header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderFormat {
+    Rfc3164,
+    Rfc5424,
+}
+
+/// Which time the record header carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderTime {
+    /// The event's `created_time` (formatting time if it is missing or unparseable).
+    Event,
+    /// The time the record is formatted.
+    Sent,
+}
+
+/// TLS settings of the syslog destination.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsConfig {
+    /// PEM bundle to trust instead of the system store.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key for mutual TLS (both or neither).
+    pub client_auth: Option<(PathBuf, PathBuf)>,
+    /// `tls_verify = false` turns off certificate and host name checks.
+    pub verify: bool,
+    /// The name the server certificate must match (default: `host`).
+    pub server_name: String,
+}
+
+impl ConnectorConfig {
+    /// The state directory by precedence: `--state-dir` > `[connector] state_dir` >
+    /// `$STATE_DIRECTORY` > the directory holding the config file.
+    pub fn resolve_state_dir(
+        &self,
+        cli: Option<&std::path::Path>,
+        env_state_directory: Option<&std::ffi::OsStr>,
+        config_path: &std::path::Path,
+    ) -> PathBuf {
+        if let Some(dir) = cli {
+            return dir.to_path_buf();
+        }
+        if let Some(dir) = &self.state_dir {
+            return dir.clone();
+        }
+        // systemd may pass several colon-separated directories; the first is ours.
+        if let Some(env) = env_state_directory.and_then(|v| v.to_str()) {
+            if let Some(first) = env.split(':').find(|s| !s.is_empty()) {
+                return PathBuf::from(first);
+            }
+        }
+        match config_path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s} {s:?}"), "*** ***");
+        assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn state_dir_precedence() {
+        let c = ConnectorConfig {
+            state_dir: Some("/from/file".into()),
+            metrics_listen: None,
+            commit_interval: Duration::from_secs(1),
+        };
+        let cfg = Path::new("/etc/conn/config.ini");
+        let env = std::ffi::OsStr::new("/var/lib/x");
+        assert_eq!(
+            c.resolve_state_dir(Some(Path::new("/cli")), Some(env), cfg),
+            PathBuf::from("/cli")
+        );
+        assert_eq!(
+            c.resolve_state_dir(None, Some(env), cfg),
+            PathBuf::from("/from/file")
+        );
+        let c = ConnectorConfig {
+            state_dir: None,
+            ..c
+        };
+        assert_eq!(
+            c.resolve_state_dir(None, Some(env), cfg),
+            PathBuf::from("/var/lib/x")
+        );
+        assert_eq!(
+            c.resolve_state_dir(None, None, cfg),
+            PathBuf::from("/etc/conn")
+        );
+        assert_eq!(
+            c.resolve_state_dir(None, None, Path::new("config.ini")),
+            PathBuf::from(".")
+        );
+    }
+}

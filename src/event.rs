@@ -1,0 +1,153 @@
+//! The words every stage shares: an MRA v2 event, a batch of them, and a stream position.
+//!
+//! Events are kept as the JSON object received (key order preserved, unknown fields
+//! kept) with the few envelope fields that stages branch on pulled out once. Nothing
+//! here does I/O.
+
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// One event object exactly as received, plus its envelope fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MraEvent {
+    /// The whole event object, key order as received.
+    pub fields: Map<String, Value>,
+}
+
+impl MraEvent {
+    /// Wraps a decoded JSON object.
+    pub fn new(fields: Map<String, Value>) -> Self {
+        Self { fields }
+    }
+
+    /// The event's `id`, when it is a string.
+    pub fn id(&self) -> Option<&str> {
+        self.fields.get("id").and_then(Value::as_str)
+    }
+
+    /// The event's `type` (`THREAT`, `DEVICE`, …), when it is a string.
+    pub fn event_type(&self) -> Option<&str> {
+        self.fields.get("type").and_then(Value::as_str)
+    }
+
+    /// The event's `created_time` as received, when it is a string.
+    pub fn created_time(&self) -> Option<&str> {
+        self.fields.get("created_time").and_then(Value::as_str)
+    }
+}
+
+/// The event types the stream can be asked for, in the fixed order of the `types`
+/// query parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EventType {
+    Threat,
+    Device,
+    Audit,
+    SmishingAlert,
+}
+
+impl EventType {
+    /// Every type, in query order.
+    pub const ALL: [EventType; 4] = [
+        EventType::Threat,
+        EventType::Device,
+        EventType::Audit,
+        EventType::SmishingAlert,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Threat => "THREAT",
+            EventType::Device => "DEVICE",
+            EventType::Audit => "AUDIT",
+            EventType::SmishingAlert => "SMISHING_ALERT",
+        }
+    }
+
+    /// Parses a wire name (exact, upper case).
+    pub fn from_wire(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An opaque stream position: an event id (usually a UUIDv7). Compared only for
+/// equality, never parsed or ordered.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Position(String);
+
+impl Position {
+    /// Wraps an id. `0` and the empty string mean "no position" and give `None`.
+    pub fn new(id: impl Into<String>) -> Option<Self> {
+        let id = id.into();
+        if id.is_empty() || id == "0" {
+            None
+        } else {
+            Some(Self(id))
+        }
+    }
+
+    /// The id as sent back to the server.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An item of a batch that could not be turned into an event, kept for the dead-letter
+/// file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    /// Short reason, e.g. `invalid json: expected value at line 1 column 1`.
+    pub reason: String,
+    /// The raw text that was received.
+    pub raw: String,
+}
+
+/// One `events` message of the stream, decoded.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Batch {
+    /// Where the stream stands after this batch (§4.4 of the API notes): the message's
+    /// `id:` if it carried one, else the last event's `id`, else `None` (unchanged).
+    pub position: Option<Position>,
+    /// The events, in stream order.
+    pub events: Vec<MraEvent>,
+    /// Items (or the whole message) that could not be decoded.
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_and_empty_are_no_position() {
+        assert_eq!(Position::new("0"), None);
+        assert_eq!(Position::new(""), None);
+        assert_eq!(
+            Position::new("01a1aac4-759e-7c9d-bf7a-861b26a9b1a3").map(|p| p.to_string()),
+            Some("01a1aac4-759e-7c9d-bf7a-861b26a9b1a3".to_string())
+        );
+    }
+
+    #[test]
+    fn event_types_round_trip_in_query_order() {
+        let names: Vec<_> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+        assert_eq!(names, ["THREAT", "DEVICE", "AUDIT", "SMISHING_ALERT"]);
+        for t in EventType::ALL {
+            assert_eq!(EventType::from_wire(t.as_str()), Some(t));
+        }
+        assert_eq!(EventType::from_wire("threat"), None);
+    }
+}

@@ -1,0 +1,45 @@
+//! # mrav2-syslog-connector
+//!
+//! Moves mobile-threat events from the Lookout Mobile Risk API v2 into a SIEM over
+//! syslog, without losing, duplicating or mangling them.
+//!
+//! Per tenant the pipeline is a straight line of values:
+//!
+//! ```text
+//! bytes ─▶ sse::Frame ─▶ Batch(Vec<MraEvent>) ─▶ RenderedMessage ─▶ framed bytes ─▶ committed Position
+//!  source::stream     source (decode)        format::{leef,splunk}   sink::{syslog,transport}   position
+//! ```
+//!
+//! Modules in reading order:
+//!
+//! - [`cli`]: command-line syntax (clap types only).
+//! - [`config`]: INI text → raw → validated [`config::Config`]; every problem collected.
+//! - [`event`]: the words every stage shares: [`event::MraEvent`], [`event::Batch`],
+//!   [`event::Position`].
+//! - [`backoff`]: the reconnect delay arithmetic (pure), used by source and sink.
+//! - [`source`]: token lifecycle, SSE parser, the authenticated stream that never gives up.
+//! - [`format`]: QRadar LEEF and Splunk renderers (pure).
+//! - [`sink`]: syslog header and framing (pure) and the UDP/TCP/TLS/stdout transports.
+//! - [`position`]: the per-tenant state file.
+//! - [`observe`]: metrics registry, `/metrics` and `/health`.
+//! - [`tenant`]: one tenant's task: source → format → sink → commit.
+//! - [`app`]: process lifetime: signals, cancellation, tenants, grace deadline.
+//! - [`simulator`]: the built-in MRA v2 simulator used by `demo`, tests and benchmarks.
+//! - [`tls`]: the one rustls crypto provider and shared TLS helpers.
+
+pub mod app;
+pub mod backoff;
+pub mod cli;
+pub mod config;
+pub mod event;
+pub mod format;
+pub mod observe;
+pub mod position;
+pub mod simulator;
+pub mod sink;
+pub mod source;
+pub mod tenant;
+pub mod tls;
+
+/// `mrav2-syslog-connector/<version>`: the User-Agent of every API request.
+pub const USER_AGENT: &str = concat!("mrav2-syslog-connector/", env!("CARGO_PKG_VERSION"));

@@ -1,0 +1,1 @@
+//! Shared test kit: free ports, polling with deadlines, the real binary.
