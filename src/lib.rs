@@ -21,6 +21,7 @@
 //! - [`format`]: QRadar LEEF and Splunk renderers (pure).
 //! - [`sink`]: syslog header and framing (pure) and the UDP/TCP/TLS/stdout transports.
 //! - [`position`]: the per-tenant state file.
+//! - [`dead_letter`]: what could not be decoded or formatted, kept on disk.
 //! - [`observe`]: metrics registry, `/metrics` and `/health`.
 //! - [`tenant`]: one tenant's task: source → format → sink → commit.
 //! - [`app`]: process lifetime: signals, cancellation, tenants, grace deadline.
@@ -31,6 +32,7 @@ pub mod app;
 pub mod backoff;
 pub mod cli;
 pub mod config;
+pub mod dead_letter;
 pub mod event;
 pub mod format;
 pub mod observe;
