@@ -24,6 +24,7 @@
 //! - [`dead_letter`]: what could not be decoded or formatted, kept on disk.
 //! - [`observe`]: metrics registry, `/metrics` and `/health`.
 //! - [`tenant`]: one tenant's task: source → format → sink → commit.
+//! - [`logging`]: the connector's own log, re-opened on SIGHUP.
 //! - [`app`]: process lifetime: signals, cancellation, tenants, grace deadline.
 //! - [`simulator`]: the built-in MRA v2 simulator used by `demo`, tests and benchmarks.
 //! - [`tls`]: the one rustls crypto provider and shared TLS helpers.
@@ -35,6 +36,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod event;
 pub mod format;
+pub mod logging;
 pub mod observe;
 pub mod position;
 pub mod simulator;
