@@ -1,10 +1,10 @@
 //! QRadar LEEF 2.0 (`leef-mapping.md`): one line per event, or one per smishing
 //! detection.
 //!
-//! The attribute mapping is data: [`MAPPING`] is the Python connector's table (§5.2) in
-//! its order, and [`NEW_ATTRIBUTES`] the keys this project adds (§6.3). The renderer
+//! The attribute mapping is data: `MAPPING` is the Python connector's table (§5.2) in
+//! its order, and `NEW_ATTRIBUTES` the keys this project adds (§6.3). The renderer
 //! walks them once per record, looks each path up in the event, and writes
-//! `key=value` pairs straight into the output string through an [`Escaper`], so no
+//! `key=value` pairs straight into the output string through an `Escaper`, so no
 //! value is copied or escaped twice. The golden tests are the check on both tables.
 //!
 //! This module does not know about syslog headers, framing or size limits.
@@ -445,6 +445,13 @@ struct Record<'a> {
     dev_time: Option<i64>,
 }
 
+/// The parent object of the last table path looked up.
+#[derive(Default)]
+struct ParentCache<'a> {
+    path: Option<&'static [&'static str]>,
+    object: Option<&'a Map<String, Value>>,
+}
+
 /// The category of §3, before rendering.
 enum Category<'a> {
     One(&'a Value),
@@ -455,7 +462,7 @@ enum Category<'a> {
 impl<'a> Record<'a> {
     fn render(&self, settings: &Settings<'_>) -> String {
         let delimiter = settings.delimiter;
-        let mut text = String::with_capacity(1024);
+        let mut text = String::with_capacity(1536);
         let category = self.category();
 
         text.push_str("LEEF:2.0|Lookout|MRAv2 Client|2.0|");
@@ -481,17 +488,15 @@ impl<'a> Record<'a> {
         if let Some(ms) = self.dev_time {
             text.push(delimiter);
             text.push_str("devTime=");
-            write_display(
-                &mut Escaper::new(&mut text, delimiter),
-                &format_args!("{ms:013}"),
-            );
+            write_display(&mut text, &format_args!("{ms:013}"));
         }
         text.push(delimiter);
         text.push_str("sev=");
         write_display(&mut text, &leef_severity(self.fields));
 
+        let mut parents = ParentCache::default();
         for attribute in MAPPING.iter().chain(NEW_ATTRIBUTES.iter()) {
-            self.write_attribute(&mut text, settings, attribute);
+            self.write_attribute(&mut text, settings, attribute, &mut parents);
         }
 
         if let Some((key, value)) = settings.custom_identifier {
@@ -558,7 +563,13 @@ impl<'a> Record<'a> {
         }
     }
 
-    fn write_attribute(&self, text: &mut String, settings: &Settings<'_>, attribute: &Attribute) {
+    fn write_attribute(
+        &self,
+        text: &mut String,
+        settings: &Settings<'_>,
+        attribute: &Attribute,
+        parents: &mut ParentCache<'a>,
+    ) {
         let delimiter = settings.delimiter;
         let begin = |text: &mut String| {
             text.push(delimiter);
@@ -571,7 +582,7 @@ impl<'a> Record<'a> {
                 Escaper::new(text, delimiter).put(settings.entity_name);
             }
             Source::Path(path) | Source::OneZero(path) => {
-                if let Some(value) = self.lookup(path).filter(|v| is_present(v)) {
+                if let Some(value) = self.lookup_cached(path, parents).filter(|v| is_present(v)) {
                     begin(text);
                     let one_zero = matches!(attribute.source, Source::OneZero(_));
                     write_value(&mut Escaper::new(text, delimiter), value, one_zero);
@@ -582,11 +593,14 @@ impl<'a> Record<'a> {
                 second,
                 separator,
             } => {
-                if let Some(first) = self.lookup(first).filter(|v| is_present(v)) {
+                if let Some(first) = self.lookup_cached(first, parents).filter(|v| is_present(v)) {
                     begin(text);
                     let mut value = Escaper::new(text, delimiter);
                     write_value(&mut value, first, false);
-                    if let Some(second) = self.lookup(second).filter(|v| is_present(v)) {
+                    if let Some(second) = self
+                        .lookup_cached(second, parents)
+                        .filter(|v| is_present(v))
+                    {
                         value.put(separator);
                         write_value(&mut value, second, false);
                     }
@@ -617,6 +631,31 @@ impl<'a> Record<'a> {
         Some(value)
     }
 
+    /// [`Record::lookup`] for the table walk. Consecutive entries mostly share a parent
+    /// (`threat.details`, `device.info`, …), so the parent object found last is kept
+    /// and only the leaf is looked up; an absent parent skips its whole group.
+    fn lookup_cached(
+        &self,
+        path: &'static [&'static str],
+        parents: &mut ParentCache<'a>,
+    ) -> Option<&'a Value> {
+        let (leaf, parent) = path.split_last()?;
+        if parents.path != Some(parent) {
+            parents.path = Some(parent);
+            parents.object = self.object_at(parent);
+        }
+        get(parents.object?, leaf)
+    }
+
+    /// The object at `path` (the event itself for an empty path).
+    fn object_at(&self, path: &[&str]) -> Option<&'a Map<String, Value>> {
+        let mut object = self.fields;
+        for key in path {
+            object = get(object, key)?.as_object()?;
+        }
+        Some(object)
+    }
+
     /// The value at `path` when it is a string, number or boolean.
     fn scalar(&self, path: &[&str]) -> Option<&'a Value> {
         self.lookup(path).filter(|v| is_scalar(v))
@@ -625,6 +664,17 @@ impl<'a> Record<'a> {
     /// `field` of this record's detection.
     fn detection_field(&self, field: &str) -> Option<&'a Value> {
         self.detection?.1.as_object()?.get(field)
+    }
+}
+
+/// `object[key]`. Event objects are small, and for a handful of keys comparing them is
+/// cheaper than hashing the key, so short objects are scanned.
+#[inline]
+fn get<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    if object.len() <= 8 {
+        object.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    } else {
+        object.get(key)
     }
 }
 

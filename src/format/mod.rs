@@ -22,7 +22,7 @@ use chrono::{DateTime, FixedOffset};
 use serde_json::{Map, Value};
 
 pub use leef::unescape_leef;
-pub use value::unescape;
+pub use splunk::unescape_kv;
 
 /// One message ready for a syslog header.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,7 +63,8 @@ impl Formatter {
     }
 
     /// Appends the messages for `event` to `out`: one, or one per smishing detection
-    /// in LEEF.
+    /// in LEEF. A custom identifier whose key is empty or `qradarLogSourceIdentifier`
+    /// is not added (that one names the log source in the syslog header instead).
     pub fn render(&self, event: &MraEvent, out: &mut Vec<RenderedMessage>) {
         let fields = &event.fields;
         let envelope = Envelope::of(fields);

@@ -2,7 +2,7 @@
 //! `key="value"` pairs of its leaves. One record per event; smishing alerts are not
 //! split.
 //!
-//! Both modes see the event with the keys of §1 added ([`Additions`]): `entName`
+//! Both modes see the event with the keys of §1 added (`Additions`): `entName`
 //! replaced where it stands or appended, `type: "UNKNOWN"` when there is none, and the
 //! custom identifier. The event itself is never copied: the writers walk it and
 //! substitute or append as they go.
@@ -75,9 +75,14 @@ impl<'a> Additions<'a> {
     }
 }
 
+/// Undoes the escaping of one kv value (the text between the quotes, §3).
+pub fn unescape_kv(value: &str) -> String {
+    super::value::unescape(value, '"')
+}
+
 /// `json` mode (§2): the event as received, compact, with the additions.
 pub(crate) fn render_json(fields: &Map<String, Value>, additions: &Additions<'_>) -> String {
-    let mut text = String::with_capacity(1024);
+    let mut text = String::with_capacity(1536);
     text.push('{');
     let mut first = true;
     let mut comma = |text: &mut String| {
@@ -107,7 +112,7 @@ pub(crate) fn render_json(fields: &Map<String, Value>, additions: &Additions<'_>
 /// `kv` mode (§3): `key="value"` per leaf, dotted paths depth first, added keys last.
 pub(crate) fn render_kv(fields: &Map<String, Value>, additions: &Additions<'_>) -> String {
     let mut kv = Kv {
-        text: String::with_capacity(1024),
+        text: String::with_capacity(1536),
         path: String::with_capacity(64),
     };
     for (key, value) in fields {

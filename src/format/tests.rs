@@ -479,6 +479,9 @@ fn edge_created_time_missing_or_unparseable() {
         json!(null),
         json!("2026-11-05 08:31"),
         json!("2026-11-05T08:31:09.907"),
+        json!("2026-11-05T08:31:09+0000"),
+        json!("2026-11-05T08:31:09.907+00"),
+        json!("2026-11-05"),
         json!(1793867469907u64),
         json!("yesterday"),
     ] {
@@ -773,4 +776,27 @@ fn splunk_kv_keys_values_and_omissions() {
         record,
         r#"type="X" a_b.c_d="v" a_b._="1.5" l="[{\"k\":\"v\"},\"s\"]" t="true" ctl="\x01\"\\\t" entName="acme""#
     );
+}
+
+/// A rough throughput probe (`cargo test --lib format -- --ignored --nocapture`). Debug
+/// builds are far slower than release; the real benchmark lives under `benches/`.
+#[test]
+#[ignore]
+fn throughput_probe() {
+    let events: Vec<MraEvent> = GOLDEN.iter().map(|g| parse_event(g.event)).collect();
+    for format in [TAB, Format::SplunkJson, Format::SplunkKv] {
+        let f = formatter(format);
+        let mut out = Vec::with_capacity(4);
+        let rounds = 2_000;
+        let start = std::time::SystemTime::now();
+        for _ in 0..rounds {
+            for e in &events {
+                out.clear();
+                f.render(e, &mut out);
+            }
+        }
+        let secs = start.elapsed().map(|d| d.as_secs_f64()).unwrap_or(f64::NAN);
+        let n = (rounds * events.len()) as f64;
+        println!("{format:?}: {:.0} events/s", n / secs);
+    }
 }
