@@ -460,7 +460,7 @@ fn parse_kv(text: &str) -> Option<Vec<(String, String)>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
     fn arbitrary_objects(fields in arb_object(), delimiter in delimiters()) {
