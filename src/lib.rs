@@ -18,7 +18,7 @@
 //!   [`event::Position`].
 //! - [`backoff`]: the reconnect delay arithmetic (pure), used by source and sink.
 //! - [`source`]: token lifecycle, SSE parser, the authenticated stream that never gives up.
-//! - [`format`]: QRadar LEEF and Splunk renderers (pure).
+//! - [`mod@format`]: QRadar LEEF and Splunk renderers (pure).
 //! - [`sink`]: syslog header and framing (pure) and the UDP/TCP/TLS/stdout transports.
 //! - [`position`]: the per-tenant state file.
 //! - [`dead_letter`]: what could not be decoded or formatted, kept on disk.
