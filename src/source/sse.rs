@@ -260,7 +260,10 @@ impl Parser {
                 self.admit(line_len.saturating_add(1))?;
                 self.push(line, false);
                 self.end_line();
-                self.message_bytes = self.message_bytes.saturating_add(line_len + 1);
+                self.message_bytes = self
+                    .message_bytes
+                    .saturating_add(line_len)
+                    .saturating_add(1);
             }
             if terminator == b'\r' {
                 match rest.split_first() {
@@ -286,7 +289,7 @@ impl Parser {
     fn skip_lf(&mut self) -> Result<(), SseError> {
         if self.message_bytes > 0 {
             self.admit(1)?;
-            self.message_bytes += 1;
+            self.message_bytes = self.message_bytes.saturating_add(1);
         }
         Ok(())
     }
@@ -463,6 +466,10 @@ impl Parser {
             data.pop(); // the LF after the last data line
             if mem::take(&mut self.data_spanned_reads) {
                 self.data_hint = data.len().saturating_add(1).min(self.max_event_size);
+            }
+            // A hint from a larger batch must not stay attached to a small frame.
+            if data.capacity() > data.len().saturating_mul(2).max(64) {
+                data.shrink_to_fit();
             }
             Some(data)
         };
@@ -1091,6 +1098,13 @@ mod tests {
                 .as_ref()
                 .is_some_and(|d| d.capacity() <= batch.len() + 1)
         );
+        // A heartbeat cut by a read boundary does not keep that batch-sized buffer.
+        let mut frames = Vec::new();
+        for read in [b"event:heartbeat\ndata:{".as_slice(), b"}\n\n"] {
+            parser.feed_into(read, &mut frames).expect("small");
+        }
+        assert_eq!(frames, vec![ev("heartbeat", "{}", "A")]);
+        assert!(frames[0].data.as_ref().is_some_and(|d| d.capacity() <= 64));
     }
 
     #[test]
