@@ -1,0 +1,695 @@
+//! The syslog end of `scripts/bench.sh`: a fast TCP/TLS receiver that counts records and
+//! checks that every event the simulator generated arrived exactly once.
+//!
+//! It accepts any number of connections (one per tenant, plus reconnects), splits each
+//! byte stream into records by either framing of RFC 6587, telling them apart per
+//! frame by the first byte (a digit is octet counting, `<` is LF framing), and takes
+//! from each record the tenant, the event id and (LEEF) the smishing detection index.
+//! One smishing event gives one LEEF record per detection, so a record is a duplicate
+//! when its (tenant, id, detection index) was seen before.
+//!
+//! When does it stop? It fetches the simulator's list of generated ids
+//! (`/_sim/events?tenant=NAME`) once the first record arrived (firehose) or `--duration`
+//! seconds after it (fixed rate), waits until every listed id arrived or no record came
+//! for `--idle-timeout` seconds, lets stragglers (duplicates) in for half a second more,
+//! then fetches the lists again and compares: an id of the first list that never
+//! arrived is missing; a received id absent from the second list is unexpected.
+//!
+//! With `--latency` it also measures, per record, the arrival time (wall clock, read
+//! once per socket read) minus the event's `created_time` (LEEF `devTime`, Splunk
+//! `created_time`, millisecond precision, truncated), which the simulator sets to the
+//! generation time of live events. Records arriving in the first `--latency-warmup`
+//! seconds after the first record are left out: they include events generated before
+//! the connector had connected.
+//!
+//! Output, after the first line `listening on ADDR`: `key=value` lines for the script.
+//! Exit status 0 when exactly-once holds, 1 when it does not, 2 on an error.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, ValueEnum};
+use memchr::memchr;
+use memchr::memmem::{Finder, FinderRev};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(about = "Counting syslog receiver for scripts/bench.sh")]
+struct Args {
+    /// Where to listen (loopback only in the benchmark).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// tcp, or tls with a certificate made at start-up.
+    #[arg(long, value_enum, default_value = "tcp")]
+    transport: Transport,
+    /// With `--transport tls`: where to write the PEM CA certificate that signed the
+    /// receiver's certificate (the connector's `[syslog] ca_file`).
+    #[arg(long)]
+    ca_out: Option<PathBuf>,
+    /// The message format of the records.
+    #[arg(long, value_enum, default_value = "leef")]
+    format: Format,
+    /// The simulator's base URL, e.g. `http://127.0.0.1:40000`.
+    #[arg(long)]
+    sim: String,
+    /// A simulator tenant whose events must arrive (repeatable). Its name must be the
+    /// connector's `entity_name`.
+    #[arg(long = "tenant", required = true)]
+    tenants: Vec<String>,
+    /// Fixed-rate mode: receive for this many seconds after the first record, then
+    /// check the ids generated until then.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Measure arrival time minus `created_time` per record.
+    #[arg(long)]
+    latency: bool,
+    /// Seconds after the first record whose records are left out of the latency figures.
+    #[arg(long, default_value_t = 2.0)]
+    latency_warmup: f64,
+    /// Give up waiting for missing ids after this many seconds without a record.
+    #[arg(long, default_value_t = 30.0)]
+    idle_timeout: f64,
+    /// Seconds to wait for the first record at all.
+    #[arg(long, default_value_t = 120.0)]
+    start_timeout: f64,
+    /// Expected events in total, to size the tables up front (optional).
+    #[arg(long, default_value_t = 0)]
+    expect: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Transport {
+    Tcp,
+    Tls,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Leef,
+    SplunkJson,
+    SplunkKv,
+}
+
+/// Where, in a record, the fields the receiver needs are found.
+struct Extractor {
+    format: Format,
+    /// Tenant names in `--tenant` order; `None` with a single tenant (not looked up).
+    tenants: Option<Vec<Vec<u8>>>,
+    id: Finder<'static>,
+    tenant: Finder<'static>,
+    /// Splunk puts `entName` last: searched from the end.
+    tenant_rev: FinderRev<'static>,
+    detection: Finder<'static>,
+    created: Finder<'static>,
+}
+
+/// What one record said.
+struct Record {
+    tenant: usize,
+    id: u128,
+    detection: u32,
+    created_ms: Option<i64>,
+}
+
+/// Everything received, shared by the connection tasks.
+#[derive(Default)]
+struct Tally {
+    /// Per tenant: event id → bit mask of LEEF detection indexes seen (bit 0 also for
+    /// records without an index). Indexes ≥ 64 go to `high_detections`.
+    ids: Vec<HashMap<u128, u64>>,
+    high_detections: std::collections::HashSet<(usize, u128, u32)>,
+    records: u64,
+    duplicates: u64,
+    malformed: u64,
+    bytes: u64,
+    connections: u64,
+    first_record_us: Option<u128>,
+    last_record_us: u128,
+    /// Added latency per record in µs (after the warm-up).
+    latencies_us: Vec<i64>,
+}
+
+type Shared = Arc<Mutex<Tally>>;
+
+fn main() {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("bench_receiver: cannot start a runtime: {error}");
+            std::process::exit(2);
+        }
+    };
+    let code = match runtime.block_on(run(args)) {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(error) => {
+            eprintln!("bench_receiver: {error:#}");
+            2
+        }
+    };
+    let _ = std::io::stdout().flush();
+    // Connection tasks may still be reading; nothing of theirs is needed any more.
+    std::process::exit(code);
+}
+
+async fn run(args: Args) -> anyhow::Result<bool> {
+    mrav2_syslog_connector::tls::install_crypto_provider();
+    let acceptor = match args.transport {
+        Transport::Tcp => None,
+        Transport::Tls => {
+            let ca_out = args
+                .ca_out
+                .as_ref()
+                .context("--transport tls needs --ca-out FILE")?;
+            Some(tls_acceptor(ca_out)?)
+        }
+    };
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    println!("listening on {addr}");
+    std::io::stdout().flush()?;
+
+    let tally: Shared = Arc::new(Mutex::new(Tally {
+        ids: args
+            .tenants
+            .iter()
+            .map(|_| HashMap::with_capacity(args.expect / args.tenants.len().max(1)))
+            .collect(),
+        ..Tally::default()
+    }));
+    let extractor = Arc::new(Extractor::new(args.format, &args.tenants));
+    let latency = args
+        .latency
+        .then(|| Duration::from_secs_f64(args.latency_warmup));
+    tokio::spawn(accept_loop(
+        listener,
+        acceptor,
+        extractor,
+        tally.clone(),
+        latency,
+    ));
+
+    // Wait for the first record.
+    let started = Instant::now();
+    let start_timeout = Duration::from_secs_f64(args.start_timeout);
+    while lock(&tally).first_record_us.is_none() {
+        if started.elapsed() > start_timeout {
+            bail!("no record arrived within {} s", args.start_timeout);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    if let Some(duration) = args.duration {
+        tokio::time::sleep(Duration::from_secs_f64(duration)).await;
+    }
+
+    let client = reqwest::Client::builder()
+        .build()
+        .context("building an HTTP client")?;
+    let expected = fetch_ids(&client, &args.sim, &args.tenants).await?;
+    let idle_timeout = Duration::from_secs_f64(args.idle_timeout);
+    let mut last_seen = (0u64, Instant::now());
+    loop {
+        {
+            let tally = lock(&tally);
+            if all_arrived(&tally, &expected) {
+                break;
+            }
+            if tally.records != last_seen.0 {
+                last_seen = (tally.records, Instant::now());
+            } else if last_seen.1.elapsed() > idle_timeout {
+                eprintln!(
+                    "bench_receiver: no record for {} s; checking what arrived",
+                    args.idle_timeout
+                );
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Duplicates, if any, would come right behind.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let generated = fetch_ids(&client, &args.sim, &args.tenants).await?;
+
+    let tally = lock(&tally);
+    Ok(report(&args, &tally, &expected, &generated))
+}
+
+/// Prints the `key=value` report; true when exactly-once holds.
+fn report(args: &Args, tally: &Tally, expected: &[Vec<u128>], generated: &[Vec<u128>]) -> bool {
+    let mut missing = 0u64;
+    let mut unexpected = 0u64;
+    let mut received = 0u64;
+    for (t, ids) in tally.ids.iter().enumerate() {
+        received += ids.len() as u64;
+        missing += expected[t]
+            .iter()
+            .filter(|id| !ids.contains_key(id))
+            .count() as u64;
+        let known: std::collections::HashSet<&u128> = generated[t].iter().collect();
+        unexpected += ids.keys().filter(|id| !known.contains(id)).count() as u64;
+    }
+    let expected_total: usize = expected.iter().map(Vec::len).sum();
+    let ok = missing == 0
+        && unexpected == 0
+        && tally.duplicates == 0
+        && tally.malformed == 0
+        && expected_total > 0;
+    let mut out = String::new();
+    let mut line = |key: &str, value: String| {
+        out.push_str(key);
+        out.push('=');
+        out.push_str(&value);
+        out.push('\n');
+    };
+    line("result", if ok { "ok" } else { "FAILED" }.into());
+    line("tenants", args.tenants.len().to_string());
+    line("connections", tally.connections.to_string());
+    line("events_expected", expected_total.to_string());
+    line("events_received", received.to_string());
+    line("records", tally.records.to_string());
+    line("duplicates", tally.duplicates.to_string());
+    line("missing", missing.to_string());
+    line("unexpected", unexpected.to_string());
+    line("malformed", tally.malformed.to_string());
+    line("bytes", tally.bytes.to_string());
+    line(
+        "first_record_unix",
+        seconds(tally.first_record_us.unwrap_or_default()),
+    );
+    line("last_record_unix", seconds(tally.last_record_us));
+    if args.latency {
+        let mut l = tally.latencies_us.clone();
+        l.sort_unstable();
+        let pick = |q: f64| -> String {
+            if l.is_empty() {
+                return "n/a".into();
+            }
+            let index = ((l.len() as f64 * q).ceil() as usize).clamp(1, l.len()) - 1;
+            format!("{:.1}", l[index] as f64 / 1000.0)
+        };
+        line("latency_samples", l.len().to_string());
+        line("latency_p50_ms", pick(0.50));
+        line("latency_p99_ms", pick(0.99));
+        line("latency_max_ms", pick(1.0));
+    }
+    print!("{out}");
+    ok
+}
+
+fn seconds(us: u128) -> String {
+    format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
+}
+
+fn lock(tally: &Shared) -> std::sync::MutexGuard<'_, Tally> {
+    tally.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn all_arrived(tally: &Tally, expected: &[Vec<u128>]) -> bool {
+    tally.ids.iter().zip(expected).all(|(ids, expected)| {
+        ids.len() >= expected.len() && expected.iter().all(|id| ids.contains_key(id))
+    })
+}
+
+/// The simulator's generated ids per tenant, parsed.
+async fn fetch_ids(
+    client: &reqwest::Client,
+    sim: &str,
+    tenants: &[String],
+) -> anyhow::Result<Vec<Vec<u128>>> {
+    let mut all = Vec::with_capacity(tenants.len());
+    for tenant in tenants {
+        let url = format!("{}/_sim/events?tenant={tenant}", sim.trim_end_matches('/'));
+        let response = client
+            .get(&url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .with_context(|| format!("GET {url}"))?;
+        let ids: Vec<String> = response
+            .json()
+            .await
+            .with_context(|| format!("GET {url}: not a JSON array of ids"))?;
+        let parsed = ids
+            .iter()
+            .map(|id| parse_uuid(id.as_bytes()).with_context(|| format!("{url}: bad id {id:?}")))
+            .collect::<anyhow::Result<Vec<u128>>>()?;
+        all.push(parsed);
+    }
+    Ok(all)
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    extractor: Arc<Extractor>,
+    tally: Shared,
+    latency: Option<Duration>,
+) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                eprintln!("bench_receiver: accept: {error}");
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        lock(&tally).connections += 1;
+        let (extractor, tally, acceptor) = (extractor.clone(), tally.clone(), acceptor.clone());
+        tokio::spawn(async move {
+            let result = match acceptor {
+                None => read_records(stream, &extractor, &tally, latency).await,
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(tls) => read_records(tls, &extractor, &tally, latency).await,
+                    Err(error) => Err(error),
+                },
+            };
+            if let Err(error) = result {
+                eprintln!("bench_receiver: connection: {error}");
+            }
+        });
+    }
+}
+
+/// Reads one connection to its end, splitting records in big reads.
+async fn read_records<S: AsyncRead + Unpin>(
+    mut stream: S,
+    extractor: &Extractor,
+    tally: &Shared,
+    latency: Option<Duration>,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut filled = 0;
+    let mut parsed: Vec<Record> = Vec::with_capacity(4096);
+    loop {
+        if filled == buf.len() {
+            // One frame larger than the buffer: make room for it.
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = stream.read(&mut buf[filled..]).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let arrived_us = now_us();
+        filled += n;
+        let mut malformed = 0u64;
+        let consumed = split_frames(&buf[..filled], |record| {
+            match extractor.record(record, latency.is_some()) {
+                Some(r) => parsed.push(r),
+                None => malformed += 1,
+            }
+        });
+        tally_records(
+            tally,
+            &mut parsed,
+            malformed,
+            consumed as u64,
+            arrived_us,
+            latency,
+        );
+        buf.copy_within(consumed..filled, 0);
+        filled -= consumed;
+    }
+}
+
+fn tally_records(
+    tally: &Shared,
+    parsed: &mut Vec<Record>,
+    malformed: u64,
+    bytes: u64,
+    arrived_us: u128,
+    latency: Option<Duration>,
+) {
+    let mut tally = lock(tally);
+    let tally = &mut *tally;
+    if parsed.is_empty() && malformed == 0 {
+        return;
+    }
+    let first = *tally.first_record_us.get_or_insert(arrived_us);
+    tally.last_record_us = tally.last_record_us.max(arrived_us);
+    tally.records += parsed.len() as u64 + malformed;
+    tally.malformed += malformed;
+    tally.bytes += bytes;
+    let measure = latency.is_some_and(|warmup| arrived_us >= first + warmup.as_micros());
+    for record in parsed.drain(..) {
+        let duplicate = if record.detection < 64 {
+            let bit = 1u64 << record.detection;
+            let seen = tally.ids[record.tenant].entry(record.id).or_insert(0);
+            let duplicate = *seen & bit != 0;
+            *seen |= bit;
+            duplicate
+        } else {
+            tally.ids[record.tenant].entry(record.id).or_insert(0);
+            !tally
+                .high_detections
+                .insert((record.tenant, record.id, record.detection))
+        };
+        tally.duplicates += u64::from(duplicate);
+        if let (true, Some(created_ms)) = (measure, record.created_ms) {
+            let added = arrived_us as i64 - created_ms * 1000;
+            tally.latencies_us.push(added);
+        }
+    }
+}
+
+/// Calls `each` with every complete record in `bytes` (framing removed) and returns how
+/// many bytes were consumed; the rest is the start of an incomplete frame.
+fn split_frames(bytes: &[u8], mut each: impl FnMut(&[u8])) -> usize {
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let rest = &bytes[pos..];
+        if rest[0].is_ascii_digit() {
+            // Octet counting: MSG-LEN SP RECORD.
+            let Some(space) = memchr(b' ', &rest[..rest.len().min(12)]) else {
+                if rest.len() >= 12 {
+                    // Not a length after all: skip to the next LF and go on.
+                    each(b"");
+                    match memchr(b'\n', rest) {
+                        Some(lf) => pos += lf + 1,
+                        None => return pos,
+                    }
+                    continue;
+                }
+                return pos;
+            };
+            let len: Option<usize> = std::str::from_utf8(&rest[..space])
+                .ok()
+                .and_then(|s| s.parse().ok());
+            let Some(len) = len else {
+                each(b"");
+                pos += space + 1;
+                continue;
+            };
+            let end = space + 1 + len;
+            if rest.len() < end {
+                return pos;
+            }
+            each(&rest[space + 1..end]);
+            pos += end;
+        } else {
+            // LF framing (or garbage, which `each` reports as malformed).
+            match memchr(b'\n', rest) {
+                Some(lf) => {
+                    each(&rest[..lf]);
+                    pos += lf + 1;
+                }
+                None => return pos,
+            }
+        }
+    }
+    pos
+}
+
+impl Extractor {
+    fn new(format: Format, tenants: &[String]) -> Extractor {
+        let (id, tenant, created): (&[u8], &[u8], &[u8]) = match format {
+            Format::Leef => (b"lookoutId=", b"lookoutEntName=", b"devTime="),
+            Format::SplunkJson => (b"\"id\":\"", b"\"entName\":\"", b"\"created_time\":\""),
+            Format::SplunkKv => (b" id=\"", b"entName=\"", b"created_time=\""),
+        };
+        Extractor {
+            format,
+            tenants: (tenants.len() > 1)
+                .then(|| tenants.iter().map(|t| t.as_bytes().to_vec()).collect()),
+            id: Finder::new(id).into_owned(),
+            tenant: Finder::new(tenant).into_owned(),
+            tenant_rev: FinderRev::new(tenant).into_owned(),
+            detection: Finder::new(b"smishingDetectionIndex=").into_owned(),
+            created: Finder::new(created).into_owned(),
+        }
+    }
+
+    /// The fields of one record, or `None` when it is malformed.
+    fn record(&self, record: &[u8], with_created: bool) -> Option<Record> {
+        if record.first() != Some(&b'<') {
+            return None;
+        }
+        let at = self.id.find(record)? + self.id.needle().len();
+        let id = parse_uuid(record.get(at..at + 36)?)?;
+        let tenant = match &self.tenants {
+            None => 0,
+            Some(names) => {
+                let value = match self.format {
+                    Format::Leef => after(record, self.tenant.find(record)?, &self.tenant, b'\t'),
+                    _ => after(record, self.tenant_rev.rfind(record)?, &self.tenant, b'"'),
+                };
+                names.iter().position(|n| n.as_slice() == value)?
+            }
+        };
+        let detection = match self.format {
+            Format::Leef => match self.detection.find(record) {
+                Some(at) => {
+                    let digits = after(record, at, &self.detection, b'\t');
+                    std::str::from_utf8(digits).ok()?.parse().ok()?
+                }
+                None => 0,
+            },
+            _ => 0,
+        };
+        let created_ms = if with_created {
+            self.created_ms(record)
+        } else {
+            None
+        };
+        Some(Record {
+            tenant,
+            id,
+            detection,
+            created_ms,
+        })
+    }
+
+    fn created_ms(&self, record: &[u8]) -> Option<i64> {
+        let at = self.created.find(record)?;
+        match self.format {
+            Format::Leef => {
+                let digits = after(record, at, &self.created, b'\t');
+                std::str::from_utf8(digits).ok()?.parse().ok()
+            }
+            _ => {
+                let text = std::str::from_utf8(after(record, at, &self.created, b'"')).ok()?;
+                chrono::DateTime::parse_from_rfc3339(text)
+                    .ok()
+                    .map(|t| t.timestamp_millis())
+            }
+        }
+    }
+}
+
+/// The value that starts after the needle found at `at` and ends at `end` (or at the
+/// end of the record).
+fn after<'r>(record: &'r [u8], at: usize, needle: &Finder<'_>, end: u8) -> &'r [u8] {
+    let value = &record[at + needle.needle().len()..];
+    match memchr(end, value) {
+        Some(stop) => &value[..stop],
+        None => value,
+    }
+}
+
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` → its 128 bits.
+fn parse_uuid(text: &[u8]) -> Option<u128> {
+    if text.len() != 36 {
+        return None;
+    }
+    let mut value = 0u128;
+    for (i, &b) in text.iter().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            if b != b'-' {
+                return None;
+            }
+            continue;
+        }
+        let digit = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => return None,
+        };
+        value = (value << 4) | u128::from(digit);
+    }
+    Some(value)
+}
+
+fn now_us() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or_default()
+}
+
+/// A CA and a server certificate for `127.0.0.1` and `localhost`, made now; the CA
+/// certificate is written to `ca_out`.
+fn tls_acceptor(ca_out: &std::path::Path) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose,
+    };
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.distinguished_name
+        .push(DnType::CommonName, "bench_receiver CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate()?)?;
+
+    let mut server = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])?;
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    server.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_key = KeyPair::generate()?;
+    let server_cert = server.signed_by(&server_key, &ca)?;
+    std::fs::write(ca_out, ca.pem()).with_context(|| format!("writing {}", ca_out.display()))?;
+
+    let config =
+        rustls::ServerConfig::builder_with_provider(mrav2_syslog_connector::tls::crypto_provider())
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from(server_cert.der().to_vec())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+            )?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_of_both_kinds_split() {
+        let mut seen = Vec::new();
+        let bytes = b"<14>a b\n5 <1>cd<2>x\n7 <3>ef";
+        let consumed = split_frames(bytes, |r| seen.push(r.to_vec()));
+        assert_eq!(
+            seen,
+            [b"<14>a b".to_vec(), b"<1>cd".to_vec(), b"<2>x".to_vec()]
+        );
+        assert_eq!(&bytes[consumed..], b"7 <3>ef");
+    }
+
+    #[test]
+    fn uuids_parse() {
+        assert_eq!(
+            parse_uuid(b"01a1aac4-759e-7c9d-bf7a-861b26a9b1a3"),
+            Some(0x01a1aac4_759e_7c9d_bf7a_861b26a9b1a3)
+        );
+        assert_eq!(parse_uuid(b"01a1aac4x759e-7c9d-bf7a-861b26a9b1a3"), None);
+    }
+}
