@@ -319,15 +319,22 @@ impl Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:", self.file.display())?;
+        write!(f, "{}", self.file.display())?;
+        let mut place = String::new();
         if let Some(section) = &self.section {
-            write!(f, " [{}]", printable(section))?;
+            place.push_str(&format!("[{}]", printable(section)));
         }
         if let Some(key) = &self.key {
-            write!(f, " {}", printable(key))?;
+            if !place.is_empty() {
+                place.push(' ');
+            }
+            place.push_str(&printable(key));
         }
         if let Some(value) = &self.value {
-            write!(f, " = \"{}\"", printable(value))?;
+            place.push_str(&format!(" = \"{}\"", printable(value)));
+        }
+        if !place.is_empty() {
+            write!(f, ": {place}")?;
         }
         write!(f, ": {}", self.message)
     }

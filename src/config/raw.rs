@@ -70,9 +70,8 @@ pub fn parse(file: &Path, text: &str, problems: &mut Vec<Problem>) -> RawIni {
             problems.push(Problem::file(
                 file,
                 format!(
-                    "cannot parse line {} column {}: {}; write `[section]` headers and `key = value` lines",
+                    "cannot parse line {}: {}; write `[section]` headers and `key = value` lines",
                     e.line,
-                    e.col,
                     e.msg.trim_end_matches('.').to_lowercase()
                 ),
             ));
@@ -217,7 +216,7 @@ mod tests {
         assert_eq!(
             problems_of("[syslog]\n= 5\n"),
             [
-                "config.ini: cannot parse line 2 column 1: missing key; write `[section]` headers and `key = value` lines"
+                "config.ini: cannot parse line 2: missing key; write `[section]` headers and `key = value` lines"
             ]
         );
     }
