@@ -69,11 +69,7 @@ pub fn parse(file: &Path, text: &str, problems: &mut Vec<Problem>) -> RawIni {
         Err(e) => {
             problems.push(Problem::file(
                 file,
-                format!(
-                    "cannot parse line {}: {}; write `[section]` headers and `key = value` lines",
-                    e.line,
-                    e.msg.trim_end_matches('.').to_lowercase()
-                ),
+                format!("cannot parse line {}: {}", e.line, syntax_reason(&e.msg)),
             ));
             return RawIni::default();
         }
@@ -123,6 +119,18 @@ pub fn parse(file: &Path, text: &str, problems: &mut Vec<Problem>) -> RawIni {
         raw.sections.push(section);
     }
     raw
+}
+
+/// rust-ini's message in the words of this program: what is wrong; what to write.
+fn syntax_reason(msg: &str) -> String {
+    let what = if msg.contains("EOF") {
+        "unexpected end of file (a key without `= value`, or a `[section` without `]`)".to_string()
+    } else if msg.contains("inline comment") {
+        return "a comment after a header or value; put comments on their own line".to_string();
+    } else {
+        msg.trim_end_matches('.').to_lowercase()
+    };
+    format!("{what}; write `[section]` headers and `key = value` lines")
 }
 
 #[cfg(test)]
@@ -208,6 +216,26 @@ mod tests {
         assert_eq!(
             problems_of("[lookout]\napi_key = a\napi_key = b\n"),
             ["config.ini: [lookout] api_key = \"***\": set more than once in this section; keep one"]
+        );
+    }
+
+    #[test]
+    fn syntax_error_at_end_of_file() {
+        assert_eq!(
+            problems_of("[syslog]\nport"),
+            [
+                "config.ini: cannot parse line 2: unexpected end of file (a key without `= value`, or a `[section` without `]`); write `[section]` headers and `key = value` lines"
+            ]
+        );
+    }
+
+    #[test]
+    fn syntax_error_inline_comment() {
+        assert_eq!(
+            problems_of("[syslog] ; destination\nport = 1\n"),
+            [
+                "config.ini: cannot parse line 1: a comment after a header or value; put comments on their own line"
+            ]
         );
     }
 
