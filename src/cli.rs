@@ -314,7 +314,14 @@ mod tests {
             }]
         );
         assert_eq!(
-            (s.token_ttl, s.heartbeat_ms, s.seed, s.events, s.rate, s.batch_size),
+            (
+                s.token_ttl,
+                s.heartbeat_ms,
+                s.seed,
+                s.events,
+                s.rate,
+                s.batch_size
+            ),
             (7200, 5000, 1, 1000, 1, 10)
         );
         assert_eq!(s.types, EventType::ALL);
@@ -383,7 +390,13 @@ mod tests {
             &["simulate"][..],
             &["simulate", "--listen", "nowhere"],
             &["simulate", "--listen", "127.0.0.1:0", "--batch-size", "0"],
-            &["simulate", "--listen", "127.0.0.1:0", "--batch-size", "1001"],
+            &[
+                "simulate",
+                "--listen",
+                "127.0.0.1:0",
+                "--batch-size",
+                "1001",
+            ],
             &["simulate", "--listen", "127.0.0.1:0", "--tenant", "nokey"],
             &["simulate", "--listen", "127.0.0.1:0", "--types", "THREAT,X"],
             &["simulate", "--listen", "127.0.0.1:0", "--tls-cert", "c.pem"],

@@ -2,7 +2,9 @@
 //! start-up log. They never include a secret: API keys and proxy passwords are not part
 //! of any summary, and proxy addresses carry no credentials once validated.
 
-use super::{Config, Format, Framing, HeaderFormat, HeaderTime, Protocol, ProxyConfig, TenantConfig};
+use super::{
+    Config, Format, Framing, HeaderFormat, HeaderTime, Protocol, ProxyConfig, TenantConfig,
+};
 
 impl TenantConfig {
     /// `api_domain` as text without a trailing `/`, ready for `format!("{base}/path")`.
@@ -29,7 +31,11 @@ impl TenantConfig {
             Protocol::Udp => format!("udp {}:{}", s.host, s.port),
             Protocol::Tcp | Protocol::Tls => format!(
                 "{} {}:{} ({} framing{})",
-                if s.protocol == Protocol::Tls { "tls" } else { "tcp" },
+                if s.protocol == Protocol::Tls {
+                    "tls"
+                } else {
+                    "tcp"
+                },
                 s.host,
                 s.port,
                 match s.framing {
@@ -40,8 +46,16 @@ impl TenantConfig {
                     format!(
                         ", server name {}{}{}",
                         s.tls.server_name,
-                        if s.tls.verify { "" } else { ", verification off" },
-                        if s.tls.client_auth.is_some() { ", client certificate" } else { "" }
+                        if s.tls.verify {
+                            ""
+                        } else {
+                            ", verification off"
+                        },
+                        if s.tls.client_auth.is_some() {
+                            ", client certificate"
+                        } else {
+                            ""
+                        }
                     )
                 } else {
                     String::new()

@@ -568,11 +568,9 @@ impl Check<'_, '_> {
                     );
                     match scope.lookout("entity_name") {
                         Some(e) => self.bad(e, message),
-                        None => self.problems.push(Problem::section(
-                            self.file,
-                            section,
-                            message,
-                        )),
+                        None => self
+                            .problems
+                            .push(Problem::section(self.file, section, message)),
                     }
                 } else {
                     names.push((suffix, section.to_string()));
@@ -643,7 +641,8 @@ impl Check<'_, '_> {
                                 .strip_prefix("syslog_")
                                 .is_some_and(|k| SYSLOG_KEYS.contains(&k))));
                 if !known {
-                    let mut message = format!("unknown key; accepted keys are {}", accepted.join(", "));
+                    let mut message =
+                        format!("unknown key; accepted keys are {}", accepted.join(", "));
                     if is_tenant {
                         message.push_str(
                             " and the [syslog] keys prefixed with syslog_ (e.g. syslog_host)",
@@ -731,7 +730,10 @@ impl Check<'_, '_> {
             None => Some(None),
             Some(e) => match parse_timestamp(e.value) {
                 None => {
-                    self.bad(e, "not an iso-8601 time; expected e.g. 2026-11-20T00:00:00Z");
+                    self.bad(
+                        e,
+                        "not an iso-8601 time; expected e.g. 2026-11-20T00:00:00Z",
+                    );
                     None
                 }
                 Some((t, has_offset)) => {
@@ -798,7 +800,10 @@ impl Check<'_, '_> {
         let url = match Url::parse(e.value) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => url,
             _ => {
-                self.bad(e, "not an http or https url; expected e.g. https://api.lookout.com");
+                self.bad(
+                    e,
+                    "not an http or https url; expected e.g. https://api.lookout.com",
+                );
                 return None;
             }
         };
@@ -1260,14 +1265,12 @@ impl Check<'_, '_> {
         } else {
             (Some(url_user), url_password.map(Secret::new))
         };
-        ok.then(|| {
-            ProxyConfig::Explicit(Proxy {
-                address: url,
-                username: user,
-                password: pass,
-                no_proxy,
-            })
-        })
+        ok.then_some(ProxyConfig::Explicit(Proxy {
+            address: url,
+            username: user,
+            password: pass,
+            no_proxy,
+        }))
     }
 
     fn connector(&mut self, section: Option<&RawSection>) -> Option<ConnectorConfig> {
@@ -1502,8 +1505,7 @@ fn parse_leef_delimiter(v: &str) -> Option<char> {
 
 fn is_entity_name(v: &str) -> bool {
     !v.is_empty()
-        && v
-            .chars()
+        && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
@@ -1521,8 +1523,7 @@ fn is_hostname(v: &str) -> bool {
 
 fn is_app_name(v: &str) -> bool {
     v.len() <= 32
-        && v
-            .chars()
+        && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
@@ -1556,7 +1557,10 @@ fn split_offset(text: &str) -> Option<(&str, Option<i64>)> {
     }
     let (h, m) = match digits.len() {
         2 => (digits.parse::<i64>().ok()?, 0),
-        4 => (digits[..2].parse::<i64>().ok()?, digits[2..].parse::<i64>().ok()?),
+        4 => (
+            digits[..2].parse::<i64>().ok()?,
+            digits[2..].parse::<i64>().ok()?,
+        ),
         _ => return None,
     };
     if h > 23 || m > 59 {

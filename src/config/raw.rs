@@ -170,7 +170,10 @@ mod tests {
     #[test]
     fn double_percent_is_one_percent() {
         let raw = parse_ok("[proxy]\npassword = 50%%off\n");
-        assert_eq!(raw.section("proxy").unwrap().get("password"), Some("50%off"));
+        assert_eq!(
+            raw.section("proxy").unwrap().get("password"),
+            Some("50%off")
+        );
     }
 
     #[test]
@@ -215,7 +218,9 @@ mod tests {
     fn duplicate_secret_key_hides_the_value() {
         assert_eq!(
             problems_of("[lookout]\napi_key = a\napi_key = b\n"),
-            ["config.ini: [lookout] api_key = \"***\": set more than once in this section; keep one"]
+            [
+                "config.ini: [lookout] api_key = \"***\": set more than once in this section; keep one"
+            ]
         );
     }
 

@@ -2,9 +2,7 @@
 //! and `config.ini.example` kept in step with the validator.
 
 use crate::kit::connector;
-use mrav2_syslog_connector::config::load::{
-    CONNECTOR_KEYS, LOOKOUT_KEYS, PROXY_KEYS, SYSLOG_KEYS,
-};
+use mrav2_syslog_connector::config::load::{CONNECTOR_KEYS, LOOKOUT_KEYS, PROXY_KEYS, SYSLOG_KEYS};
 use mrav2_syslog_connector::config::{Format, load_str_with_env};
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -87,7 +85,10 @@ fn the_example_documents_every_key_in_its_section() {
             }
         }
     }
-    assert!(missing.is_empty(), "not documented in config.ini.example: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "not documented in config.ini.example: {missing:?}"
+    );
 }
 
 #[test]
@@ -107,7 +108,10 @@ fn check_config_prints_a_summary_without_secrets() {
     ] {
         assert!(so.contains(expected), "{expected:?} not in:\n{so}");
     }
-    assert!(!so.contains("sekrit") && !se.contains("sekrit"), "{so}\n{se}");
+    assert!(
+        !so.contains("sekrit") && !se.contains("sekrit"),
+        "{so}\n{se}"
+    );
 }
 
 #[test]
@@ -127,14 +131,23 @@ fn known_failures_37_every_problem_at_once_exit_78() {
         assert_eq!(out.status.code(), Some(78), "{args:?}\n{se}");
         let file = path.display();
         for line in [
-            format!("{file}: [lookout] api_key: missing; set api_key, api_key_file or MRAV2_API_KEY"),
-            format!("{file}: [lookout]: threat_enabled, device_enabled, audit_enabled and smishing_enabled are all false; enable at least one event type"),
-            format!("{file}: [syslog] port = \"99999\": not a port; expected a number from 1 to 65535"),
+            format!(
+                "{file}: [lookout] api_key: missing; set api_key, api_key_file or MRAV2_API_KEY"
+            ),
+            format!(
+                "{file}: [lookout]: threat_enabled, device_enabled, audit_enabled and smishing_enabled are all false; enable at least one event type"
+            ),
+            format!(
+                "{file}: [syslog] port = \"99999\": not a port; expected a number from 1 to 65535"
+            ),
         ] {
             assert!(se.lines().any(|l| l == line), "missing {line:?} in:\n{se}");
         }
         assert!(se.contains("3 configuration problems"), "{se}");
-        assert!(!se.contains("not implemented"), "config is checked first:\n{se}");
+        assert!(
+            !se.contains("not implemented"),
+            "config is checked first:\n{se}"
+        );
     }
 }
 
@@ -149,9 +162,8 @@ fn known_failures_3_unknown_forwarder_type_exits_78() {
 
 #[test]
 fn the_environment_supplies_the_key() {
-    let (_dir, path) = config_file(
-        "[lookout]\nentity_name = acme-eu\napi_domain = https://api.lookout.com\n",
-    );
+    let (_dir, path) =
+        config_file("[lookout]\nentity_name = acme-eu\napi_domain = https://api.lookout.com\n");
     let out = connector()
         .args(["check-config", "--config", path_arg(&path)])
         .env("MRAV2_API_KEY_ACME_EU", "from-env")
@@ -182,7 +194,10 @@ fn a_missing_file_exits_78() {
     let out = run(&["check-config", "--config", "/nonexistent/config.ini"]);
     let se = stderr(&out);
     assert_eq!(out.status.code(), Some(78), "{se}");
-    assert!(se.contains("/nonexistent/config.ini: cannot read the file: no such file"), "{se}");
+    assert!(
+        se.contains("/nonexistent/config.ini: cannot read the file: no such file"),
+        "{se}"
+    );
 }
 
 #[test]
@@ -202,7 +217,13 @@ fn daemon_without_pid_file_is_a_usage_error() {
 
 #[test]
 fn usage_errors_exit_2() {
-    for args in [&[][..], &["run"], &["--bogus"], &["simulate"], &["demo", "--format", "cef"]] {
+    for args in [
+        &[][..],
+        &["run"],
+        &["--bogus"],
+        &["simulate"],
+        &["demo", "--format", "cef"],
+    ] {
         let out = run(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
     }
