@@ -925,7 +925,7 @@ impl Check<'_, '_> {
         let use_udp = self.parse(use_udp_entry, None, |v| parse_bool(v).map(Some), BOOL_MSG);
         let protocol = match (protocol, use_udp, protocol_entry, use_udp_entry) {
             (Some(p), Some(Some(udp)), Some(pe), Some(ue)) => {
-                if udp != (p == Protocol::Udp) && (udp || p == Protocol::Udp) {
+                if udp != (p == Protocol::Udp) {
                     self.bad(
                         ue,
                         format!(
@@ -1000,12 +1000,13 @@ impl Check<'_, '_> {
             },
             "unknown forwarder type; expected qradar or splunk",
         );
-        let format = match (splunk?, splunk_kv?) {
-            (true, true) => Format::SplunkKv,
-            (true, false) => Format::SplunkJson,
-            (false, _) => Format::Leef {
-                delimiter: delimiter?,
-            },
+        // No `?` before the end of this function: every key is checked even after a
+        // problem, so all problems are reported at once.
+        let format = match (splunk, splunk_kv, delimiter) {
+            (Some(true), Some(true), _) => Some(Format::SplunkKv),
+            (Some(true), Some(false), _) => Some(Format::SplunkJson),
+            (Some(false), _, Some(delimiter)) => Some(Format::Leef { delimiter }),
+            _ => None,
         };
 
         let header = self.parse(
@@ -1088,9 +1089,10 @@ impl Check<'_, '_> {
                 }
             }
         }
-        let hostname = match (hostname_key?, qradar_identifier?) {
-            (Some(h), _) | (None, Some(h)) => h,
-            (None, None) => sanitize_hostname(&self.ctx.machine_hostname),
+        let hostname = match (hostname_key, qradar_identifier) {
+            (Some(Some(h)), _) | (Some(None), Some(Some(h))) => Some(h),
+            (Some(None), Some(None)) => Some(sanitize_hostname(&self.ctx.machine_hostname)),
+            _ => None,
         };
 
         let max_message_size = match protocol {
@@ -1119,12 +1121,12 @@ impl Check<'_, '_> {
             port: port?,
             protocol: protocol?,
             framing: framing?,
-            format,
+            format: format?,
             header: header?,
             facility: facility?,
             app_name: app_name?,
             header_time: header_time?,
-            hostname,
+            hostname: hostname?,
             custom_identifier: custom_identifier?,
             max_message_size: max_message_size?,
             tls: tls?,

@@ -621,6 +621,50 @@ fn every_problem_is_collected() {
 }
 
 #[test]
+fn syslog_problems_are_all_collected() {
+    let text = syslog(
+        "forwarder_type = splunkk\nleef_delimiter = a\nhostname = a b\nlog_identifier_key = qradarLogSourceIdentifier\n\
+         log_identifier = c d\nfacility = x\nmax_message_size = 1\ncert_file = /c\ntls_verify = x\nprotocol = x\nport = x",
+    );
+    let keys: Vec<String> = load(&text)
+        .unwrap_err()
+        .problems
+        .into_iter()
+        .filter_map(|p| p.key)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "protocol",
+            "port",
+            "leef_delimiter",
+            "forwarder_type",
+            "facility",
+            "hostname",
+            "log_identifier",
+            "max_message_size",
+            "cert_file",
+            "tls_verify"
+        ]
+    );
+}
+
+#[test]
+fn problems_carry_structured_fields() {
+    let e = load(&syslog("port = x")).unwrap_err();
+    assert_eq!(
+        e.problems,
+        [Problem {
+            file: PathBuf::from("config.ini"),
+            section: Some("syslog".into()),
+            key: Some("port".into()),
+            value: Some("x".into()),
+            message: "not a port; expected a number from 1 to 65535".into(),
+        }]
+    );
+}
+
+#[test]
 fn config_error_prints_one_problem_per_line() {
     let e = load("[lookout]\n").unwrap_err();
     assert_eq!(
