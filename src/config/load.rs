@@ -1115,6 +1115,7 @@ impl Check<'_, '_> {
         };
 
         let tls = self.tls(scope, protocol, host_entry, host.as_deref());
+        self.ignored_keys(scope, protocol, splunk);
 
         Some(SyslogConfig {
             host: host?,
@@ -1131,6 +1132,47 @@ impl Check<'_, '_> {
             max_message_size: max_message_size?,
             tls: tls?,
         })
+    }
+
+    /// Warns about keys that are valid but do nothing with this protocol or format.
+    fn ignored_keys(
+        &mut self,
+        scope: &Scope<'_>,
+        protocol: Option<Protocol>,
+        splunk: Option<bool>,
+    ) {
+        if let Some(p @ (Protocol::Udp | Protocol::Stdout)) = protocol {
+            if let Some(e) = scope.syslog("framing") {
+                let name = if p == Protocol::Udp { "udp" } else { "stdout" };
+                self.warn(
+                    e,
+                    format!("ignored with protocol {name} (framing applies to tcp and tls)"),
+                );
+            }
+        }
+        if protocol.is_some_and(|p| p != Protocol::Tls) {
+            for key in [
+                "ca_file",
+                "cert_file",
+                "key_file",
+                "tls_verify",
+                "tls_server_name",
+            ] {
+                if let Some(e) = scope.syslog(key) {
+                    self.warn(e, "ignored because protocol is not tls");
+                }
+            }
+        }
+        let unused = match splunk {
+            Some(true) => Some(("leef_delimiter", "splunk")),
+            Some(false) => Some(("splunk_format", "qradar")),
+            None => None,
+        };
+        if let Some((key, forwarder)) = unused {
+            if let Some(e) = scope.syslog(key) {
+                self.warn(e, format!("ignored because forwarder_type is {forwarder}"));
+            }
+        }
     }
 
     fn tls(

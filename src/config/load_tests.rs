@@ -1094,6 +1094,27 @@ warning!(
     "config.ini: [syslog] tls_verify = \"false\": certificate and host name checks are off; anyone on the network path can read and alter the records"
 );
 
+warning!(
+    warn_framing_ignored,
+    syslog("protocol = udp\nframing = lf"),
+    "config.ini: [syslog] framing = \"lf\": ignored with protocol udp (framing applies to tcp and tls)"
+);
+warning!(
+    warn_tls_key_ignored,
+    syslog("tls_server_name = siem.example.com"),
+    "config.ini: [syslog] tls_server_name = \"siem.example.com\": ignored because protocol is not tls"
+);
+warning!(
+    warn_leef_delimiter_ignored,
+    syslog("forwarder_type = splunk\nleef_delimiter = |"),
+    "config.ini: [syslog] leef_delimiter = \"|\": ignored because forwarder_type is splunk"
+);
+warning!(
+    warn_splunk_format_ignored,
+    syslog("splunk_format = kv"),
+    "config.ini: [syslog] splunk_format = \"kv\": ignored because forwarder_type is qradar"
+);
+
 #[test]
 fn recent_start_time_does_not_warn() {
     let c = ok(&format!("{BASE}start_time = 2026-11-13T00:00:00Z\n"));
