@@ -87,7 +87,7 @@ impl TenantConfig {
             format,
             header,
             time,
-            s.facility,
+            facility_name(s.facility),
             s.app_name,
             s.hostname,
             s.max_message_size,
@@ -96,6 +96,19 @@ impl TenantConfig {
             out.push_str(&format!("\n  identifier:  {k}={v}"));
         }
         out
+    }
+}
+
+/// `user (1)`, or the bare number for facilities without an agreed name (13–15).
+fn facility_name(facility: u8) -> String {
+    const NAMES: [&str; 13] = [
+        "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+        "authpriv", "ftp", "ntp",
+    ];
+    match facility {
+        0..=12 => format!("{} ({facility})", NAMES[usize::from(facility)]),
+        16..=23 => format!("local{} ({facility})", facility - 16),
+        _ => facility.to_string(),
     }
 }
 
@@ -124,5 +137,42 @@ impl Config {
             out.push_str(&format!("metrics: http://{addr}/metrics\n"));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facility_names() {
+        assert_eq!(facility_name(1), "user (1)");
+        assert_eq!(facility_name(13), "13");
+        assert_eq!(facility_name(23), "local7 (23)");
+    }
+
+    #[test]
+    fn summary_names_what_matters_and_no_secret() {
+        let config = crate::config::load_str_with_env(
+            std::path::Path::new("c.ini"),
+            "[lookout]\nentity_name = acme\napi_domain = https://api.lookout.com/\napi_key = sekrit\n\
+             stream_position = 0192\n[syslog]\nprotocol = tls\nhost = siem\nforwarder_type = splunk\n\
+             [proxy]\naddress = http://bob:sekrit2@proxy:3128\n",
+            &|_| None,
+        )
+        .unwrap();
+        let s = config.summary();
+        for part in [
+            "tenant acme [lookout]",
+            "api domain:  https://api.lookout.com\n",
+            "stream_position 0192",
+            "tls siem:6514 (octet-counting framing, server name siem)",
+            "splunk json",
+            "facility user (1)",
+            "proxy: http://proxy:3128/ (user bob)",
+        ] {
+            assert!(s.contains(part), "{part:?} not in:\n{s}");
+        }
+        assert!(!s.contains("sekrit"), "{s}");
     }
 }
