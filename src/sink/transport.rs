@@ -24,12 +24,19 @@
 //! dropped (for TLS they go through the TLS session, which is how a session ticket, an
 //! alert or close_notify is seen).
 //!
+//! A **new** TCP or TLS connection is watched for a moment ([`SETTLE_TIME`]) before
+//! the first batch goes out. Receivers that refuse a client do it right after accepting
+//! the connection (rsyslog closes it for a sender not in its allowed list, and checks a
+//! TLS client certificate only after the handshake, which the client already counts as
+//! complete); records written in that window would be thrown away while looking
+//! delivered. Such a refusal is reported as a connect (or TLS) error instead.
+//!
 //! If any step fails, the batch is **not** delivered: the caller drops the connection
 //! (TLS: close_notify, best effort) and later sends the whole batch again. Duplicates
 //! are therefore possible, loss is not, except for what no sender can see: bytes the
 //! receiver's kernel accepted and the receiver then threw away (a receiver killed a
-//! moment after our health check, or one that refuses a TLS session only after the
-//! handshake).
+//! moment after our health check, or one slower than [`SETTLE_TIME`] to refuse a new
+//! connection).
 //!
 //! UDP has no connection: a datagram the kernel accepted is "delivered" and anything
 //! the network drops is gone (RFC 5426). A datagram the kernel refuses for its size
@@ -74,6 +81,8 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEPALIVE_RETRIES: u32 = 6;
+/// How long a new connection is watched for an immediate refusal before it is used.
+pub const SETTLE_TIME: Duration = Duration::from_millis(200);
 /// How long a health check waits for the TLS session to decode bytes that are already
 /// in the socket (they are there, so this is only ever the runtime's reaction time).
 const TLS_DECODE_WAIT: Duration = Duration::from_millis(200);
@@ -201,10 +210,12 @@ impl Connector {
                 }
             }
         };
-        Ok(Transport {
+        let mut transport = Transport {
             link,
             destination: self.destination.clone(),
-        })
+        };
+        transport.settle().await?;
+        Ok(transport)
     }
 
     async fn resolve(&self) -> Result<Vec<std::net::SocketAddr>, SinkError> {
@@ -508,6 +519,62 @@ impl Transport {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// Watches a new connection for [`SETTLE_TIME`]: a receiver that accepted it only
+    /// to refuse this client closes it (or sends a TLS alert) within that time.
+    async fn settle(&mut self) -> Result<(), SinkError> {
+        let destination = &self.destination;
+        let refused = |kind: SinkErrorKind, why: String| {
+            SinkError::new(
+                kind,
+                destination,
+                format!("the receiver accepted the connection and then refused it: {why}"),
+            )
+        };
+        let deadline = tokio::time::Instant::now() + SETTLE_TIME;
+        match &mut self.link {
+            Link::Udp(_) | Link::Stdout => Ok(()),
+            Link::Tcp(stream) => loop {
+                match tokio::time::timeout_at(deadline, stream.readable()).await {
+                    Err(_) => return Ok(()),
+                    Ok(Err(e)) => return Err(refused(SinkErrorKind::Connect, e.to_string())),
+                    Ok(Ok(())) => {}
+                }
+                let mut buf = [0u8; 4096];
+                match stream.try_read(&mut buf) {
+                    Ok(0) => {
+                        return Err(refused(
+                            SinkErrorKind::Connect,
+                            "it closed the connection (is this client an allowed sender?)".into(),
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(e) if would_block(&e) => {}
+                    Err(e) => return Err(refused(SinkErrorKind::Connect, e.to_string())),
+                }
+            },
+            Link::Tls(stream) => loop {
+                let mut buf = [0u8; 4096];
+                match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+                    Err(_) => return Ok(()),
+                    Ok(Ok(0)) => {
+                        return Err(refused(
+                            SinkErrorKind::Tls,
+                            "it closed the tls session (does it require a client certificate? check cert_file and key_file)".into(),
+                        ));
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        let mut why = describe_io_tls(&e);
+                        if !why.contains("cert_file") {
+                            why.push_str(" (does it require a client certificate? check cert_file and key_file)");
+                        }
+                        return Err(refused(SinkErrorKind::Tls, why));
+                    }
+                }
+            },
         }
     }
 
