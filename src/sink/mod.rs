@@ -292,6 +292,37 @@ mod tests {
     }
 
     #[test]
+    fn a_send_can_run_on_a_multi_threaded_runtime() {
+        fn is_send<T: Send>(_: &T) {}
+        let mut cfg = crate::config::SyslogConfig {
+            host: "127.0.0.1".into(),
+            port: 9,
+            protocol: crate::config::Protocol::Tcp,
+            framing: crate::config::Framing::Lf,
+            format: crate::config::Format::SplunkJson,
+            header: crate::config::HeaderFormat::Rfc5424,
+            facility: 1,
+            app_name: "lookout-mra".into(),
+            header_time: crate::config::HeaderTime::Event,
+            hostname: "h".into(),
+            custom_identifier: None,
+            max_message_size: 65536,
+            tls: crate::config::TlsConfig {
+                ca_file: None,
+                client_auth: None,
+                verify: false,
+                server_name: "localhost".into(),
+            },
+        };
+        let mut sink = Sink::new(&cfg, "acme").expect("valid");
+        is_send(&sink.send(&[]));
+        is_send(&sink.close());
+        cfg.protocol = crate::config::Protocol::Tls;
+        let sink = Sink::new(&cfg, "acme").expect("tls_verify = false needs no files");
+        assert!(!sink.is_connected());
+    }
+
+    #[test]
     fn errors_name_the_destination_and_the_kind() {
         let e = SinkError::new(
             SinkErrorKind::Connect,

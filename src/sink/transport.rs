@@ -511,8 +511,9 @@ impl Transport {
                                         ),
                                     ));
                                 }
-                                // Only handshake messages (a session ticket) were there.
-                                Err(_) => {}
+                                // Only handshake messages (a session ticket) or part of
+                                // a record were there: nothing says the session ended.
+                                Err(_) => return Ok(()),
                             }
                         }
                     }

@@ -128,7 +128,12 @@ async fn tcp_octet_counted_records_arrive_split_correctly() {
     // tcp.log writes each record followed by LF, so the embedded LF adds a line.
     wait_for_lines(&rsyslog.path("tcp.log"), 26, ARRIVAL).await;
     assert_eq!(rsyslog.read("tcp.log"), expected.join("\n") + "\n");
-    assert!(expected[0].starts_with("<11>Nov  5 ") || expected[0].starts_with("<11>Nov "));
+    // app_name = "" gives the Python connector's layout: no TAG, no colon.
+    assert!(
+        expected[0].contains(" lookout-mes LEEF:2.0|"),
+        "{}",
+        expected[0]
+    );
 
     // all.jsonl keeps record boundaries: record 7 arrived as one message.
     let all: Vec<serde_json::Value> = rsyslog
@@ -455,4 +460,30 @@ async fn a_bad_ca_file_is_reported_when_the_sink_is_created() {
     assert_eq!(error.kind(), SinkErrorKind::Tls);
     assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
     assert!(error.to_string().contains("ca_file"), "{error}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_receiver_that_stops_reading_makes_the_write_time_out() {
+    // Accepted by the kernel, never read: the buffers fill and the write blocks.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let port = listener.local_addr().expect("local addr").port();
+    let cfg = syslog_config(Protocol::Tcp, port, Framing::Lf);
+    let mut msgs = messages("stuck", 512);
+    for m in &mut msgs {
+        m.text.push_str(&"x".repeat(60_000));
+    }
+    let mut sink = sink(&cfg).await;
+    let started = tokio::time::Instant::now();
+    let error = sink.send(&msgs).await.expect_err("nobody reads 30 MB");
+    assert_eq!(error.kind(), SinkErrorKind::Timeout, "{error}");
+    assert!(
+        error.to_string().contains("write timed out after 30s"),
+        "{error}"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(30));
+    assert!(
+        !sink.is_connected(),
+        "a timed-out connection counts as broken"
+    );
+    drop(listener);
 }
