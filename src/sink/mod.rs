@@ -126,6 +126,10 @@ impl Sink {
     /// closed), writes every record, flushes, and checks that the connection survived.
     /// On `Err` nothing of the batch may be counted as delivered and the connection is
     /// gone; call again with the same batch after a backoff.
+    ///
+    /// Dropping the future part-way (a shutdown deadline) is safe in the same sense:
+    /// the batch does not count as delivered, and the connection, if one was being
+    /// used, is dropped without close_notify.
     pub async fn send(&mut self, messages: &[RenderedMessage]) -> Result<SendReport, SinkError> {
         if messages.is_empty() {
             return Ok(SendReport::default());

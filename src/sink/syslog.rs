@@ -133,9 +133,11 @@ impl RecordWriter {
                     String::from_utf8_lossy(&out[start..])
                 );
                 // A release build must still not split the record in two.
-                for b in &mut out[start..] {
-                    if *b == b'\n' {
-                        *b = b' ';
+                if memchr::memchr(b'\n', &out[start..]).is_some() {
+                    for b in &mut out[start..] {
+                        if *b == b'\n' {
+                            *b = b' ';
+                        }
                     }
                 }
                 out.push(b'\n');

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -72,7 +72,8 @@ struct RawTcpState {
     accepts: usize,
     /// Bytes per connection, in accept order.
     received: Vec<Arc<Mutex<Vec<u8>>>>,
-    tasks: Vec<JoinHandle<()>>,
+    /// Per open connection: a trigger that closes it, and its reading task.
+    connections: Vec<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
 }
 
 impl Certs {
@@ -432,19 +433,29 @@ impl RawTcpListener {
             while let Ok((mut stream, _)) = listener.accept().await {
                 let bytes = Arc::new(Mutex::new(Vec::new()));
                 let sink = bytes.clone();
+                let (close, mut closing) = tokio::sync::oneshot::channel::<()>();
                 let task = tokio::spawn(async move {
                     let mut buf = vec![0u8; 64 * 1024];
                     loop {
-                        match stream.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => sink.lock().expect("lock").extend_from_slice(&buf[..n]),
+                        tokio::select! {
+                            read = stream.read(&mut buf) => match read {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => sink.lock().expect("lock").extend_from_slice(&buf[..n]),
+                            },
+                            _ = &mut closing => {
+                                // shutdown() sends the FIN now, even if a child process
+                                // spawned meanwhile by another test still holds a copy
+                                // of the descriptor (closing it alone would not).
+                                let _ = stream.shutdown().await;
+                                return;
+                            }
                         }
                     }
                 });
                 let mut state = shared.lock().expect("lock");
                 state.accepts += 1;
                 state.received.push(bytes);
-                state.tasks.push(task);
+                state.connections.push((close, task));
             }
         });
         RawTcpListener {
@@ -485,9 +496,9 @@ impl RawTcpListener {
     /// Closes every accepted connection from the server side and waits until they are
     /// closed (the FIN is on its way when this returns).
     pub async fn close_connections(&self) {
-        let tasks = std::mem::take(&mut self.state.lock().expect("lock").tasks);
-        for task in tasks {
-            task.abort();
+        let connections = std::mem::take(&mut self.state.lock().expect("lock").connections);
+        for (close, task) in connections {
+            let _ = close.send(());
             let _ = task.await;
         }
     }
@@ -497,7 +508,7 @@ impl Drop for RawTcpListener {
     fn drop(&mut self) {
         self.accept_task.abort();
         if let Ok(state) = self.state.lock() {
-            for task in &state.tasks {
+            for (_, task) in &state.connections {
                 task.abort();
             }
         }
