@@ -487,3 +487,25 @@ async fn a_receiver_that_stops_reading_makes_the_write_time_out() {
     );
     drop(listener);
 }
+
+#[tokio::test]
+async fn a_datagram_too_large_for_udp_is_counted_not_silently_lost() {
+    let listener = RawUdpListener::start().await;
+    let mut cfg = syslog_config(Protocol::Udp, listener.port(), Framing::Lf);
+    // Beyond the largest IPv4 UDP payload (configuration refuses this; the sink must
+    // still not lose the record silently if the kernel refuses a datagram).
+    cfg.max_message_size = 70_000;
+    let mut msgs = messages("emsgsize", 2);
+    msgs[0].text.push_str(&"x".repeat(69_000));
+    let report = sink(&cfg)
+        .await
+        .send(&msgs)
+        .await
+        .expect("the batch goes on");
+    assert_eq!((report.records, report.oversized), (1, 1));
+    let datagrams = listener.wait_for_datagrams(1, ARRIVAL).await;
+    assert_eq!(
+        datagrams,
+        vec![records(&cfg, &msgs[1..])[0].clone().into_bytes()]
+    );
+}
