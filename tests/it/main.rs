@@ -3,3 +3,5 @@
 
 mod config;
 mod kit;
+mod receiver;
+mod rsyslog;
