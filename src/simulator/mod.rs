@@ -1,1 +1,4 @@
-//! (in progress)
+//! The built-in MRA v2 simulator.
+pub mod generate;
+pub mod id;
+pub mod scenario;
