@@ -82,7 +82,9 @@ impl EventKind {
 
     /// Parses a wire name (exact, upper case).
     pub fn from_name(name: &str) -> Option<EventKind> {
-        EventKind::ALL.into_iter().find(|kind| kind.as_str() == name)
+        EventKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
     }
 
     /// The relative weight of spec §8.2: 40/40/15/5.
@@ -121,7 +123,11 @@ impl Generator {
         let admins = (0..3).map(|_| id::random_v4(&mut rng)).collect();
         let devices = (0..40)
             .map(|i| {
-                let platform = if rng.random_bool(0.6) { "ANDROID" } else { "IOS" };
+                let platform = if rng.random_bool(0.6) {
+                    "ANDROID"
+                } else {
+                    "IOS"
+                };
                 Device {
                     guid: id::random_v4(&mut rng),
                     platform,
@@ -385,7 +391,10 @@ impl Generator {
     fn web_details(&mut self) -> Map<String, Value> {
         let mut details = Map::new();
         details.insert("url".into(), json!(self.one_of(URLS)));
-        details.insert("reason".into(), json!(self.one_of(&["MALICIOUS", "PHISHING", "DENYLISTED"])));
+        details.insert(
+            "reason".into(),
+            json!(self.one_of(&["MALICIOUS", "PHISHING", "DENYLISTED"])),
+        );
         details.insert("response".into(), json!(self.one_of(&["BLOCKED", "ALERT"])));
         details
     }
@@ -396,7 +405,10 @@ impl Generator {
         block.insert("guid".into(), json!(device.guid));
         block.insert("platform".into(), json!(device.platform));
         if !ios && self.rng.random_bool(0.5) {
-            block.insert("profile_type".into(), json!(self.one_of(&["WORK", "PERSONAL"])));
+            block.insert(
+                "profile_type".into(),
+                json!(self.one_of(&["WORK", "PERSONAL"])),
+            );
         }
         // A device without a status block is a documented edge case.
         if self.rng.random_bool(0.85) {
@@ -425,8 +437,14 @@ impl Generator {
         let mut info = Map::new();
         info.insert("external_id".into(), json!(id::random_v4(&mut self.rng)));
         if self.rng.random_bool(0.5) {
-            info.insert("mdm_connector_id".into(), json!(self.rng.random_range(100_000..999_999).to_string()));
-            info.insert("mdm_type".into(), json!(self.one_of(&["INTUNE", "WORKSPACE_ONE", "MOBILEIRON"])));
+            info.insert(
+                "mdm_connector_id".into(),
+                json!(self.rng.random_range(100_000..999_999).to_string()),
+            );
+            info.insert(
+                "mdm_type".into(),
+                json!(self.one_of(&["INTUNE", "WORKSPACE_ONE", "MOBILEIRON"])),
+            );
         }
         info.insert("email".into(), json!(device.email));
         if self.rng.random_bool(0.3) {
@@ -444,7 +462,12 @@ impl Generator {
         }
         block.insert("info".into(), Value::Object(info));
         let (manufacturer, model, os, sdk) = if ios {
-            ("apple", self.one_of(&["iphone17,3", "iphone16,2", "ipad14,1"]), self.one_of(&["26.1", "18.7"]), None)
+            (
+                "apple",
+                self.one_of(&["iphone17,3", "iphone16,2", "ipad14,1"]),
+                self.one_of(&["26.1", "18.7"]),
+                None,
+            )
         } else {
             (
                 self.one_of(&["samsung", "google", "motorola"]),
@@ -453,7 +476,10 @@ impl Generator {
                 Some(self.one_of(&["35", "36", "34"])),
             )
         };
-        block.insert("hardware".into(), json!({"manufacturer": manufacturer, "model": model}));
+        block.insert(
+            "hardware".into(),
+            json!({"manufacturer": manufacturer, "model": model}),
+        );
         let mut software = Map::new();
         software.insert("os_version".into(), json!(os));
         if let Some(sdk) = sdk {
@@ -464,7 +490,11 @@ impl Generator {
         }
         block.insert("software".into(), Value::Object(software));
         if self.rng.random_bool(0.8) {
-            let package = if ios { "com.lookout.work" } else { "com.lookout.enterprise" };
+            let package = if ios {
+                "com.lookout.work"
+            } else {
+                "com.lookout.enterprise"
+            };
             block.insert(
                 "client".into(),
                 json!({"package_name": package, "package_version": self.one_of(&["10.2.0.2231", "10.1.3"])}),
@@ -531,7 +561,10 @@ impl Generator {
             }
             roll -= weight;
         }
-        weighted.first().map(|(value, _)| *value).unwrap_or_default()
+        weighted
+            .first()
+            .map(|(value, _)| *value)
+            .unwrap_or_default()
     }
 
     fn one_of(&mut self, values: &[&'static str]) -> &'static str {
@@ -571,7 +604,13 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 const PEOPLE: &[&str] = &[
-    "m.okafor", "l.tanaka", "r.silva", "a.schmidt", "j.dupont", "s.kowalski", "p.nguyen",
+    "m.okafor",
+    "l.tanaka",
+    "r.silva",
+    "a.schmidt",
+    "j.dupont",
+    "s.kowalski",
+    "p.nguyen",
 ];
 
 const APPS: &[(&str, &str)] = &[
@@ -613,7 +652,11 @@ mod tests {
         let a = history(3, &EventKind::ALL, 300);
         let b = history(3, &EventKind::ALL, 300);
         let c = history(4, &EventKind::ALL, 300);
-        assert!(a.iter().zip(&b).all(|(x, y)| x.json == y.json && x.id == y.id));
+        assert!(
+            a.iter()
+                .zip(&b)
+                .all(|(x, y)| x.json == y.json && x.id == y.id)
+        );
         assert!(a.iter().zip(&c).any(|(x, y)| x.json != y.json));
     }
 
@@ -644,7 +687,10 @@ mod tests {
             special |= text.contains("\\t") && text.contains('|') && text.contains("東京");
             special |= text.contains("\\r\\n");
         }
-        assert!(special, "some values carry control characters and non-ASCII");
+        assert!(
+            special,
+            "some values carry control characters and non-ASCII"
+        );
         // 40/40/15/5 within generous bounds.
         assert!(counts[&EventKind::Threat] > 650 && counts[&EventKind::Threat] < 950);
         assert!(counts[&EventKind::SmishingAlert] > 50 && counts[&EventKind::SmishingAlert] < 170);
@@ -657,9 +703,11 @@ mod tests {
     #[test]
     fn only_enabled_types_are_generated() {
         let events = history(1, &[EventKind::Audit, EventKind::SmishingAlert], 200);
-        assert!(events
-            .iter()
-            .all(|e| matches!(e.kind, EventKind::Audit | EventKind::SmishingAlert)));
+        assert!(
+            events
+                .iter()
+                .all(|e| matches!(e.kind, EventKind::Audit | EventKind::SmishingAlert))
+        );
     }
 
     #[test]

@@ -111,7 +111,10 @@ mod tests {
             assert_eq!((id >> 80) as i64, ms);
             counters.push(((id >> 64) & 0xfff) as u16);
         }
-        assert!(counters.windows(2).all(|w| w[1] == w[0] + 1), "{counters:?}");
+        assert!(
+            counters.windows(2).all(|w| w[1] == w[0] + 1),
+            "{counters:?}"
+        );
         // An earlier wanted time never moves the clock back.
         let (used, id) = clock.next(ms - 10, &mut rng);
         assert_eq!(used, ms);

@@ -294,9 +294,7 @@ impl TryFrom<RawFault> for Fault {
             },
             "invalid_json" => Action::InvalidJson,
             "huge_event" => Action::HugeEvent {
-                bytes: raw
-                    .bytes
-                    .ok_or("action \"huge_event\" needs \"bytes\"")?,
+                bytes: raw.bytes.ok_or("action \"huge_event\" needs \"bytes\"")?,
             },
             other => {
                 return Err(format!(
@@ -316,7 +314,9 @@ impl TryFrom<RawFault> for Fault {
         }
         if let Some(RequestSelector::Range([from, to])) = raw.request {
             if from > to || from == 0 {
-                return Err(format!("request range [{from}, {to}] is empty or not 1-based"));
+                return Err(format!(
+                    "request range [{from}, {to}] is empty or not 1-based"
+                ));
             }
         }
         Ok(Fault {
@@ -412,10 +412,22 @@ mod tests {
             scenario.faults_for(Endpoint::Stream, Some("x"), 2)[0].after_batches,
             3
         );
-        assert!(scenario.faults_for(Endpoint::Stream, Some("x"), 3).is_empty());
-        assert!(scenario.faults_for(Endpoint::Token, Some("a"), 3).is_empty());
+        assert!(
+            scenario
+                .faults_for(Endpoint::Stream, Some("x"), 3)
+                .is_empty()
+        );
+        assert!(
+            scenario
+                .faults_for(Endpoint::Token, Some("a"), 3)
+                .is_empty()
+        );
         assert_eq!(scenario.faults_for(Endpoint::Token, Some("b"), 3).len(), 1);
-        assert!(scenario.faults_for(Endpoint::Token, Some("b"), 5).is_empty());
+        assert!(
+            scenario
+                .faults_for(Endpoint::Token, Some("b"), 5)
+                .is_empty()
+        );
 
         let again = serde_json::to_string(&scenario).expect("serialises");
         assert_eq!(Scenario::from_json(&again).expect("round trip"), scenario);
@@ -433,6 +445,9 @@ mod tests {
         ] {
             assert!(Scenario::from_json(bad).is_err(), "accepted {bad}");
         }
-        assert_eq!(Scenario::from_json("{}").expect("empty"), Scenario::default());
+        assert_eq!(
+            Scenario::from_json("{}").expect("empty"),
+            Scenario::default()
+        );
     }
 }
