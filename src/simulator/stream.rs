@@ -3,7 +3,7 @@
 //!
 //! The handler decides everything that comes before the first byte (auth, 400s,
 //! `status` and `expire_tokens` faults) and answers 200 with a body fed by a
-//! [`Writer`]. The writer sends a heartbeat at once and then every heartbeat interval
+//! `Writer`. The writer sends a heartbeat at once and then every heartbeat interval
 //! (measured from the previous heartbeat), batches as soon as events are available, and
 //! acts on the in-stream faults of the request when their `after_batches` is reached.
 

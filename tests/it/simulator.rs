@@ -494,17 +494,15 @@ async fn heartbeats_are_spaced_by_the_interval() {
     })
     .await;
     let token = token(&sim, KEY).await;
+    let opened = Instant::now();
     let mut response = stream(&sim, &token, "id=0", None).await;
     let mut splitter = Splitter::default();
-    let mut times = Vec::new();
-    while times.len() < 4 {
-        read(&mut response, &mut splitter, heartbeats(times.len() + 1)).await;
-        times.push(Instant::now());
-    }
-    for pair in times[1..].windows(2) {
-        let gap = pair[1] - pair[0];
-        assert!(gap >= Duration::from_millis(100), "gap {gap:?}");
-    }
+    read(&mut response, &mut splitter, heartbeats(5)).await;
+    // One at once, then one per interval: a slow reader may see them bunched, but
+    // never sooner than the server wrote them.
+    let elapsed = opened.elapsed();
+    assert!(elapsed >= Duration::from_millis(4 * 150), "{elapsed:?}");
+    assert!(splitter.messages.iter().all(|m| m.event == "heartbeat"));
     sim.shutdown().await;
 }
 
@@ -1178,7 +1176,7 @@ async fn stall_stops_every_byte() {
     read(&mut response, &mut splitter, count_events(10)).await;
     let paused = Instant::now();
     read(&mut response, &mut splitter, count_events(20)).await;
-    assert!(paused.elapsed() >= Duration::from_millis(300));
+    assert!(paused.elapsed() >= Duration::from_millis(250));
     assert_eq!(event_ids(&splitter.messages), ids);
     sim.shutdown().await;
 }
