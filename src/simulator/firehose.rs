@@ -4,7 +4,8 @@
 //! Serving is then a matter of handing out slices of that buffer: no per-event work
 //! and no per-event allocation while the socket is being filled. The events of the
 //! tenant's [`EventLog`](super::event_log::EventLog) point into the same buffer, so the
-//! JSON is held once.
+//! JSON is held once. The buffer is a list of segments of about 8 MiB rather than one
+//! vector, so that building a million events never needs a second, doubled copy.
 
 use std::ops::Range;
 
@@ -18,11 +19,16 @@ use super::wire::WireStyle;
 /// The pre-serialised history of one tenant.
 #[derive(Debug)]
 pub struct Firehose {
-    blob: Bytes,
-    /// Offset of each message in `blob`, plus the end of the last one.
-    starts: Vec<usize>,
+    segments: Vec<Bytes>,
+    /// (segment, offset) of the start of each message. Messages never straddle
+    /// segments.
+    starts: Vec<(usize, usize)>,
     batch_size: usize,
 }
+
+/// Segment size: large enough for few, large writes; small enough that the build's
+/// spare capacity stays negligible.
+const SEGMENT: usize = 8 << 20;
 
 impl Firehose {
     /// Generates `count` events spread over `[start_ms, end_ms)` and serialises them
@@ -36,13 +42,37 @@ impl Firehose {
         count: usize,
         batch_size: usize,
     ) -> (Firehose, Vec<SimEvent>) {
+        Firehose::build_in_segments(
+            generator, style, start_ms, end_ms, count, batch_size, SEGMENT,
+        )
+    }
+
+    /// [`Firehose::build`] with a chosen segment size (tests use small ones).
+    fn build_in_segments(
+        generator: &mut Generator,
+        style: &WireStyle,
+        start_ms: i64,
+        end_ms: i64,
+        count: usize,
+        batch_size: usize,
+        segment_size: usize,
+    ) -> (Firehose, Vec<SimEvent>) {
         let batch_size = batch_size.max(1);
-        let mut blob = Vec::new();
-        let mut starts = Vec::with_capacity(count / batch_size + 2);
+        let mut segments: Vec<Bytes> = Vec::new();
+        let mut current: Vec<u8> = Vec::with_capacity(segment_size.min(count * 1024 + 1024));
+        let mut starts = Vec::with_capacity(count / batch_size + 1);
         let mut events = Vec::with_capacity(count);
-        let mut ranges: Vec<Range<usize>> = Vec::with_capacity(count);
+        // Per event: the segment and the byte range of its JSON in it.
+        let mut places: Vec<(usize, Range<usize>)> = Vec::with_capacity(count);
+        let mut ranges: Vec<Range<usize>> = Vec::with_capacity(batch_size);
         let mut first = 0;
         while first < count {
+            if current.len() >= segment_size {
+                segments.push(Bytes::from(std::mem::replace(
+                    &mut current,
+                    Vec::with_capacity(segment_size + segment_size / 8),
+                )));
+            }
             let last = (first + batch_size).min(count);
             let batch: Vec<SimEvent> = (first..last)
                 .map(|index| generator.next_event(history_time(start_ms, end_ms, index, count)))
@@ -52,23 +82,24 @@ impl Firehose {
                 .map(|event| id::format(event.id))
                 .unwrap_or_default();
             let json: Vec<&[u8]> = batch.iter().map(|event| &event.json[..]).collect();
-            starts.push(blob.len());
-            style.events_into(&mut blob, &batch_id, &json, Some(&mut ranges));
+            starts.push((segments.len(), current.len()));
+            ranges.clear();
+            style.events_into(&mut current, &batch_id, &json, Some(&mut ranges));
+            places.extend(ranges.drain(..).map(|range| (segments.len(), range)));
             events.extend(batch.into_iter().map(|event| SimEvent {
                 json: Bytes::new(),
                 ..event
             }));
             first = last;
         }
-        starts.push(blob.len());
-        blob.shrink_to_fit();
-        let blob = Bytes::from(blob);
-        for (event, range) in events.iter_mut().zip(ranges) {
-            event.json = blob.slice(range);
+        current.shrink_to_fit();
+        segments.push(Bytes::from(current));
+        for (event, (segment, range)) in events.iter_mut().zip(places) {
+            event.json = segments[segment].slice(range);
         }
         (
             Firehose {
-                blob,
+                segments,
                 starts,
                 batch_size,
             },
@@ -81,10 +112,15 @@ impl Firehose {
         self.batch_size
     }
 
-    /// Every message from message number `batch` to the end, as one slice.
-    pub fn tail(&self, batch: usize) -> Bytes {
-        let start = self.starts.get(batch).copied().unwrap_or(self.blob.len());
-        self.blob.slice(start..)
+    /// Every message from message number `batch` to the end, as a few large slices.
+    pub fn tail(&self, batch: usize) -> Vec<Bytes> {
+        let Some(&(segment, offset)) = self.starts.get(batch) else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(self.segments.len() - segment);
+        out.push(self.segments[segment].slice(offset..));
+        out.extend(self.segments[segment + 1..].iter().cloned());
+        out
     }
 }
 
@@ -98,7 +134,10 @@ mod tests {
     fn the_buffer_is_the_messages_of_the_normal_path() {
         let style = WireStyle::new(Wire::default());
         let mut generator = Generator::new(1, "demo", &EventKind::ALL);
-        let (firehose, events) = Firehose::build(&mut generator, &style, 0, 100_000, 25, 10);
+        // Small segments, so that messages land in several of them.
+        let (firehose, events) =
+            Firehose::build_in_segments(&mut generator, &style, 0, 100_000, 25, 10, 4096);
+        assert!(firehose.segments.len() > 1);
         let mut expected = Vec::new();
         for batch in events.chunks(10) {
             let json: Vec<&[u8]> = batch.iter().map(|event| &event.json[..]).collect();
@@ -108,8 +147,12 @@ mod tests {
                 .unwrap_or_default();
             expected.extend(style.events(&last, &json));
         }
-        assert_eq!(&firehose.tail(0)[..], &expected[..]);
+        assert_eq!(firehose.tail(0).concat(), expected);
         assert!(firehose.tail(3).is_empty());
+        assert_eq!(
+            firehose.tail(1).concat(),
+            expected[expected.len() - firehose.tail(1).concat().len()..]
+        );
         // Same events as the normal generator.
         let mut again = Generator::new(1, "demo", &EventKind::ALL);
         for (index, event) in events.iter().enumerate() {

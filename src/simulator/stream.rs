@@ -414,14 +414,16 @@ impl Writer {
             let message = self.message(&batch, &mut Vec::new());
             self.send(message).await?;
         }
-        let tail = firehose.tail(boundary / batch_size);
         let piece = match self.shared.style.wire().chunk_bytes {
             0 => FIREHOSE_PIECE,
             size => size,
         };
-        let bytes = tail.len();
-        for part in wire::pieces(tail, piece) {
-            self.send_piece(part).await?;
+        let mut bytes = 0;
+        for segment in firehose.tail(boundary / batch_size) {
+            bytes += segment.len();
+            for part in wire::pieces(segment, piece) {
+                self.send_piece(part).await?;
+            }
         }
         self.position = history;
         self.batches += (history - from).div_ceil(batch_size) as u64;
