@@ -7,14 +7,14 @@
 //! the spec's text, not from the connector's parsing types, so that a misunderstanding
 //! cannot pass on both sides.
 //!
-//! Reading order:
+//! Reading order (private modules in plain text):
 //! - [`options`]: [`SimOptions`], every flag of `simulate` with its default;
 //! - [`scenario`]: the scenario file: wire style and faults;
 //! - [`generate`], [`id`]: seeded events and their UUIDv7 ids;
-//! - [`event_log`], [`live`], [`firehose`]: each tenant's events over time;
-//! - [`tokens`], [`requests`], [`state`]: what the endpoints share;
-//! - [`oauth`], [`stream`], [`resume`], [`wire`], [`body`]: the two API endpoints;
-//! - [`server`]: listener, TLS, connections and the `/_sim/*` endpoints.
+//! - `event_log`, `live`, `firehose`: each tenant's events over time;
+//! - `tokens`, [`requests`], `state`: what the endpoints share;
+//! - `oauth`, `stream`, [`resume`], [`wire`], `body`: the two API endpoints;
+//! - `server`: listener, TLS, connections and the `/_sim/*` endpoints.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -25,21 +25,21 @@
 //! # Ok(()) }
 //! ```
 
-pub mod body;
-pub mod event_log;
-pub mod firehose;
+mod body;
+mod event_log;
+mod firehose;
 pub mod generate;
 pub mod id;
-pub mod live;
-pub mod oauth;
+mod live;
+mod oauth;
 pub mod options;
 pub mod requests;
 pub mod resume;
 pub mod scenario;
-pub mod server;
-pub mod state;
-pub mod stream;
-pub mod tokens;
+mod server;
+mod state;
+mod stream;
+mod tokens;
 pub mod wire;
 
 use std::collections::BTreeMap;
