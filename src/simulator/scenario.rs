@@ -450,4 +450,17 @@ mod tests {
             Scenario::default()
         );
     }
+
+    #[test]
+    fn a_file_error_names_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("scenario.json");
+        std::fs::write(&path, r#"{"wire":{"bom":true}}"#).expect("write");
+        assert!(Scenario::from_file(&path).expect("parses").wire.bom);
+        std::fs::write(&path, r#"{"wire":{"bom":"yes"}}"#).expect("write");
+        let error = Scenario::from_file(&path).expect_err("invalid");
+        assert!(error.to_string().contains("scenario.json"), "{error}");
+        let missing = Scenario::from_file(&dir.path().join("nope.json")).expect_err("missing");
+        assert!(missing.to_string().contains("nope.json"), "{missing}");
+    }
 }

@@ -1476,3 +1476,42 @@ async fn bad_options_are_refused_before_listening() {
         assert_eq!(error.kind(), ErrorKind::InvalidInput);
     }
 }
+
+#[tokio::test]
+async fn heartbeats_keep_their_schedule_between_batches() {
+    // A live batch every 5 ms; a heartbeat is due every 50 ms regardless.
+    let sim = sim(SimOptions {
+        heartbeat: Duration::from_millis(50),
+        batch_size: 1,
+        rate: 200,
+        ..options(0)
+    })
+    .await;
+    let token = token(&sim, KEY).await;
+    let mut response = stream(&sim, &token, "id=0", None).await;
+    let mut splitter = Splitter::default();
+    read(&mut response, &mut splitter, count_events(100)).await;
+    let messages = &splitter.messages;
+    let first_batch = messages
+        .iter()
+        .position(|m| m.event == "events")
+        .expect("batch");
+    let between = messages[first_batch..]
+        .iter()
+        .filter(|m| m.event == "heartbeat")
+        .count();
+    assert!(between >= 3, "{between} heartbeats among the batches");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn dropping_the_handle_stops_the_simulator() {
+    let sim = sim(options(5)).await;
+    let addr = sim.addr();
+    drop(sim);
+    let deadline = Instant::now() + DEADLINE;
+    while tokio::net::TcpStream::connect(addr).await.is_ok() {
+        assert!(Instant::now() < deadline, "still listening");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
