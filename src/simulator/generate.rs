@@ -167,6 +167,7 @@ impl Generator {
             id,
             created_ms: ms,
             kind,
+            // Serialising a `Value` cannot fail (its keys are strings).
             json: Bytes::from(serde_json::to_vec(&value).unwrap_or_default()),
         }
     }
