@@ -5,3 +5,4 @@ mod config;
 mod kit;
 mod receiver;
 mod rsyslog;
+mod simulator;
