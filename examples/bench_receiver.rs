@@ -243,9 +243,41 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     // Duplicates, if any, would come right behind.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let generated = fetch_ids(&client, &args.sim, &args.tenants).await?;
+    let first_stream_request = first_stream_request(&client, &args.sim).await?;
 
     let tally = lock(&tally);
-    Ok(report(&args, &tally, &expected, &generated))
+    let ok = report(&args, &tally, &expected, &generated);
+    println!(
+        "first_stream_request_unix={}",
+        first_stream_request.map_or_else(|| "n/a".into(), |us| seconds(us as u128))
+    );
+    Ok(ok)
+}
+
+/// When the simulator received the first stream request (`/_sim/requests`), in µs since
+/// the epoch; its `at` has millisecond precision.
+async fn first_stream_request(client: &reqwest::Client, sim: &str) -> anyhow::Result<Option<i64>> {
+    #[derive(serde::Deserialize)]
+    struct Request {
+        at: String,
+        endpoint: String,
+    }
+    let url = format!("{}/_sim/requests", sim.trim_end_matches('/'));
+    let requests: Vec<Request> = client
+        .get(&url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .with_context(|| format!("GET {url}"))?
+        .json()
+        .await
+        .with_context(|| format!("GET {url}: unexpected body"))?;
+    let Some(first) = requests.iter().find(|r| r.endpoint == "stream") else {
+        return Ok(None);
+    };
+    let at = chrono::DateTime::parse_from_rfc3339(&first.at)
+        .with_context(|| format!("{url}: bad time {:?}", first.at))?;
+    Ok(Some(at.timestamp_micros()))
 }
 
 /// Prints the `key=value` report; true when exactly-once holds.
