@@ -55,7 +55,13 @@ impl Formatter {
     /// Appends the messages for `event` to `out`: one, or one per smishing detection
     /// in LEEF.
     pub fn render(&self, event: &MraEvent, out: &mut Vec<RenderedMessage>) {
-        let _ = (event, out, &self.format, &self.entity_name, &self.custom_identifier);
+        let _ = (
+            event,
+            out,
+            &self.format,
+            &self.entity_name,
+            &self.custom_identifier,
+        );
         unimplemented!("format helper fills this in")
     }
 }
