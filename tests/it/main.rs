@@ -2,3 +2,6 @@
 //! binary, the built-in simulator and (where they say so) a real rsyslog.
 
 mod kit;
+
+mod proxy;
+mod source;
