@@ -511,6 +511,10 @@ impl EventSource {
             Failure::Open(e) => {
                 let (delay, unhealthy) = classify_open(&policy, e);
                 let message = match e.status() {
+                    Some(407) => format!(
+                        "the proxy refused the credentials (HTTP 407 Proxy Authentication \
+                         Required); check [proxy] username and password: {e}"
+                    ),
                     Some(403) => format!(
                         "application key lacks permission for {}: {e}",
                         self.types

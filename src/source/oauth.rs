@@ -273,6 +273,9 @@ impl TokenSource {
         }
         let body = if code == 407 {
             "the proxy refused the credentials; check [proxy] username and password".into()
+        } else if status.is_redirection() {
+            // The Application Key must not follow a redirect to another host.
+            "the token request is not redirected; check api_domain".into()
         } else {
             body
         };
@@ -360,6 +363,52 @@ fn parse_oauth_error(body: &[u8]) -> Option<OAuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn with_cached(lifetime: Option<Duration>) -> TokenSource {
+        crate::tls::install_crypto_provider();
+        let mut t = TokenSource::new(
+            reqwest::Client::new(),
+            &Url::parse("http://127.0.0.1:9").unwrap(),
+            Secret::new("key"),
+            "t",
+        );
+        t.cached = Some(Cached {
+            token: Secret::new("tok"),
+            expires: lifetime.map(|l| Instant::now() + l),
+            lifetime,
+        });
+        t
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refresh_when_less_than_a_tenth_of_the_lifetime_remains() {
+        // 1000 s lifetime: the margin is 100 s.
+        let t = with_cached(Some(Duration::from_secs(1000)));
+        assert!(t.is_fresh());
+        tokio::time::advance(Duration::from_secs(899)).await;
+        assert!(t.is_fresh(), "101 s left of 1000");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(!t.is_fresh(), "99 s left of 1000");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_refresh_margin_is_at_most_five_minutes() {
+        // 7200 s lifetime: a tenth would be 720 s; the margin is capped at 300 s.
+        let t = with_cached(Some(Duration::from_secs(7200)));
+        tokio::time::advance(Duration::from_secs(6899)).await;
+        assert!(t.is_fresh(), "301 s left");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(!t.is_fresh(), "299 s left");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_token_without_expiry_is_kept_until_invalidated() {
+        let mut t = with_cached(None);
+        tokio::time::advance(Duration::from_secs(86_400)).await;
+        assert!(t.is_fresh());
+        t.invalidate();
+        assert!(!t.is_fresh());
+    }
 
     #[test]
     fn endpoint_appends_to_the_domain() {

@@ -776,3 +776,65 @@ async fn probe_reports_each_step() {
     );
     assert!(!err.contains("wrong-key"));
 }
+
+#[tokio::test]
+async fn missing_response_headers_time_out_and_are_retried() {
+    let plan = Plan::new(3, 3).fault(1, Fault::Hang);
+    let stub = Stub::start(plan).await;
+    let timeout = Duration::from_millis(300);
+    let mut s = source_for(&stub, StartPoint::Beginning).with_header_timeout(timeout);
+    assert_eq!(collect(&mut s, 3).await, all(&stub));
+    let r = stub.streams();
+    assert!(r[1].at - r[0].at >= timeout);
+    assert_eq!(
+        s.status().snapshot().reconnects.get("header_timeout"),
+        Some(&1)
+    );
+}
+
+#[tokio::test]
+async fn each_status_gets_its_backoff_class_and_health() {
+    // (status, reason, long backoff?, unhealthy?). Request 1 delivers a batch (healthy),
+    // request 2 fails with the status, request 3 delivers the rest.
+    let table = [
+        (204, "no_content", true, false),
+        (400, "client_error", true, true),
+        (404, "client_error", true, true),
+        (500, "server_error", false, false),
+        (502, "server_error", false, false),
+        (504, "server_error", false, false),
+        (503, "throttled", false, false),
+    ];
+    for (status, reason, long, unhealthy) in table {
+        let plan = Plan::new(6, 3)
+            .fault(1, Fault::Drop { after: 1 })
+            .fault(2, Fault::status(status));
+        let stub = Stub::start(plan).await;
+        // A long backoff far from the normal ones, so that a loaded machine cannot blur
+        // the two.
+        let policy = mrav2_syslog_connector::backoff::BackoffPolicy {
+            long: Duration::from_millis(800),
+            ..fast()
+        };
+        let mut s = source_for(&stub, StartPoint::Beginning).with_policy(policy);
+        let st = s.status();
+        let reader = tokio::spawn(async move { collect(&mut s, 6).await });
+        eventually("the failure", || {
+            st.snapshot().reconnects.contains_key(reason)
+        })
+        .await;
+        assert_eq!(st.healthy(), !unhealthy, "{status}");
+        assert_eq!(reader.await.unwrap(), all(&stub), "{status}");
+        let r = stub.streams();
+        assert_eq!(r.len(), 3, "{status}");
+        let gap = r[2].at - r[1].at;
+        if long {
+            assert!(gap >= policy.long / 2, "{status}: {gap:?}");
+        } else {
+            assert!(gap < policy.long / 2, "{status}: {gap:?}");
+        }
+        let err = st.snapshot().last_error.unwrap();
+        assert!(err.contains(&format!("HTTP {status}")), "{err}");
+        assert!(st.healthy(), "{status}: healthy again after a batch");
+    }
+}

@@ -93,6 +93,8 @@ pub enum Fault {
         content_type: Option<String>,
     },
     ExpireTokens,
+    /// Never send the response headers.
+    Hang,
     DropMidEvent {
         after: usize,
     },
@@ -134,7 +136,7 @@ impl Fault {
             | Fault::Planned { after, .. }
             | Fault::InvalidJson { after }
             | Fault::Huge { after, .. } => Some(*after),
-            Fault::Status { .. } | Fault::ExpireTokens => None,
+            Fault::Status { .. } | Fault::ExpireTokens | Fault::Hang => None,
         }
     }
 }
@@ -391,6 +393,7 @@ async fn events(
             }
             return r.body(Body::from(body.clone())).unwrap();
         }
+        Some(Fault::Hang) => std::future::pending::<()>().await,
         Some(Fault::ExpireTokens) => {
             state.tokens.lock().unwrap().clear();
             return reply(401, "application/json", r#"{"error":"invalid_token"}"#);
@@ -506,7 +509,7 @@ fn serve(plan: &Plan, start: usize, fault: Option<&Fault>) -> Chunks {
                         ];
                         text.extend_from_slice(message(&fields, w).as_bytes());
                     }
-                    Fault::Status { .. } | Fault::ExpireTokens => {}
+                    Fault::Status { .. } | Fault::ExpireTokens | Fault::Hang => {}
                 }
             }
         }
