@@ -102,11 +102,10 @@ impl Parser {
         Ok(())
     }
 
-    pub fn finish(&mut self) -> Discarded {
-        let bytes = self.msg_bytes;
-        self.msg_bytes = 0;
-        self.tail.clear();
-        Discarded { bytes }
+    pub fn finish(self) -> Discarded {
+        Discarded {
+            bytes: self.msg_bytes,
+        }
     }
 
     fn line(&mut self, line: &str, out: &mut Vec<Frame>) {

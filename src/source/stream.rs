@@ -134,6 +134,9 @@ pub struct Connection {
     response: reqwest::Response,
     parser: Parser,
     frames: VecDeque<Frame>,
+    /// Reused for every read.
+    scratch: Vec<Frame>,
+    max_event_size: usize,
     sse_timeout: Duration,
     last_byte: Instant,
     opened: Instant,
@@ -221,6 +224,8 @@ pub async fn open(
         response,
         parser: Parser::new(params.max_event_size),
         frames: VecDeque::new(),
+        scratch: Vec::new(),
+        max_event_size: params.max_event_size,
         sse_timeout: params.sse_timeout,
         last_byte: now,
         opened: now,
@@ -254,7 +259,9 @@ impl Connection {
                 Ok(Ok(chunk)) => chunk,
             };
             let Some(chunk) = chunk else {
-                let discarded = self.parser.finish();
+                // `finish` consumes the parser; the connection is over anyway.
+                let parser = std::mem::replace(&mut self.parser, Parser::new(self.max_event_size));
+                let discarded = parser.finish();
                 if discarded.bytes > 0 {
                     tracing::warn!(
                         tenant = %self.tenant,
@@ -265,10 +272,9 @@ impl Connection {
                 return Ok(None);
             };
             self.last_byte = Instant::now();
-            let mut frames = Vec::new();
             // Every byte goes to the parser at once; nothing waits for a buffer to fill.
-            match self.parser.feed_into(&chunk, &mut frames) {
-                Ok(()) => self.frames.extend(frames),
+            match self.parser.feed_into(&chunk, &mut self.scratch) {
+                Ok(()) => self.frames.extend(self.scratch.drain(..)),
                 Err(SseError::EventTooLarge { limit }) => {
                     return Err(ReadError::TooLarge { limit });
                 }
