@@ -369,7 +369,8 @@ async fn retry_after_on_429_is_a_floor() {
 
 #[tokio::test]
 async fn many_503s_back_off_exponentially_with_a_cap_and_never_give_up() {
-    let failures = 12;
+    // known-failures 5: twenty failures in a row, then success at request 21.
+    let failures = 20;
     let mut plan = Plan::new(6, 3);
     for n in 1..=failures {
         plan = plan.fault(n, Fault::status(if n % 2 == 0 { 503 } else { 500 }));
@@ -391,8 +392,38 @@ async fn many_503s_back_off_exponentially_with_a_cap_and_never_give_up() {
         );
     }
     let snap = s.status().snapshot();
-    assert_eq!(snap.reconnects.get("throttled"), Some(&6));
-    assert_eq!(snap.reconnects.get("server_error"), Some(&6));
+    assert_eq!(snap.reconnects.get("throttled"), Some(&10));
+    assert_eq!(snap.reconnects.get("server_error"), Some(&10));
+}
+
+#[tokio::test]
+async fn a_failing_token_endpoint_is_retried_forever_with_capped_backoff() {
+    let failures = 20;
+    let mut plan = Plan::new(3, 3);
+    for n in 1..=failures {
+        plan = plan.token_fault(
+            n,
+            TokenFault::Status {
+                status: 500,
+                body: "{}".into(),
+            },
+        );
+    }
+    let stub = Stub::start(plan).await;
+    let mut s = source_for(&stub, StartPoint::Beginning);
+    assert_eq!(collect(&mut s, 3).await, all(&stub));
+    let r = stub.token_requests();
+    assert_eq!(r.len(), failures + 1);
+    let p = fast();
+    for k in 1..r.len() {
+        let gap = r[k].at - r[k - 1].at;
+        assert!(gap >= p.normal_ceiling(k as u32) / 2, "gap {k}: {gap:?}");
+        assert!(
+            gap <= p.cap + Duration::from_millis(400),
+            "gap {k}: {gap:?}"
+        );
+    }
+    assert_eq!(stub.streams().len(), 1);
 }
 
 #[tokio::test]
@@ -837,4 +868,50 @@ async fn each_status_gets_its_backoff_class_and_health() {
         assert!(err.contains(&format!("HTTP {status}")), "{err}");
         assert!(st.healthy(), "{status}: healthy again after a batch");
     }
+}
+
+#[tokio::test]
+async fn a_connection_open_long_enough_resets_the_failure_counter() {
+    // Four 500s push the ceiling to 1.6 s; then a connection stays open past
+    // `stable_after` and ends: the next wait is back at the first ceiling.
+    let policy = mrav2_syslog_connector::backoff::BackoffPolicy {
+        base: Duration::from_millis(200),
+        cap: Duration::from_millis(3200),
+        stable_after: Duration::from_millis(300),
+        ..fast()
+    };
+    let mut plan = Plan::new(0, 1).fault(5, Fault::Linger { ms: 600 });
+    for n in 1..=4 {
+        plan = plan.fault(n, Fault::status(500));
+    }
+    plan = plan.fault(6, Fault::status(500));
+    let stub = Stub::start(plan).await;
+    let mut s = source_for(&stub, StartPoint::Beginning).with_policy(policy);
+    let reader = tokio::spawn(async move {
+        let _ = s.next().await;
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while stub.streams().len() < 7 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            stub.streams().len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    reader.abort();
+    let r = stub.streams();
+    // Without the reset the wait after request 5 would be at least 3.2 s / 2.
+    let after_linger = r[5].at - r[4].at;
+    assert!(
+        after_linger >= Duration::from_millis(600),
+        "{after_linger:?}"
+    );
+    assert!(
+        after_linger < Duration::from_millis(1500),
+        "{after_linger:?}"
+    );
+    // And the failure after that is the second one: at most 400 ms.
+    let next = r[6].at - r[5].at;
+    assert!(next < Duration::from_millis(1000), "{next:?}");
 }

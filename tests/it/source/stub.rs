@@ -95,6 +95,10 @@ pub enum Fault {
     ExpireTokens,
     /// Never send the response headers.
     Hang,
+    /// Serve the batches, then heartbeats for `ms`, then end the body.
+    Linger {
+        ms: u64,
+    },
     DropMidEvent {
         after: usize,
     },
@@ -136,7 +140,7 @@ impl Fault {
             | Fault::Planned { after, .. }
             | Fault::InvalidJson { after }
             | Fault::Huge { after, .. } => Some(*after),
-            Fault::Status { .. } | Fault::ExpireTokens | Fault::Hang => None,
+            Fault::Status { .. } | Fault::ExpireTokens | Fault::Hang | Fault::Linger { .. } => None,
         }
     }
 }
@@ -509,7 +513,10 @@ fn serve(plan: &Plan, start: usize, fault: Option<&Fault>) -> Chunks {
                         ];
                         text.extend_from_slice(message(&fields, w).as_bytes());
                     }
-                    Fault::Status { .. } | Fault::ExpireTokens | Fault::Hang => {}
+                    Fault::Status { .. }
+                    | Fault::ExpireTokens
+                    | Fault::Hang
+                    | Fault::Linger { .. } => {}
                 }
             }
         }
@@ -520,6 +527,10 @@ fn serve(plan: &Plan, start: usize, fault: Option<&Fault>) -> Chunks {
             text.extend_from_slice(events_message(b, w).as_bytes());
         }
         k += 1;
+    }
+    if let Some(Fault::Linger { ms }) = fault {
+        let until = tokio::time::sleep(Duration::from_millis(*ms));
+        tail = tail.take_until(until).boxed();
     }
     let pieces: Vec<Result<Bytes, std::io::Error>> = if w.chunk_bytes > 0 {
         text.chunks(w.chunk_bytes)
