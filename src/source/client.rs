@@ -40,13 +40,20 @@ pub enum ClientError {
     Build(reqwest::Error),
 }
 
-/// The pair of clients one tenant uses.
-#[derive(Debug, Clone)]
+/// The pair of clients one tenant uses. Its `Debug` shows nothing of the clients:
+/// they hold the proxy credentials.
+#[derive(Clone)]
 pub struct ApiClients {
     /// Follows at most [`MAX_REDIRECTS`] redirects.
     pub stream: reqwest::Client,
     /// Follows no redirect.
     pub token: reqwest::Client,
+}
+
+impl std::fmt::Debug for ApiClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClients").finish_non_exhaustive()
+    }
 }
 
 impl ApiClients {

@@ -141,6 +141,7 @@ async fn a_407_says_the_proxy_refused_the_credentials_without_the_password() {
     .unwrap()
     .with_policy(fast());
     let status = s.status();
+    assert!(!format!("{s:?}").contains(PASSWORD));
     let reader = tokio::spawn(async move { s.next().await });
     eventually("two 407s", || {
         status
