@@ -2,6 +2,7 @@
 //! binary, the built-in simulator and (where they say so) a real rsyslog.
 
 mod config;
+mod golden;
 mod kit;
 mod proxy;
 mod receiver;
