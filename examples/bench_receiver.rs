@@ -216,7 +216,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         tokio::time::sleep(Duration::from_secs_f64(duration)).await;
     }
 
+    // The simulator is on loopback: never through a proxy from the environment.
     let client = reqwest::Client::builder()
+        .no_proxy()
         .build()
         .context("building an HTTP client")?;
     let expected = fetch_ids(&client, &args.sim, &args.tenants).await?;

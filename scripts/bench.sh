@@ -181,7 +181,9 @@ mkdir -p "$work/state"
 
 echo "== connector: $mode, $tenants tenant(s), $format over $transport" >&2
 spawned=$EPOCHREALTIME
-"$bin" --config "$config" 2>"$work/connector.err" &
+# Everything is on loopback: a proxy from the caller's environment must not apply.
+env -u HTTPS_PROXY -u https_proxy -u HTTP_PROXY -u http_proxy -u ALL_PROXY -u all_proxy \
+  "$bin" --config "$config" 2>"$work/connector.err" &
 conn_pid=$!
 pids+=("$conn_pid")
 
