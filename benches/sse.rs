@@ -2,15 +2,18 @@
 //! example events in 100-event batches with a heartbeat every tenth batch, fed in
 //! 16 KiB reads (hyper hands the body over in reads of about that size).
 //!
-//! `sse/parse/*` measures the parser alone: bytes in, frames out. Two ids per
-//! benchmark so that criterion reports both events/s (`Throughput::Elements`) and
-//! MB/s of stream bytes consumed (`Throughput::Bytes`).
+//! `sse/parse/*` measures the parser alone: bytes in, frames out. `sse/decode/*` adds
+//! what the source does next with every `events` frame: `source::decode::decode_batch`
+//! turns its data into a `Batch` of `MraEvent`s (one JSON object map per event). Two
+//! ids per benchmark so that criterion reports both events/s (`Throughput::Elements`)
+//! and MB/s of stream bytes consumed (`Throughput::Bytes`).
 
 mod corpus;
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use mrav2_syslog_connector::source::decode::decode_batch;
 use mrav2_syslog_connector::source::sse::{DEFAULT_MAX_EVENT_SIZE, Frame, Parser};
 
 /// Events in the benchmarked stream: ten batches.
@@ -32,11 +35,34 @@ fn parse_all(stream: &[u8], frames: &mut Vec<Frame>) -> usize {
     data_bytes
 }
 
+/// Parses the stream and decodes every `events` frame; returns the events decoded.
+fn parse_and_decode(stream: &[u8], frames: &mut Vec<Frame>) -> usize {
+    let mut parser = Parser::new(DEFAULT_MAX_EVENT_SIZE);
+    let mut events = 0;
+    for read in stream.chunks(READ_SIZE) {
+        parser
+            .feed_into(read, frames)
+            .expect("the benchmark stream is within the size limit");
+        for frame in frames.drain(..) {
+            if frame.event != "events" {
+                continue;
+            }
+            if let Some(data) = &frame.data {
+                let id = frame.id_field.then_some(frame.last_id.as_str());
+                let (batch, _) = decode_batch(data, id);
+                events += batch.events.len();
+            }
+        }
+    }
+    events
+}
+
 fn bench_sse(c: &mut Criterion) {
     let events = corpus::events(EVENTS);
     let stream = corpus::sse_stream(&events).into_bytes();
     let mut frames = Vec::new();
     assert!(parse_all(&stream, &mut frames) > 0, "the stream has data");
+    assert_eq!(parse_and_decode(&stream, &mut frames), EVENTS);
 
     let mut group = c.benchmark_group("sse");
     for (id, throughput) in [
@@ -46,6 +72,15 @@ fn bench_sse(c: &mut Criterion) {
         group.throughput(throughput);
         group.bench_function(id, |b| {
             b.iter(|| parse_all(black_box(&stream), &mut frames));
+        });
+    }
+    for (id, throughput) in [
+        ("decode/events", Throughput::Elements(EVENTS as u64)),
+        ("decode/bytes", Throughput::Bytes(stream.len() as u64)),
+    ] {
+        group.throughput(throughput);
+        group.bench_function(id, |b| {
+            b.iter(|| parse_and_decode(black_box(&stream), &mut frames));
         });
     }
     group.finish();
