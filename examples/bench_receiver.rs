@@ -15,12 +15,15 @@
 //! then fetches the lists again and compares: an id of the first list that never
 //! arrived is missing; a received id absent from the second list is unexpected.
 //!
-//! With `--latency` it also measures, per record, the arrival time (wall clock, read
-//! once per socket read) minus the event's `created_time` (LEEF `devTime`, Splunk
-//! `created_time`, millisecond precision, truncated), which the simulator sets to the
-//! generation time of live events. Records arriving in the first `--latency-warmup`
-//! seconds after the first record are left out: they include events generated before
-//! the connector had connected.
+//! With `--latency` it also measures the added latency of every record: the time the
+//! record arrived here minus the time its event left the simulator. For the second, a
+//! *tap* opens its own stream per tenant (`id=0`, all types, before the connector
+//! starts) and notes when each event's batch arrived; both times are taken by this
+//! process's clock, once per socket read, so loopback delivery is counted on both sides
+//! and cancels out. (The events' `created_time` cannot serve: above 1,000 events/s the
+//! simulator moves it forward to keep it strictly increasing, ahead of the clock.)
+//! Records arriving in the first `--latency-warmup` seconds after the first record are
+//! left out: they include events generated before the connector had connected.
 //!
 //! Output, after the first line `listening on ADDR`: `key=value` lines for the script.
 //! Exit status 0 when exactly-once holds, 1 when it does not, 2 on an error.
@@ -60,15 +63,16 @@ struct Args {
     /// The simulator's base URL, e.g. `http://127.0.0.1:40000`.
     #[arg(long)]
     sim: String,
-    /// A simulator tenant whose events must arrive (repeatable). Its name must be the
-    /// connector's `entity_name`.
+    /// A simulator tenant whose events must arrive, as `NAME` or `NAME=KEY`
+    /// (repeatable). NAME must be the connector's `entity_name`; `--latency` needs the
+    /// Application Key for its tap.
     #[arg(long = "tenant", required = true)]
     tenants: Vec<String>,
     /// Fixed-rate mode: receive for this many seconds after the first record, then
     /// check the ids generated until then.
     #[arg(long)]
     duration: Option<f64>,
-    /// Measure arrival time minus `created_time` per record.
+    /// Measure each record's arrival minus the time its event left the simulator.
     #[arg(long)]
     latency: bool,
     /// Seconds after the first record whose records are left out of the latency figures.
@@ -108,7 +112,6 @@ struct Extractor {
     /// Splunk puts `entName` last: searched from the end.
     tenant_rev: FinderRev<'static>,
     detection: Finder<'static>,
-    created: Finder<'static>,
 }
 
 /// What one record said.
@@ -116,7 +119,6 @@ struct Record {
     tenant: usize,
     id: u128,
     detection: u32,
-    created_ms: Option<i64>,
 }
 
 /// Everything received, shared by the connection tasks.
@@ -133,9 +135,16 @@ struct Tally {
     connections: u64,
     first_record_us: Option<u128>,
     last_record_us: u128,
-    /// Added latency per record in µs (after the warm-up).
-    latencies_us: Vec<i64>,
+    /// (tenant, id, arrival in µs since the epoch) of each record after the warm-up,
+    /// with `--latency`.
+    arrivals: Vec<(usize, u128, u128)>,
+    /// Set once the check starts: later records are not counted, so that everything
+    /// counted was generated before the simulator's final list was fetched.
+    frozen: bool,
 }
+
+/// When each event's batch arrived at the tap: (tenant, id) → µs since the epoch.
+type Departures = Arc<Mutex<HashMap<(usize, u128), u128>>>;
 
 type Shared = Arc<Mutex<Tally>>;
 
@@ -164,8 +173,36 @@ fn main() {
     std::process::exit(code);
 }
 
-async fn run(args: Args) -> anyhow::Result<bool> {
+async fn run(mut args: Args) -> anyhow::Result<bool> {
     mrav2_syslog_connector::tls::install_crypto_provider();
+    // `--tenant NAME=KEY`: the name is what records carry; the key is for the tap.
+    let keys: Vec<Option<String>> = args
+        .tenants
+        .iter_mut()
+        .map(|tenant| {
+            let (name, key) = match tenant.split_once('=') {
+                Some((name, key)) => (name.to_owned(), Some(key.to_owned())),
+                None => (tenant.clone(), None),
+            };
+            *tenant = name;
+            key
+        })
+        .collect();
+    // The simulator is on loopback: never through a proxy from the environment.
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .context("building an HTTP client")?;
+    let departures: Departures = Arc::default();
+    if args.latency {
+        for (index, (name, key)) in args.tenants.iter().zip(&keys).enumerate() {
+            let key = key
+                .as_deref()
+                .with_context(|| format!("--latency needs --tenant {name}=KEY"))?;
+            let body = open_tap(&client, &args.sim, key).await?;
+            tokio::spawn(tap(body, index, departures.clone()));
+        }
+    }
     let acceptor = match args.transport {
         Transport::Tcp => None,
         Transport::Tls => {
@@ -216,11 +253,6 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         tokio::time::sleep(Duration::from_secs_f64(duration)).await;
     }
 
-    // The simulator is on loopback: never through a proxy from the environment.
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .context("building an HTTP client")?;
     let expected = fetch_ids(&client, &args.sim, &args.tenants).await?;
     let idle_timeout = Duration::from_secs_f64(args.idle_timeout);
     let mut last_seen = (0u64, Instant::now());
@@ -244,11 +276,13 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     }
     // Duplicates, if any, would come right behind.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    lock(&tally).frozen = true;
     let generated = fetch_ids(&client, &args.sim, &args.tenants).await?;
     let first_stream_request = first_stream_request(&client, &args.sim).await?;
 
     let tally = lock(&tally);
-    let ok = report(&args, &tally, &expected, &generated);
+    let departures = departures.lock().unwrap_or_else(PoisonError::into_inner);
+    let ok = report(&args, &tally, &expected, &generated, &departures);
     println!(
         "first_stream_request_unix={}",
         first_stream_request.map_or_else(|| "n/a".into(), |us| seconds(us as u128))
@@ -263,6 +297,8 @@ async fn first_stream_request(client: &reqwest::Client, sim: &str) -> anyhow::Re
     struct Request {
         at: String,
         endpoint: String,
+        #[serde(rename = "user-agent")]
+        user_agent: Option<String>,
     }
     let url = format!("{}/_sim/requests", sim.trim_end_matches('/'));
     let requests: Vec<Request> = client
@@ -274,7 +310,13 @@ async fn first_stream_request(client: &reqwest::Client, sim: &str) -> anyhow::Re
         .json()
         .await
         .with_context(|| format!("GET {url}: unexpected body"))?;
-    let Some(first) = requests.iter().find(|r| r.endpoint == "stream") else {
+    // The connector's, not the tap's.
+    let Some(first) = requests.iter().find(|r| {
+        r.endpoint == "stream"
+            && r.user_agent
+                .as_deref()
+                .is_some_and(|ua| ua.starts_with("mrav2-syslog-connector"))
+    }) else {
         return Ok(None);
     };
     let at = chrono::DateTime::parse_from_rfc3339(&first.at)
@@ -283,7 +325,13 @@ async fn first_stream_request(client: &reqwest::Client, sim: &str) -> anyhow::Re
 }
 
 /// Prints the `key=value` report; true when exactly-once holds.
-fn report(args: &Args, tally: &Tally, expected: &[Vec<u128>], generated: &[Vec<u128>]) -> bool {
+fn report(
+    args: &Args,
+    tally: &Tally,
+    expected: &[Vec<u128>],
+    generated: &[Vec<u128>],
+    departures: &HashMap<(usize, u128), u128>,
+) -> bool {
     let mut missing = 0u64;
     let mut unexpected = 0u64;
     let mut received = 0u64;
@@ -326,7 +374,14 @@ fn report(args: &Args, tally: &Tally, expected: &[Vec<u128>], generated: &[Vec<u
     );
     line("last_record_unix", seconds(tally.last_record_us));
     if args.latency {
-        let mut l = tally.latencies_us.clone();
+        let mut untapped = 0u64;
+        let mut l: Vec<i64> = Vec::with_capacity(tally.arrivals.len());
+        for &(tenant, id, arrived) in &tally.arrivals {
+            match departures.get(&(tenant, id)) {
+                Some(&left) => l.push(arrived as i64 - left as i64),
+                None => untapped += 1,
+            }
+        }
         l.sort_unstable();
         let pick = |q: f64| -> String {
             if l.is_empty() {
@@ -336,6 +391,7 @@ fn report(args: &Args, tally: &Tally, expected: &[Vec<u128>], generated: &[Vec<u
             format!("{:.1}", l[index] as f64 / 1000.0)
         };
         line("latency_samples", l.len().to_string());
+        line("latency_untapped", untapped.to_string());
         line("latency_p50_ms", pick(0.50));
         line("latency_p99_ms", pick(0.99));
         line("latency_max_ms", pick(1.0));
@@ -384,6 +440,82 @@ async fn fetch_ids(
         all.push(parsed);
     }
     Ok(all)
+}
+
+/// Fetches a token with `key` and opens the tap's stream (`id=0`, all types).
+async fn open_tap(
+    client: &reqwest::Client,
+    sim: &str,
+    key: &str,
+) -> anyhow::Result<reqwest::Response> {
+    #[derive(serde::Deserialize)]
+    struct Token {
+        access_token: String,
+    }
+    let base = sim.trim_end_matches('/');
+    let token: Token = client
+        .post(format!("{base}/oauth2/token"))
+        .bearer_auth(key)
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .context("tap: token request")?
+        .json()
+        .await
+        .context("tap: token response")?;
+    client
+        .get(format!("{base}/mra/stream/v2/events?id=0"))
+        .bearer_auth(&token.access_token)
+        .header("accept", "text/event-stream")
+        .header("user-agent", "bench_receiver-tap")
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .context("tap: stream request")
+}
+
+/// Notes when each event of the tap's stream arrived.
+async fn tap(response: reqwest::Response, tenant: usize, departures: Departures) {
+    use futures_util::StreamExt as _;
+    use mrav2_syslog_connector::source::sse::{DEFAULT_MAX_EVENT_SIZE, Parser};
+
+    #[derive(serde::Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        events: Vec<&'a serde_json::value::RawValue>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Event {
+        id: String,
+    }
+    let mut parser = Parser::new(DEFAULT_MAX_EVENT_SIZE);
+    let mut frames = Vec::new();
+    let mut body = response.bytes_stream();
+    while let Some(Ok(chunk)) = body.next().await {
+        let left = now_us();
+        if parser.feed_into(&chunk, &mut frames).is_err() {
+            eprintln!("bench_receiver: tap: stream message too large");
+            return;
+        }
+        let mut departures = departures.lock().unwrap_or_else(PoisonError::into_inner);
+        for frame in frames.drain(..) {
+            let Some(data) = frame.data.filter(|_| frame.event == "events") else {
+                continue;
+            };
+            let Ok(envelope) = serde_json::from_str::<Envelope<'_>>(&data) else {
+                continue;
+            };
+            for raw in envelope.events {
+                if let Some(id) = serde_json::from_str::<Event>(raw.get())
+                    .ok()
+                    .and_then(|e| parse_uuid(e.id.as_bytes()))
+                {
+                    departures.entry((tenant, id)).or_insert(left);
+                }
+            }
+        }
+    }
 }
 
 async fn accept_loop(
@@ -441,11 +573,9 @@ async fn read_records<S: AsyncRead + Unpin>(
         let arrived_us = now_us();
         filled += n;
         let mut malformed = 0u64;
-        let consumed = split_frames(&buf[..filled], |record| {
-            match extractor.record(record, latency.is_some()) {
-                Some(r) => parsed.push(r),
-                None => malformed += 1,
-            }
+        let consumed = split_frames(&buf[..filled], |record| match extractor.record(record) {
+            Some(r) => parsed.push(r),
+            None => malformed += 1,
         });
         tally_records(
             tally,
@@ -470,7 +600,8 @@ fn tally_records(
 ) {
     let mut tally = lock(tally);
     let tally = &mut *tally;
-    if parsed.is_empty() && malformed == 0 {
+    if tally.frozen || (parsed.is_empty() && malformed == 0) {
+        parsed.clear();
         return;
     }
     let first = *tally.first_record_us.get_or_insert(arrived_us);
@@ -493,9 +624,8 @@ fn tally_records(
                 .insert((record.tenant, record.id, record.detection))
         };
         tally.duplicates += u64::from(duplicate);
-        if let (true, Some(created_ms)) = (measure, record.created_ms) {
-            let added = arrived_us as i64 - created_ms * 1000;
-            tally.latencies_us.push(added);
+        if measure {
+            tally.arrivals.push((record.tenant, record.id, arrived_us));
         }
     }
 }
@@ -550,10 +680,10 @@ fn split_frames(bytes: &[u8], mut each: impl FnMut(&[u8])) -> usize {
 
 impl Extractor {
     fn new(format: Format, tenants: &[String]) -> Extractor {
-        let (id, tenant, created): (&[u8], &[u8], &[u8]) = match format {
-            Format::Leef => (b"lookoutId=", b"lookoutEntName=", b"devTime="),
-            Format::SplunkJson => (b"\"id\":\"", b"\"entName\":\"", b"\"created_time\":\""),
-            Format::SplunkKv => (b" id=\"", b"entName=\"", b"created_time=\""),
+        let (id, tenant): (&[u8], &[u8]) = match format {
+            Format::Leef => (b"lookoutId=", b"lookoutEntName="),
+            Format::SplunkJson => (b"\"id\":\"", b"\"entName\":\""),
+            Format::SplunkKv => (b" id=\"", b"entName=\""),
         };
         Extractor {
             format,
@@ -563,12 +693,11 @@ impl Extractor {
             tenant: Finder::new(tenant).into_owned(),
             tenant_rev: FinderRev::new(tenant).into_owned(),
             detection: Finder::new(b"smishingDetectionIndex=").into_owned(),
-            created: Finder::new(created).into_owned(),
         }
     }
 
     /// The fields of one record, or `None` when it is malformed.
-    fn record(&self, record: &[u8], with_created: bool) -> Option<Record> {
+    fn record(&self, record: &[u8]) -> Option<Record> {
         if record.first() != Some(&b'<') {
             return None;
         }
@@ -594,33 +723,11 @@ impl Extractor {
             },
             _ => 0,
         };
-        let created_ms = if with_created {
-            self.created_ms(record)
-        } else {
-            None
-        };
         Some(Record {
             tenant,
             id,
             detection,
-            created_ms,
         })
-    }
-
-    fn created_ms(&self, record: &[u8]) -> Option<i64> {
-        let at = self.created.find(record)?;
-        match self.format {
-            Format::Leef => {
-                let digits = after(record, at, &self.created, b'\t');
-                std::str::from_utf8(digits).ok()?.parse().ok()
-            }
-            _ => {
-                let text = std::str::from_utf8(after(record, at, &self.created, b'"')).ok()?;
-                chrono::DateTime::parse_from_rfc3339(text)
-                    .ok()
-                    .map(|t| t.timestamp_millis())
-            }
-        }
     }
 }
 
