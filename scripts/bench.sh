@@ -214,6 +214,12 @@ value() { awk -F= -v k="$1" '$1 == k {print $2; exit}' "$work/receiver.out"; }
 if [[ $(value result) == "" ]]; then
   echo "bench.sh: the receiver reported nothing (exit $recv_rc); its errors:" >&2
   cat "$work/receiver.err" >&2 || true
+  if ! kill -0 "$sim_pid" 2>/dev/null; then
+    echo "bench.sh: the simulator is gone (killed from outside?); its last lines:" >&2
+    tail -n 5 "$work/simulator.err" >&2 || true
+  fi
+  echo "bench.sh: the connector's last log lines (exit status $conn_rc):" >&2
+  tail -n 5 "$work/connector.err" >&2 || true
   exit 2
 fi
 received=$(value events_received)
