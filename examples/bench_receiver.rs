@@ -22,8 +22,9 @@
 //! process's clock, once per socket read, so loopback delivery is counted on both sides
 //! and cancels out. (The events' `created_time` cannot serve: above 1,000 events/s the
 //! simulator moves it forward to keep it strictly increasing, ahead of the clock.)
-//! Records arriving in the first `--latency-warmup` seconds after the first record are
-//! left out: they include events generated before the connector had connected.
+//! Only records arriving between `--latency-warmup` seconds and `--duration` seconds
+//! after the first record count: earlier ones include events generated before the
+//! connector had connected, later ones could be delayed by the receiver's own checks.
 //!
 //! Output, after the first line `listening on ADDR`: `key=value` lines for the script.
 //! Exit status 0 when exactly-once holds, 1 when it does not, 2 on an error.
@@ -143,6 +144,15 @@ struct Tally {
     frozen: bool,
 }
 
+/// Which records count for latency, in time since the first record: from the end of
+/// the warm-up to the end of `--duration`, so that the receiver's own work after that
+/// (fetching and comparing the id lists) cannot delay what is measured.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    from: Duration,
+    to: Option<Duration>,
+}
+
 /// When each event's batch arrived at the tap: (tenant, id) → µs since the epoch.
 type Departures = Arc<Mutex<HashMap<(usize, u128), u128>>>;
 
@@ -229,9 +239,10 @@ async fn run(mut args: Args) -> anyhow::Result<bool> {
         ..Tally::default()
     }));
     let extractor = Arc::new(Extractor::new(args.format, &args.tenants));
-    let latency = args
-        .latency
-        .then(|| Duration::from_secs_f64(args.latency_warmup));
+    let latency = args.latency.then(|| Window {
+        from: Duration::from_secs_f64(args.latency_warmup),
+        to: args.duration.map(Duration::from_secs_f64),
+    });
     tokio::spawn(accept_loop(
         listener,
         acceptor,
@@ -523,7 +534,7 @@ async fn accept_loop(
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     extractor: Arc<Extractor>,
     tally: Shared,
-    latency: Option<Duration>,
+    latency: Option<Window>,
 ) {
     loop {
         let (stream, _) = match listener.accept().await {
@@ -556,7 +567,7 @@ async fn read_records<S: AsyncRead + Unpin>(
     mut stream: S,
     extractor: &Extractor,
     tally: &Shared,
-    latency: Option<Duration>,
+    latency: Option<Window>,
 ) -> std::io::Result<()> {
     let mut buf = vec![0u8; 1 << 20];
     let mut filled = 0;
@@ -596,7 +607,7 @@ fn tally_records(
     malformed: u64,
     bytes: u64,
     arrived_us: u128,
-    latency: Option<Duration>,
+    latency: Option<Window>,
 ) {
     let mut tally = lock(tally);
     let tally = &mut *tally;
@@ -609,7 +620,11 @@ fn tally_records(
     tally.records += parsed.len() as u64 + malformed;
     tally.malformed += malformed;
     tally.bytes += bytes;
-    let measure = latency.is_some_and(|warmup| arrived_us >= first + warmup.as_micros());
+    let measure = latency.is_some_and(|window| {
+        let since_first = arrived_us.saturating_sub(first);
+        since_first >= window.from.as_micros()
+            && window.to.is_none_or(|to| since_first < to.as_micros())
+    });
     for record in parsed.drain(..) {
         let duplicate = if record.detection < 64 {
             let bit = 1u64 << record.detection;

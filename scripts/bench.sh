@@ -248,7 +248,7 @@ if ((rate > 0)); then
   echo
   echo "latency: record arrival at the receiver minus arrival of the same event on the" \
     "receiver's own stream from the simulator (the tap), over $(value latency_samples)" \
-    "records after a 2 s warm-up ($(value latency_untapped) records without a tap time)"
+    "records arriving 2 s to $duration s after the first one ($(value latency_untapped) without a tap time)"
 else
   printf '%-10s %-9s %-8s %-10s %-11s %-12s %-13s %-12s %-10s\n' \
     tenants events records wall_s events/s input_MB/s cpu_s_per_M peak_rss_MB startup_ms
