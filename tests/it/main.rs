@@ -3,6 +3,8 @@
 
 mod config;
 mod kit;
-
 mod proxy;
+mod receiver;
+mod rsyslog;
+mod simulator;
 mod source;

@@ -9,6 +9,8 @@
 
 pub mod stub;
 
+mod sim;
+
 use mrav2_syslog_connector::backoff::Delay;
 use mrav2_syslog_connector::config::{ProxyConfig, Secret};
 use mrav2_syslog_connector::event::Position;
