@@ -210,7 +210,9 @@ async fn sim_stall_with_short_sse_timeout() {
     let ids = sim.event_ids("acme");
     let r = streams(&sim);
     assert_eq!(r.len(), 2);
+    // known-failures 33: the next request follows sse_timeout after the last byte.
     assert!(gap(&r[0], &r[1]) >= Duration::from_millis(600));
+    assert!(gap(&r[0], &r[1]) < Duration::from_millis(1600));
     assert_eq!(
         param(&r[1], "id").as_deref(),
         Some(ids[3 * BATCH - 1].as_str())
@@ -447,4 +449,22 @@ async fn sim_403_is_long_and_unhealthy() {
     );
     let r = streams(&sim);
     assert!(gap(&r[0], &r[1]) + Duration::from_millis(1) >= fast().long / 2);
+}
+
+#[tokio::test]
+async fn sim_every_byte_reaches_the_parser_at_once() {
+    // known-failures 32: close-delimited body in 7-byte pieces, heartbeats only every
+    // 5 s. Every batch must arrive long before the first heartbeat could push it out.
+    let sim = sim(
+        r#"{"wire":{"transfer":"close-delimited","chunk_bytes":7}}"#,
+        |o| o.heartbeat = Duration::from_secs(5),
+    )
+    .await;
+    let started = tokio::time::Instant::now();
+    run_all(&sim, &tenant_for(&sim)).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
 }
