@@ -917,3 +917,91 @@ async fn a_connection_open_long_enough_resets_the_failure_counter() {
     let next = r[6].at - r[5].at;
     assert!(next < Duration::from_millis(1000), "{next:?}");
 }
+
+/// Collects everything a test logs (current-thread runtime only).
+#[derive(Clone, Default)]
+struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
+    type Writer = LogCapture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn every_reconnect_is_logged_once_at_warn_and_no_secret_is_logged() {
+    let capture = LogCapture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(capture.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let plan = Plan::new(9, 3)
+        .token_fault(
+            1,
+            TokenFault::Status {
+                status: 401,
+                body: r#"{"error":"invalid_client"}"#.into(),
+            },
+        )
+        .fault(1, Fault::status(401))
+        .fault(2, Fault::status(503))
+        .fault(
+            3,
+            Fault::Planned {
+                after: 1,
+                name: "reconnect",
+                retry_ms: Some(50),
+                with_data: false,
+            },
+        )
+        .fault(4, Fault::Stall { after: 1 });
+    let stub = Stub::start(plan).await;
+    let mut s = source_with(&stub, StartPoint::Beginning, |t| {
+        t.sse_timeout = Duration::from_millis(300)
+    });
+    assert_eq!(collect(&mut s, 9).await, all(&stub));
+    drop(_guard);
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let warns: Vec<&str> = logs.lines().filter(|l| l.contains(" WARN ")).collect();
+    let reasons: Vec<&str> = warns
+        .iter()
+        .filter_map(|l| l.split("reason=").nth(1))
+        .map(|r| r.split([' ', '"']).find(|s| !s.is_empty()).unwrap_or(""))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "key_rejected",
+            "unauthorized",
+            "throttled",
+            "planned",
+            "idle_timeout"
+        ],
+        "{logs}"
+    );
+    assert!(warns.iter().all(|l| l.contains("delay=")), "{logs}");
+    assert!(
+        !logs
+            .lines()
+            .any(|l| l.contains("heartbeat") && !l.contains("DEBUG")),
+        "heartbeats only at debug: {logs}"
+    );
+    // Never the key, never a token.
+    assert!(!logs.contains(stub::KEY), "{logs}");
+    assert!(!logs.contains("tok-"), "{logs}");
+}
