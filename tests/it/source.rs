@@ -191,10 +191,7 @@ async fn an_expired_token_mid_stream_costs_exactly_one_token_request() {
     assert_eq!(streams[1].param("id"), Some(stub.plan().batch_end(2)));
     assert_eq!(streams[2].param("id"), Some(stub.plan().batch_end(2)));
     // The immediate retry is not a backoff: no failure was counted as unhealthy.
-    assert_eq!(
-        s.status().snapshot().reconnects.get("unauthorized"),
-        Some(&1)
-    );
+    assert_eq!(s.status().snapshot().reconnects.get("status_401"), Some(&1));
 }
 
 #[tokio::test]
@@ -223,10 +220,7 @@ async fn a_second_401_backs_off_and_fetches_a_fresh_token_each_time() {
             "Bearer tok-4"
         ]
     );
-    assert_eq!(
-        s.status().snapshot().reconnects.get("unauthorized"),
-        Some(&3)
-    );
+    assert_eq!(s.status().snapshot().reconnects.get("status_401"), Some(&3));
 }
 
 #[tokio::test]
@@ -394,8 +388,8 @@ async fn many_503s_back_off_exponentially_with_a_cap_and_never_give_up() {
         );
     }
     let snap = s.status().snapshot();
-    assert_eq!(snap.reconnects.get("throttled"), Some(&10));
-    assert_eq!(snap.reconnects.get("server_error"), Some(&10));
+    assert_eq!(snap.reconnects.get("status_503"), Some(&10));
+    assert_eq!(snap.reconnects.get("status_500"), Some(&10));
 }
 
 #[tokio::test]
@@ -441,10 +435,7 @@ async fn a_stalled_stream_is_abandoned_after_sse_timeout_and_resumed() {
     assert_eq!(r.len(), 2);
     assert!(r[1].at - r[0].at >= sse_timeout);
     assert_eq!(r[1].param("id"), Some(stub.plan().batch_end(2)));
-    assert_eq!(
-        s.status().snapshot().reconnects.get("idle_timeout"),
-        Some(&1)
-    );
+    assert_eq!(s.status().snapshot().reconnects.get("stall"), Some(&1));
 }
 
 #[tokio::test]
@@ -526,8 +517,9 @@ async fn reconnect_and_end_wait_for_retry_and_resume() {
     assert_eq!(r[1].param("id"), Some(stub.plan().batch_end(2)));
     assert_eq!(r[2].param("id"), Some(stub.plan().batch_end(3)));
     let snap = s.status().snapshot();
-    assert_eq!(snap.reconnects.get("planned"), Some(&2));
-    assert_eq!(snap.reconnects.len(), 1, "{:?}", snap.reconnects);
+    assert_eq!(snap.reconnects.get("reconnect"), Some(&1));
+    assert_eq!(snap.reconnects.get("end"), Some(&1));
+    assert_eq!(snap.reconnects.len(), 2, "{:?}", snap.reconnects);
 }
 
 #[tokio::test]
@@ -697,7 +689,7 @@ async fn a_403_is_unhealthy_with_a_permission_message() {
     let status = s.status();
     let reader = tokio::spawn(async move { collect(&mut s, 3).await });
     eventually("a 403", || {
-        status.snapshot().reconnects.contains_key("forbidden")
+        status.snapshot().reconnects.contains_key("status_403")
     })
     .await;
     let snap = status.snapshot();
@@ -746,7 +738,7 @@ async fn cancellation_ends_a_backoff_wait_at_once() {
     let status = s.status();
     let reader = tokio::spawn(async move { s.next().await });
     eventually("the 404", || {
-        status.snapshot().reconnects.contains_key("client_error")
+        status.snapshot().reconnects.contains_key("status_404")
     })
     .await;
     cancel.cancel();
@@ -830,13 +822,13 @@ async fn each_status_gets_its_backoff_class_and_health() {
     // (status, reason, long backoff?, unhealthy?). Request 1 delivers a batch (healthy),
     // request 2 fails with the status, request 3 delivers the rest.
     let table = [
-        (204, "no_content", true, false),
-        (400, "client_error", true, true),
-        (404, "client_error", true, true),
-        (500, "server_error", false, false),
-        (502, "server_error", false, false),
-        (504, "server_error", false, false),
-        (503, "throttled", false, false),
+        (204, "status_204", true, false),
+        (400, "status_400", true, true),
+        (404, "status_404", true, true),
+        (500, "status_500", false, false),
+        (502, "status_502", false, false),
+        (504, "status_504", false, false),
+        (503, "status_503", false, false),
     ];
     for (status, reason, long, unhealthy) in table {
         let plan = Plan::new(6, 3)
@@ -987,10 +979,10 @@ async fn every_reconnect_is_logged_once_at_warn_and_no_secret_is_logged() {
         reasons,
         [
             "key_rejected",
-            "unauthorized",
-            "throttled",
-            "planned",
-            "idle_timeout"
+            "status_401",
+            "status_503",
+            "reconnect",
+            "stall"
         ],
         "{logs}"
     );

@@ -272,7 +272,9 @@ async fn sim_reconnect_and_end_honour_retry() {
             param(&r[2], "id").as_deref(),
             Some(ids[3 * BATCH - 1].as_str())
         );
-        assert_eq!(s.status().snapshot().reconnects.get("planned"), Some(&2));
+        let snap = s.status().snapshot();
+        assert_eq!(snap.reconnects.get("reconnect"), Some(&1));
+        assert_eq!(snap.reconnects.get("end"), Some(&1));
     }
 }
 
@@ -441,7 +443,7 @@ async fn sim_403_is_long_and_unhealthy() {
     .await;
     let s = run_all(&sim, &tenant_for(&sim)).await;
     let snap = s.status().snapshot();
-    assert_eq!(snap.reconnects.get("forbidden"), Some(&1));
+    assert_eq!(snap.reconnects.get("status_403"), Some(&1));
     assert!(
         snap.last_error
             .unwrap()
