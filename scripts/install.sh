@@ -84,7 +84,8 @@ prefix=$(cd -- "${prefix}" && pwd -P)
 [ -w "${prefix}" ] ||
     die "${prefix} is not writable: choose a writable --prefix, or run as root (sudo)"
 
-version=$("${src}/bin/${BINARY_NAME}" --version 2>/dev/null || echo "${BINARY_NAME} (version unknown)")
+version=$("${src}/bin/${BINARY_NAME}" --version 2>/dev/null || true)
+[ -n "${version}" ] || version="${BINARY_NAME} (version unknown)"
 upgrade=no
 [ -f "${prefix}/bin/${BINARY_NAME}" ] && upgrade=yes
 
