@@ -12,6 +12,7 @@
 #   DIR/logs/  DIR/state/    one log file / pid file + state directory per instance
 #   DIR/share/               systemd units and launchd plist (paths set to DIR), docs
 #   DIR/uninstall.sh
+#   DIR/.mrav2-connector     marks an installation (uninstall.sh acts only where it is)
 #
 # Installing over an existing installation upgrades the program and keeps every config,
 # log and state file. Running instances keep the old program until restarted.
@@ -143,8 +144,11 @@ if [ "${rewrite}" = no ]; then
     printf '  the files in %s/share still name %s: edit them before use\n' "${prefix}" "${DEFAULT_PREFIX}" >&2
 fi
 
-printf 'version=%s\nprefix=%s\n' "${version}" "${prefix}" >"${prefix}/share/install.info"
-chmod 644 "${prefix}/share/install.info"
+# Marks the directory as an installation for uninstall.sh, which refuses to remove
+# anything from a directory without it. It stays until uninstall.sh --purge.
+printf 'mrav2-syslog-connector installation\nversion=%s\nprefix=%s\n' "${version}" "${prefix}" \
+    >"${prefix}/.mrav2-connector"
+chmod 644 "${prefix}/.mrav2-connector"
 
 # Configs may hold an API key: never overwrite one, and keep them private.
 created_config=no

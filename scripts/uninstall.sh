@@ -13,7 +13,7 @@ set -eu
 
 DEFAULT_PREFIX=/opt/mrav2-connector
 BINARY_NAME=mrav2-syslog-connector
-PROGRAM_FILES="bin/${BINARY_NAME} bin/start-connector.sh bin/stop-connector.sh bin/status-connector.sh bin/restart-connector.sh bin/connector-lib.sh config.ini.example share/install.info share/doc/README.md share/doc/CHANGELOG.md share/doc/LICENSE share/systemd/mrav2-connector.service share/systemd/mrav2-connector@.service share/launchd/com.lookout.mrav2-connector.plist uninstall.sh"
+PROGRAM_FILES="bin/${BINARY_NAME} bin/start-connector.sh bin/stop-connector.sh bin/status-connector.sh bin/restart-connector.sh bin/connector-lib.sh config.ini.example share/doc/README.md share/doc/CHANGELOG.md share/doc/LICENSE share/systemd/mrav2-connector.service share/systemd/mrav2-connector@.service share/launchd/com.lookout.mrav2-connector.plist uninstall.sh"
 PROGRAM_DIRS="share/doc share/systemd share/launchd share bin"
 
 usage() {
@@ -34,7 +34,7 @@ die() {
 
 here=$(cd -- "$(dirname -- "$0")" && pwd -P)
 prefix=${DEFAULT_PREFIX}
-[ -f "${here}/share/install.info" ] && prefix=${here}
+[ -f "${here}/.mrav2-connector" ] && prefix=${here}
 purge=no
 while [ "$#" -gt 0 ]; do
     case "$1" in
@@ -65,9 +65,8 @@ done
 [ -d "${prefix}" ] || die "${prefix} does not exist; pass the installation's --prefix"
 prefix=$(cd -- "${prefix}" && pwd -P)
 # Never remove anything from a directory that install.sh did not fill.
-if [ ! -f "${prefix}/share/install.info" ] && [ ! -f "${prefix}/bin/${BINARY_NAME}" ]; then
-    die "${prefix} does not look like a connector installation (no share/install.info, no bin/${BINARY_NAME})"
-fi
+[ -f "${prefix}/.mrav2-connector" ] ||
+    die "${prefix} is not a connector installation (no ${prefix}/.mrav2-connector, which install.sh writes)"
 
 # True if "$1" is a live (not zombie) process whose command line names pid file "$2".
 is_instance() {
@@ -125,6 +124,7 @@ if [ "${purge}" = yes ]; then
         if [ -f "${f}" ]; then rm -f -- "${f}"; fi
     done
     rm -rf -- "${prefix:?}/logs" "${prefix:?}/state"
+    rm -f -- "${prefix:?}/.mrav2-connector"
     rmdir -- "${prefix}" 2>/dev/null || true
     if [ -d "${prefix}" ]; then
         echo "Removed the connector, its configs, logs and state; ${prefix} still holds other files:"

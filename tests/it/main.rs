@@ -2,3 +2,4 @@
 //! binary, the built-in simulator and (where they say so) a real rsyslog.
 
 mod kit;
+mod packaging;
