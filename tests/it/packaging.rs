@@ -5,8 +5,8 @@
 //! `systemd-analyze`, GNU `tar`, and the shell scripts themselves against the real
 //! binary and its built-in simulator. The end-to-end test builds the tarball with
 //! `MRAV2_PACKAGE_PROFILE` set to the profile this test binary was built with (debug
-//! under a plain `cargo test`) and `CARGO_TARGET_DIR` set to the target directory that
-//! already holds the binary, so `package.sh`'s own `cargo build` finds nothing to do.
+//! under a plain `cargo test`) in the same target directory, so `package.sh`'s own
+//! `cargo build --locked` finds the binary already built and only archives it.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -18,9 +18,6 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
-
-/// A fixed `SOURCE_DATE_EPOCH` (2023-11-14T22:13:20Z) for the archive tests.
-const EPOCH: &str = "1700000000";
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -619,20 +616,39 @@ fn launchd_job_matches_the_cli() {
 // the tarball
 
 /// Runs `scripts/package.sh` into `dist` and returns the archive's path. The build
-/// reuses this test binary's profile and target directory, so it is a no-op.
+/// uses this test binary's profile and (inherited) target directory, so it finds the
+/// binary under test already built.
 fn package(dist: &Path) -> PathBuf {
     let exe_dir = binary().parent().expect("binary has a directory");
     let profile = match exe_dir.file_name().and_then(|n| n.to_str()) {
         Some("release") => "release",
         _ => "debug",
     };
-    let target_dir = exe_dir.parent().expect("profile directory has a parent");
-    let out = run(Command::new(repo().join("scripts/package.sh"))
+    let mut cmd = Command::new(repo().join("scripts/package.sh"));
+    // `cargo test` gives this process the package's own CARGO_PKG_*, CARGO_MANIFEST_*
+    // and similar variables. Build scripts (ring's, via cc) track some of them, so
+    // passing them on would make the nested `cargo build` rebuild half the tree, and
+    // the next plain `cargo build` rebuild it back. For the same reason this does not
+    // set SOURCE_DATE_EPOCH (cc tracks it too): the archive's time is the caller's
+    // SOURCE_DATE_EPOCH or the last commit's. CARGO_TARGET_DIR and CARGO_HOME, if the
+    // caller set them, are kept: the nested build reuses the same artefacts.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let set_by_cargo_test = key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_BIN_EXE_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || matches!(
+                key.as_ref(),
+                "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "CARGO_TARGET_TMPDIR"
+            );
+        if set_by_cargo_test {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    let out = run(cmd
         .env("MRAV2_PACKAGE_PROFILE", profile)
         .env("MRAV2_PACKAGE_DIST", dist)
-        .env("CARGO_TARGET_DIR", target_dir)
-        .env("CARGO", option_env!("CARGO").unwrap_or("cargo"))
-        .env("SOURCE_DATE_EPOCH", EPOCH));
+        .env("CARGO", option_env!("CARGO").unwrap_or("cargo")));
     assert!(out.status.success(), "package.sh:\n{}", describe(&out));
     let stdout = text(&out.stdout);
     let archive = PathBuf::from(
@@ -675,6 +691,20 @@ fn tarball_is_complete_and_reproducible() {
     assert!(out.status.success(), "sha256sum -c:\n{}", describe(&out));
 
     // Names, order, modes, owners and times.
+    let epoch: i64 = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(epoch) => epoch.parse().expect("SOURCE_DATE_EPOCH is a number"),
+        Err(_) => {
+            let out = run(Command::new("git")
+                .args(["log", "-1", "--format=%ct"])
+                .current_dir(repo()));
+            assert!(out.status.success(), "git log:\n{}", describe(&out));
+            text(&out.stdout).trim().parse().expect("commit time")
+        }
+    };
+    let mtime = chrono::DateTime::from_timestamp(epoch, 0)
+        .expect("a representable time")
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
     let out = run(Command::new("tar")
         .args(["--numeric-owner", "--full-time", "-tvzf"])
         .arg(&first)
@@ -687,7 +717,7 @@ fn tarball_is_complete_and_reproducible() {
         let (perms, owner, date, time, name) =
             (fields[0], fields[1], fields[3], fields[4], fields[5]);
         assert_eq!(owner, "0/0", "{line}");
-        assert_eq!(format!("{date} {time}"), "2023-11-14 22:13:20", "{line}");
+        assert_eq!(format!("{date} {time}"), mtime, "{line}");
         let rel = name
             .strip_prefix(&format!("{base}/"))
             .unwrap_or_else(|| panic!("{name} is outside {base}/"));
