@@ -18,11 +18,13 @@
 //!   [`event::Position`].
 //! - [`backoff`]: the reconnect delay arithmetic (pure), used by source and sink.
 //! - [`source`]: token lifecycle, SSE parser, the authenticated stream that never gives up.
-//! - [`format`]: QRadar LEEF and Splunk renderers (pure).
+//! - [`mod@format`]: QRadar LEEF and Splunk renderers (pure).
 //! - [`sink`]: syslog header and framing (pure) and the UDP/TCP/TLS/stdout transports.
 //! - [`position`]: the per-tenant state file.
+//! - [`dead_letter`]: what could not be decoded or formatted, kept on disk.
 //! - [`observe`]: metrics registry, `/metrics` and `/health`.
 //! - [`tenant`]: one tenant's task: source → format → sink → commit.
+//! - [`logging`]: the connector's own log, re-opened on SIGHUP.
 //! - [`app`]: process lifetime: signals, cancellation, tenants, grace deadline.
 //! - [`simulator`]: the built-in MRA v2 simulator used by `demo`, tests and benchmarks.
 //! - [`tls`]: the one rustls crypto provider and shared TLS helpers.
@@ -31,8 +33,10 @@ pub mod app;
 pub mod backoff;
 pub mod cli;
 pub mod config;
+pub mod dead_letter;
 pub mod event;
 pub mod format;
+pub mod logging;
 pub mod observe;
 pub mod position;
 pub mod simulator;

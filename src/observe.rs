@@ -1,1 +1,528 @@
-//! (in progress)
+//! What an operator can see from outside: Prometheus metrics on `/metrics` and tenant
+//! health on `/health`, served on `[connector] metrics_listen`.
+//!
+//! Each tenant gets a [`TenantObserver`]: a cheap handle that counts what happens to it
+//! and records when it last showed life. The observer never decides anything; the
+//! tenant reports, and `/health` judges by the contract's rule: a tenant is healthy when
+//! it delivered a batch or received a heartbeat within `3 × sse_timeout` and is not
+//! flagged unhealthy by its source (a rejected key, a 403, an oversized message).
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantLabel {
+    tenant: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    tenant: String,
+    reason: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Every metric family of the process.
+#[derive(Default)]
+struct Metrics {
+    events_received: Family<TenantLabel, Counter>,
+    events_delivered: Family<TenantLabel, Counter>,
+    events_dead_lettered: Family<TenantLabel, Counter>,
+    duplicates_dropped: Family<TenantLabel, Counter>,
+    records_truncated: Family<TenantLabel, Counter>,
+    bytes_sent: Family<TenantLabel, Counter>,
+    stream_reconnects: Family<ReasonLabel, Counter>,
+    token_fetches: Family<TenantLabel, Counter>,
+    sink_reconnects: Family<TenantLabel, Counter>,
+    lag_seconds: Family<TenantLabel, FloatGauge>,
+    seconds_since_commit: Family<TenantLabel, FloatGauge>,
+    healthy: Family<TenantLabel, Gauge>,
+}
+
+/// The process-wide registry and the tenants it watches.
+pub struct Observer {
+    registry: Registry,
+    metrics: Arc<Metrics>,
+    tenants: Mutex<Vec<Arc<TenantHealth>>>,
+}
+
+/// What `/health` knows of one tenant.
+#[derive(Debug)]
+struct TenantHealth {
+    name: String,
+    window: Duration,
+    state: Mutex<HealthState>,
+    delivered: AtomicU64,
+}
+
+#[derive(Debug)]
+struct HealthState {
+    last_activity: Instant,
+    last_commit: Option<Instant>,
+    flagged: Option<String>,
+    last_error: Option<String>,
+    position: Option<String>,
+}
+
+/// One tenant's reporting handle. Cloning is cheap.
+#[derive(Clone)]
+pub struct TenantObserver {
+    label: TenantLabel,
+    metrics: Arc<Metrics>,
+    health: Arc<TenantHealth>,
+}
+
+/// `/health`'s JSON body.
+#[derive(Debug, Serialize, serde::Deserialize, PartialEq)]
+pub struct HealthReport {
+    /// `ok` or `unhealthy`.
+    pub status: String,
+    /// One entry per tenant, in start order.
+    pub tenants: Vec<TenantReport>,
+}
+
+/// One tenant in [`HealthReport`].
+#[derive(Debug, Serialize, serde::Deserialize, PartialEq)]
+pub struct TenantReport {
+    pub tenant: String,
+    pub healthy: bool,
+    /// Seconds since the last delivered batch or heartbeat (or since start).
+    pub seconds_since_activity: f64,
+    pub delivered: u64,
+    pub position: Option<String>,
+    /// Why the tenant is unhealthy, or its last error while it recovers.
+    pub last_error: Option<String>,
+}
+
+impl Default for Observer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Observer {
+    /// A registry with every metric family registered.
+    pub fn new() -> Self {
+        let metrics = Arc::new(Metrics::default());
+        let mut registry = Registry::with_prefix("mrav2");
+        let m = &metrics;
+        registry.register(
+            "events_received",
+            "Events received from the stream",
+            m.events_received.clone(),
+        );
+        registry.register(
+            "events_delivered",
+            "Events whose records the syslog destination accepted",
+            m.events_delivered.clone(),
+        );
+        registry.register(
+            "events_dead_lettered",
+            "Events or batches written to the dead-letter file",
+            m.events_dead_lettered.clone(),
+        );
+        registry.register(
+            "duplicates_dropped",
+            "Events dropped because their id was already delivered",
+            m.duplicates_dropped.clone(),
+        );
+        registry.register(
+            "records_truncated",
+            "Records cut to max_message_size",
+            m.records_truncated.clone(),
+        );
+        registry.register(
+            "bytes_sent",
+            "Bytes written to the syslog destination",
+            m.bytes_sent.clone(),
+        );
+        registry.register(
+            "stream_reconnects",
+            "Stream reconnects, by reason",
+            m.stream_reconnects.clone(),
+        );
+        registry.register(
+            "token_fetches",
+            "Access tokens fetched",
+            m.token_fetches.clone(),
+        );
+        registry.register(
+            "sink_reconnects",
+            "Connections opened to the syslog destination after the first",
+            m.sink_reconnects.clone(),
+        );
+        registry.register(
+            "last_delivered_lag_seconds",
+            "Now minus created_time of the last delivered event, at delivery",
+            m.lag_seconds.clone(),
+        );
+        registry.register(
+            "seconds_since_last_commit",
+            "Seconds since the position was last written to disk",
+            m.seconds_since_commit.clone(),
+        );
+        registry.register(
+            "tenant_healthy",
+            "1 when the tenant passes the /health rule",
+            m.healthy.clone(),
+        );
+        Self {
+            registry,
+            metrics,
+            tenants: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Registers a tenant; `sse_timeout` sets its health window (three times it).
+    pub fn tenant(&self, name: &str, sse_timeout: Duration) -> TenantObserver {
+        let health = Arc::new(TenantHealth {
+            name: name.to_string(),
+            window: sse_timeout.saturating_mul(3),
+            state: Mutex::new(HealthState {
+                last_activity: Instant::now(),
+                last_commit: None,
+                flagged: None,
+                last_error: None,
+                position: None,
+            }),
+            delivered: AtomicU64::new(0),
+        });
+        lock(&self.tenants).push(health.clone());
+        TenantObserver {
+            label: TenantLabel {
+                tenant: name.to_string(),
+            },
+            metrics: self.metrics.clone(),
+            health,
+        }
+    }
+
+    /// The health of every tenant now.
+    pub fn health(&self) -> HealthReport {
+        let now = Instant::now();
+        let tenants: Vec<TenantReport> =
+            lock(&self.tenants).iter().map(|t| t.report(now)).collect();
+        let all_ok = tenants.iter().all(|t| t.healthy);
+        HealthReport {
+            status: if all_ok { "ok" } else { "unhealthy" }.into(),
+            tenants,
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn metrics_text(&self) -> String {
+        let now = Instant::now();
+        for t in lock(&self.tenants).iter() {
+            let label = TenantLabel {
+                tenant: t.name.clone(),
+            };
+            let state = lock(&t.state);
+            if let Some(at) = state.last_commit {
+                self.metrics
+                    .seconds_since_commit
+                    .get_or_create(&label)
+                    .set(now.saturating_duration_since(at).as_secs_f64());
+            }
+            drop(state);
+            let healthy = t.report(now).healthy;
+            self.metrics
+                .healthy
+                .get_or_create(&label)
+                .set(i64::from(healthy));
+        }
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
+
+impl TenantHealth {
+    fn report(&self, now: Instant) -> TenantReport {
+        let state = lock(&self.state);
+        let idle = now.saturating_duration_since(state.last_activity);
+        let healthy = state.flagged.is_none() && idle <= self.window;
+        let last_error = state.flagged.clone().or_else(|| state.last_error.clone());
+        TenantReport {
+            tenant: self.name.clone(),
+            healthy,
+            seconds_since_activity: idle.as_secs_f64(),
+            delivered: self.delivered.load(Ordering::Relaxed),
+            position: state.position.clone(),
+            last_error,
+        }
+    }
+}
+
+impl TenantObserver {
+    /// The tenant's name.
+    pub fn tenant(&self) -> &str {
+        &self.label.tenant
+    }
+
+    /// Events received from the stream (before de-duplication).
+    pub fn received(&self, n: u64) {
+        self.metrics
+            .events_received
+            .get_or_create(&self.label)
+            .inc_by(n);
+    }
+
+    /// A batch was delivered: `events` events, the last created `lag` ago.
+    pub fn delivered(&self, events: u64, lag: Option<Duration>) {
+        self.metrics
+            .events_delivered
+            .get_or_create(&self.label)
+            .inc_by(events);
+        self.health.delivered.fetch_add(events, Ordering::Relaxed);
+        if let Some(lag) = lag {
+            self.metrics
+                .lag_seconds
+                .get_or_create(&self.label)
+                .set(lag.as_secs_f64());
+        }
+        self.alive();
+    }
+
+    /// A heartbeat or batch arrived: the stream is alive. Clears a transient error.
+    pub fn alive(&self) {
+        let mut state = lock(&self.health.state);
+        state.last_activity = Instant::now();
+        state.last_error = None;
+    }
+
+    /// Items moved to the dead-letter file.
+    pub fn dead_lettered(&self, n: u64) {
+        self.metrics
+            .events_dead_lettered
+            .get_or_create(&self.label)
+            .inc_by(n);
+    }
+
+    /// Duplicates dropped by id.
+    pub fn duplicates(&self, n: u64) {
+        self.metrics
+            .duplicates_dropped
+            .get_or_create(&self.label)
+            .inc_by(n);
+    }
+
+    /// Records truncated and bytes written for one delivered batch.
+    pub fn sent(&self, bytes: u64, truncated: u64) {
+        self.metrics
+            .bytes_sent
+            .get_or_create(&self.label)
+            .inc_by(bytes);
+        if truncated > 0 {
+            self.metrics
+                .records_truncated
+                .get_or_create(&self.label)
+                .inc_by(truncated);
+        }
+    }
+
+    /// One stream reconnect, with a short reason (`status_503`, `stall`, `end`, …).
+    pub fn stream_reconnect(&self, reason: &str) {
+        self.metrics
+            .stream_reconnects
+            .get_or_create(&ReasonLabel {
+                tenant: self.label.tenant.clone(),
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Access tokens fetched.
+    pub fn token_fetches(&self, n: u64) {
+        self.metrics
+            .token_fetches
+            .get_or_create(&self.label)
+            .inc_by(n);
+    }
+
+    /// The sink opened a new connection after a failure.
+    pub fn sink_reconnect(&self) {
+        self.metrics
+            .sink_reconnects
+            .get_or_create(&self.label)
+            .inc();
+    }
+
+    /// The position was written to disk.
+    pub fn committed(&self, position: &str) {
+        let mut state = lock(&self.health.state);
+        state.last_commit = Some(Instant::now());
+        state.position = Some(position.to_string());
+    }
+
+    /// A transient error: shown in `/health` until the tenant shows life again.
+    pub fn error(&self, message: impl Into<String>) {
+        lock(&self.health.state).last_error = Some(message.into());
+    }
+
+    /// Marks the tenant unhealthy regardless of activity (rejected key, 403, …), or
+    /// clears that mark with `None`.
+    pub fn flag(&self, reason: Option<String>) {
+        lock(&self.health.state).flagged = reason;
+    }
+}
+
+/// A poisoned lock only means another thread panicked while holding it; the data (a
+/// few counters and strings) is still usable, and health reporting must keep working.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Builds the router serving `/metrics` and `/health`.
+pub fn router(observer: Arc<Observer>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/health", get(health_handler))
+        .with_state(observer)
+}
+
+/// Serves `/metrics` and `/health` on `listener` until `cancel` fires.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    observer: Arc<Observer>,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(observer))
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
+}
+
+async fn metrics_handler(State(observer): State<Arc<Observer>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        observer.metrics_text(),
+    )
+}
+
+async fn health_handler(State(observer): State<Arc<Observer>>) -> impl IntoResponse {
+    let report = observer.health();
+    let status = if report.status == "ok" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn health_follows_the_three_timeouts_rule() {
+        let observer = Observer::new();
+        let good = observer.tenant("good", Duration::from_secs(15));
+        let bad = observer.tenant("bad", Duration::from_secs(15));
+        assert_eq!(observer.health().status, "ok");
+
+        tokio::time::advance(Duration::from_secs(44)).await;
+        good.alive();
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let report = observer.health();
+        assert_eq!(report.status, "unhealthy");
+        assert!(report.tenants[0].healthy);
+        assert!(!report.tenants[1].healthy);
+
+        bad.alive();
+        assert_eq!(observer.health().status, "ok");
+        bad.flag(Some("application key rejected".into()));
+        let report = observer.health();
+        assert_eq!(report.status, "unhealthy");
+        assert_eq!(
+            report.tenants[1].last_error.as_deref(),
+            Some("application key rejected")
+        );
+        assert_eq!(report.tenants[0].last_error, None);
+    }
+
+    #[test]
+    fn metrics_are_exposed_per_tenant() {
+        let observer = Observer::new();
+        let t = observer.tenant("acme", Duration::from_secs(15));
+        t.received(5);
+        t.delivered(4, Some(Duration::from_millis(1500)));
+        t.stream_reconnect("status_503");
+        t.sent(1000, 1);
+        t.committed("abc");
+        let text = observer.metrics_text();
+        for needle in [
+            "mrav2_events_received_total{tenant=\"acme\"} 5",
+            "mrav2_events_delivered_total{tenant=\"acme\"} 4",
+            "mrav2_stream_reconnects_total{tenant=\"acme\",reason=\"status_503\"} 1",
+            "mrav2_bytes_sent_total{tenant=\"acme\"} 1000",
+            "mrav2_records_truncated_total{tenant=\"acme\"} 1",
+            "mrav2_last_delivered_lag_seconds{tenant=\"acme\"} 1.5",
+            "mrav2_seconds_since_last_commit{tenant=\"acme\"}",
+            "mrav2_tenant_healthy{tenant=\"acme\"} 1",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        assert_eq!(observer.health().tenants[0].delivered, 4);
+        assert_eq!(
+            observer.health().tenants[0].position.as_deref(),
+            Some("abc")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_endpoints_answer_over_http() {
+        crate::tls::install_crypto_provider();
+        let observer = Arc::new(Observer::new());
+        let t = observer.tenant("acme", Duration::from_secs(15));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cancel = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, observer.clone(), cancel.clone()));
+        let client = reqwest::Client::new();
+        let health = client
+            .get(format!("http://{addr}/health"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200);
+        let report: HealthReport = health.json().await.unwrap();
+        assert_eq!(report.tenants[0].tenant, "acme");
+        t.flag(Some("key rejected".into()));
+        let health = client
+            .get(format!("http://{addr}/health"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 503);
+        let metrics = client
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(metrics.contains("mrav2_tenant_healthy{tenant=\"acme\"} 0"));
+        cancel.cancel();
+        server.await.unwrap().unwrap();
+    }
+}

@@ -6,7 +6,9 @@
 //! network. A value that reaches these types has already been checked, so the running
 //! program does not re-validate.
 
+mod describe;
 pub mod load;
+mod raw;
 
 use crate::event::{EventType, Position};
 use chrono::{DateTime, Utc};
@@ -16,7 +18,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 use url::Url;
 
-pub use load::{ConfigError, Problem, load_file, load_str};
+pub use load::{
+    ConfigError, LoadContext, Problem, load_file, load_str, load_str_with_env, load_with,
+};
 
 /// A secret string (API key, access token, proxy password). Its `Debug` and `Display`
 /// print `***`; only [`Secret::expose`] gives the value, at the point of use.

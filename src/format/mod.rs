@@ -9,10 +9,20 @@
 
 pub mod leef;
 pub mod splunk;
+mod value;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
 
 use crate::config::Format;
 use crate::event::MraEvent;
 use chrono::{DateTime, FixedOffset};
+use serde_json::{Map, Value};
+
+pub use leef::unescape_leef;
+pub use splunk::unescape_kv;
 
 /// One message ready for a syslog header.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,9 +63,92 @@ impl Formatter {
     }
 
     /// Appends the messages for `event` to `out`: one, or one per smishing detection
-    /// in LEEF.
+    /// in LEEF. A custom identifier whose key is empty or `qradarLogSourceIdentifier`
+    /// is not added (that one names the log source in the syslog header instead).
     pub fn render(&self, event: &MraEvent, out: &mut Vec<RenderedMessage>) {
-        let _ = (event, out, &self.format, &self.entity_name, &self.custom_identifier);
-        unimplemented!("format helper fills this in")
+        let fields = &event.fields;
+        let envelope = Envelope::of(fields);
+        let custom_identifier = self
+            .custom_identifier
+            .as_ref()
+            .filter(|(key, _)| !key.is_empty() && key != leef::QRADAR_IDENTIFIER_KEY)
+            .map(|(key, value)| (key.as_str(), value.as_str()));
+        match self.format {
+            Format::Leef { delimiter } => {
+                let settings = leef::Settings {
+                    delimiter,
+                    entity_name: &self.entity_name,
+                    custom_identifier,
+                };
+                leef::render(&settings, fields, &envelope, out);
+            }
+            Format::SplunkJson => {
+                let additions =
+                    splunk::Additions::new(fields, &self.entity_name, custom_identifier);
+                out.push(envelope.message(splunk::render_json(fields, &additions)));
+            }
+            Format::SplunkKv => {
+                let additions =
+                    splunk::Additions::new(fields, &self.entity_name, custom_identifier);
+                out.push(envelope.message(splunk::render_kv(fields, &additions)));
+            }
+        }
     }
+}
+
+/// What every message of one event shares, whatever the format.
+pub(crate) struct Envelope<'a> {
+    severity: u8,
+    event_time: Option<DateTime<FixedOffset>>,
+    msgid: Option<&'a str>,
+    event_id: Option<&'a str>,
+}
+
+impl<'a> Envelope<'a> {
+    fn of(fields: &'a Map<String, Value>) -> Self {
+        let event_type = fields.get("type").and_then(Value::as_str);
+        Self {
+            severity: syslog_severity(fields),
+            event_time: fields
+                .get("created_time")
+                .and_then(Value::as_str)
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok()),
+            msgid: event_type.filter(|t| is_msgid(t)),
+            event_id: fields.get("id").and_then(Value::as_str),
+        }
+    }
+
+    /// A message with this envelope and `text`.
+    pub(crate) fn message(&self, text: String) -> RenderedMessage {
+        RenderedMessage {
+            text,
+            severity: self.severity,
+            event_time: self.event_time,
+            msgid: self.msgid.map(str::to_owned),
+            event_id: self.event_id.map(str::to_owned),
+        }
+    }
+}
+
+/// The syslog severity of an event's records, 0–7 (`leef-mapping.md` §6.5). The same
+/// for LEEF and Splunk.
+pub fn syslog_severity(fields: &Map<String, Value>) -> u8 {
+    match fields.get("type").and_then(Value::as_str) {
+        Some("THREAT") => match leef::threat_severity(fields) {
+            Some("CRITICAL") => 2,
+            Some("HIGH") => 3,
+            Some("MEDIUM") => 4,
+            Some("LOW") => 5,
+            Some("ADVISORY" | "NONE") => 6,
+            _ => 4,
+        },
+        Some("SMISHING_ALERT") => 4,
+        Some("AUDIT") => 5,
+        _ => 6,
+    }
+}
+
+/// Whether `s` can be an RFC 5424 MSGID: 1–32 printable US-ASCII characters.
+fn is_msgid(s: &str) -> bool {
+    (1..=32).contains(&s.len()) && s.bytes().all(|b| (0x21..=0x7e).contains(&b))
 }

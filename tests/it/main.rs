@@ -1,5 +1,6 @@
 //! The single integration-test binary: one module per theme. Tests spawn the real
 //! binary, the built-in simulator and (where they say so) a real rsyslog.
 
+mod config;
 mod kit;
 mod packaging;

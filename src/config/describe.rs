@@ -1,0 +1,178 @@
+//! Human-readable summaries of a validated configuration, for `check-config` and the
+//! start-up log. They never include a secret: API keys and proxy passwords are not part
+//! of any summary, and proxy addresses carry no credentials once validated.
+
+use super::{
+    Config, Format, Framing, HeaderFormat, HeaderTime, Protocol, ProxyConfig, TenantConfig,
+};
+
+impl TenantConfig {
+    /// `api_domain` as text without a trailing `/`, ready for `format!("{base}/path")`.
+    pub fn api_base(&self) -> &str {
+        self.api_domain.as_str().trim_end_matches('/')
+    }
+
+    /// Where the stream starts when there is no saved state, e.g. `id=0`,
+    /// `stream_position 01a1…` or `start_time 2026-11-20T00:00:00+00:00`.
+    pub fn start_description(&self) -> String {
+        match (&self.stream_position, &self.start_time) {
+            (Some(p), _) => format!("stream_position {p}"),
+            (None, Some(t)) => format!("start_time {}", t.format("%Y-%m-%dT%H:%M:%S+00:00")),
+            (None, None) => "id=0".to_string(),
+        }
+    }
+
+    /// A few lines describing the tenant, without secrets.
+    pub fn summary(&self) -> String {
+        let types: Vec<&str> = self.types.iter().map(|t| t.as_str()).collect();
+        let s = &self.syslog;
+        let destination = match s.protocol {
+            Protocol::Stdout => "stdout".to_string(),
+            Protocol::Udp => format!("udp {}:{}", s.host, s.port),
+            Protocol::Tcp | Protocol::Tls => format!(
+                "{} {}:{} ({} framing{})",
+                if s.protocol == Protocol::Tls {
+                    "tls"
+                } else {
+                    "tcp"
+                },
+                s.host,
+                s.port,
+                match s.framing {
+                    Framing::Lf => "lf",
+                    Framing::OctetCounting => "octet-counting",
+                },
+                if s.protocol == Protocol::Tls {
+                    format!(
+                        ", server name {}{}{}",
+                        s.tls.server_name,
+                        if s.tls.verify {
+                            ""
+                        } else {
+                            ", verification off"
+                        },
+                        if s.tls.client_auth.is_some() {
+                            ", client certificate"
+                        } else {
+                            ""
+                        }
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+        };
+        let format = match s.format {
+            Format::Leef { delimiter: '\t' } => "qradar leef 2.0 (delimiter tab)".to_string(),
+            Format::Leef { delimiter } => format!("qradar leef 2.0 (delimiter {delimiter})"),
+            Format::SplunkJson => "splunk json".to_string(),
+            Format::SplunkKv => "splunk kv".to_string(),
+        };
+        let header = match s.header {
+            HeaderFormat::Rfc3164 => "rfc3164",
+            HeaderFormat::Rfc5424 => "rfc5424",
+        };
+        let time = match s.header_time {
+            HeaderTime::Event => "event",
+            HeaderTime::Sent => "sent",
+        };
+        let mut out = format!(
+            "tenant {} [{}]\n  api domain:  {}\n  types:       {}\n  start:       saved state if any, else {}\n  destination: {}\n  format:      {}, {} header ({} time), facility {}, app_name {:?}, hostname {}, max {} bytes per record",
+            self.entity_name,
+            self.section,
+            self.api_base(),
+            types.join(","),
+            self.start_description(),
+            destination,
+            format,
+            header,
+            time,
+            facility_name(s.facility),
+            s.app_name,
+            s.hostname,
+            s.max_message_size,
+        );
+        if let Some((k, v)) = &s.custom_identifier {
+            out.push_str(&format!("\n  identifier:  {k}={v}"));
+        }
+        out
+    }
+}
+
+/// `user (1)`, or the bare number for facilities without an agreed name (13–15).
+fn facility_name(facility: u8) -> String {
+    const NAMES: [&str; 13] = [
+        "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+        "authpriv", "ftp", "ntp",
+    ];
+    match facility {
+        0..=12 => format!("{} ({facility})", NAMES[usize::from(facility)]),
+        16..=23 => format!("local{} ({facility})", facility - 16),
+        _ => facility.to_string(),
+    }
+}
+
+impl Config {
+    /// The `check-config` report: every tenant, the proxy and the connector settings.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        for t in &self.tenants {
+            out.push_str(&t.summary());
+            out.push('\n');
+        }
+        match &self.proxy {
+            ProxyConfig::FromEnvironment => {
+                out.push_str("proxy: from HTTPS_PROXY/HTTP_PROXY/NO_PROXY if set\n")
+            }
+            ProxyConfig::Explicit(p) => out.push_str(&format!(
+                "proxy: {}{}\n",
+                p.address,
+                p.username
+                    .as_ref()
+                    .map(|u| format!(" (user {u})"))
+                    .unwrap_or_default()
+            )),
+        }
+        if let Some(addr) = self.connector.metrics_listen {
+            out.push_str(&format!("metrics: http://{addr}/metrics\n"));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facility_names() {
+        assert_eq!(facility_name(1), "user (1)");
+        assert_eq!(facility_name(13), "13");
+        assert_eq!(facility_name(23), "local7 (23)");
+    }
+
+    #[test]
+    fn summary_names_what_matters_and_no_secret() {
+        let config = crate::config::load_str_with_env(
+            std::path::Path::new("c.ini"),
+            "[lookout]\nentity_name = acme\napi_domain = https://api.lookout.com/\napi_key = sekrit\n\
+             stream_position = 0192\n[syslog]\nprotocol = tls\nhost = siem\nforwarder_type = splunk\n\
+             [proxy]\naddress = http://bob:sekrit2@proxy:3128\n",
+            &|_| None,
+        )
+        .unwrap();
+        let s = config.summary();
+        for part in [
+            "tenant acme [lookout]",
+            "api domain:  https://api.lookout.com\n",
+            "stream_position 0192",
+            "tls siem:6514 (octet-counting framing, server name siem)",
+            "splunk json",
+            "facility user (1)",
+            "proxy: http://proxy:3128/ (user bob)",
+        ] {
+            assert!(s.contains(part), "{part:?} not in:\n{s}");
+        }
+        assert!(!s.contains("sekrit"), "{s}");
+    }
+}

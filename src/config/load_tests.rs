@@ -1,0 +1,1152 @@
+//! Unit tests of configuration validation: every default, every message (exact text),
+//! precedence, inheritance, and no panic on any input.
+
+use super::*;
+use crate::config::{Config, Format, Framing, HeaderFormat, HeaderTime, Protocol, ProxyConfig};
+use proptest::prelude::*;
+use std::collections::HashMap;
+
+const BASE: &str =
+    "[lookout]\nentity_name = acme\napi_domain = https://api.lookout.com\napi_key = k\n";
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()
+}
+
+fn ctx(env: &dyn Fn(&str) -> Option<String>) -> LoadContext<'_> {
+    LoadContext {
+        env,
+        machine_hostname: "build box".to_string(),
+        now: now(),
+        file_mode: None,
+    }
+}
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    load_with(Path::new("config.ini"), text, &ctx(&no_env))
+}
+
+fn load_env(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let env = move |k: &str| map.get(k).cloned();
+    load_with(Path::new("config.ini"), text, &ctx(&env))
+}
+
+fn ok(text: &str) -> Config {
+    load(text).unwrap_or_else(|e| panic!("unexpected problems:\n{e}"))
+}
+
+fn problems(text: &str) -> Vec<String> {
+    match load(text) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.problems.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn syslog(extra: &str) -> String {
+    format!("{BASE}[syslog]\n{extra}\n")
+}
+
+/// One test per message: the text gives exactly this one problem.
+macro_rules! problem {
+    ($name:ident, $text:expr, $expected:expr) => {
+        #[test]
+        fn $name() {
+            let text: String = $text.to_string();
+            assert_eq!(problems(&text), [$expected.to_string()], "config:\n{text}");
+        }
+    };
+}
+
+/// One test per warning: the text loads and warns exactly this.
+macro_rules! warning {
+    ($name:ident, $text:expr, $expected:expr) => {
+        #[test]
+        fn $name() {
+            let text: String = $text.to_string();
+            let config = ok(&text);
+            assert!(
+                config.warnings.contains(&$expected.to_string()),
+                "expected {:?} in {:#?}",
+                $expected,
+                config.warnings
+            );
+        }
+    };
+}
+
+// --- defaults ------------------------------------------------------------------------
+
+#[test]
+fn minimal_file_gives_every_default() {
+    let c = ok(BASE);
+    assert_eq!(c.path, PathBuf::from("config.ini"));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert_eq!(c.tenants.len(), 1);
+    let t = &c.tenants[0];
+    assert_eq!(t.entity_name, "acme");
+    assert_eq!(t.section, "lookout");
+    assert_eq!(t.api_domain.as_str(), "https://api.lookout.com/");
+    assert_eq!(t.api_base(), "https://api.lookout.com");
+    assert_eq!(t.api_key.expose(), "k");
+    assert_eq!(t.types, [EventType::Threat, EventType::Device]);
+    assert_eq!(t.stream_position, None);
+    assert_eq!(t.start_time, None);
+    assert_eq!(t.sse_timeout, Duration::from_secs(15));
+    assert_eq!(t.ca_file, None);
+    assert_eq!(t.max_event_size, 16_777_216);
+    let s = &t.syslog;
+    assert_eq!(s.host, "localhost");
+    assert_eq!(s.port, 514);
+    assert_eq!(s.protocol, Protocol::Tcp);
+    assert_eq!(s.framing, Framing::Lf);
+    assert_eq!(s.format, Format::Leef { delimiter: '\t' });
+    assert_eq!(s.header, HeaderFormat::Rfc3164);
+    assert_eq!(s.facility, 1);
+    assert_eq!(s.app_name, "lookout-mra");
+    assert_eq!(s.header_time, HeaderTime::Event);
+    assert_eq!(s.hostname, "build-box", "machine name, sanitised");
+    assert_eq!(s.custom_identifier, None);
+    assert_eq!(s.max_message_size, 65536);
+    assert_eq!(s.tls.ca_file, None);
+    assert_eq!(s.tls.client_auth, None);
+    assert!(s.tls.verify);
+    assert_eq!(s.tls.server_name, "localhost");
+    assert_eq!(c.proxy, ProxyConfig::FromEnvironment);
+    assert_eq!(c.connector.state_dir, None);
+    assert_eq!(c.connector.metrics_listen, None);
+    assert_eq!(c.connector.commit_interval, Duration::from_millis(1000));
+}
+
+#[test]
+fn tls_defaults_port_6514_and_octet_counting() {
+    let s = &ok(&syslog("protocol = tls\nhost = siem.example.com")).tenants[0].syslog;
+    assert_eq!(
+        (s.protocol, s.port, s.framing),
+        (Protocol::Tls, 6514, Framing::OctetCounting)
+    );
+    assert_eq!(s.tls.server_name, "siem.example.com");
+}
+
+#[test]
+fn udp_defaults_to_1024_bytes() {
+    let s = &ok(&syslog("protocol = udp")).tenants[0].syslog;
+    assert_eq!(
+        (s.protocol, s.port, s.max_message_size),
+        (Protocol::Udp, 514, 1024)
+    );
+}
+
+#[test]
+fn use_udp_true_means_udp() {
+    let s = &ok(&syslog("use_udp = true")).tenants[0].syslog;
+    assert_eq!((s.protocol, s.max_message_size), (Protocol::Udp, 1024));
+    let s = &ok(&syslog("use_udp = false")).tenants[0].syslog;
+    assert_eq!(s.protocol, Protocol::Tcp);
+    let s = &ok(&syslog("use_udp = yes\nprotocol = udp")).tenants[0].syslog;
+    assert_eq!(s.protocol, Protocol::Udp);
+    let s = &ok(&syslog("use_udp = false\nprotocol = tls\nhost = h")).tenants[0].syslog;
+    assert_eq!(s.protocol, Protocol::Tls);
+}
+
+#[test]
+fn every_value_can_be_set() {
+    let text = format!(
+        "{BASE}threat_enabled = no\ndevice_enabled = OFF\naudit_enabled = 1\nsmishing_enabled = True\n\
+         stream_position = 01a1aac4-759e-7c9d-bf7a-861b26a9b1a3\nsse_timeout = 30\nca_file = /etc/ca.pem\n\
+         max_event_size = 65536\n\
+         [syslog]\nhost = 10.0.0.5\nport = 10514\nforwarder_type = Splunk\nprotocol = TLS\nframing = lf\n\
+         syslog_format = rfc5424\nfacility = LOCAL4\napp_name = mra\nheader_time = sent\nhostname = conn-01\n\
+         log_identifier_key = site_id\nlog_identifier = paris\nmax_message_size = 8192\nsplunk_format = kv\n\
+         ca_file = /etc/syslog-ca.pem\ncert_file = /etc/c.pem\nkey_file = /etc/k.pem\ntls_verify = on\n\
+         tls_server_name = siem.example.com\n\
+         [proxy]\naddress = socks5://proxy:1080\nusername = bob\npassword = pw\nno_proxy = a.example, ,b.example\n\
+         [connector]\nstate_dir = /var/lib/mrav2\nmetrics_listen = 127.0.0.1:9100\ncommit_interval_ms = 250\n"
+    );
+    let c = ok(&text);
+    let t = &c.tenants[0];
+    assert_eq!(t.types, [EventType::Audit, EventType::SmishingAlert]);
+    assert_eq!(
+        t.stream_position.as_ref().map(|p| p.as_str()),
+        Some("01a1aac4-759e-7c9d-bf7a-861b26a9b1a3"),
+        "known-failures 14: a uuid is a position"
+    );
+    assert_eq!(t.sse_timeout, Duration::from_secs(30));
+    assert_eq!(t.ca_file, Some(PathBuf::from("/etc/ca.pem")));
+    assert_eq!(t.max_event_size, 65536);
+    let s = &t.syslog;
+    assert_eq!((s.host.as_str(), s.port), ("10.0.0.5", 10514));
+    assert_eq!((s.protocol, s.framing), (Protocol::Tls, Framing::Lf));
+    assert_eq!(s.format, Format::SplunkKv);
+    assert_eq!((s.header, s.facility), (HeaderFormat::Rfc5424, 20));
+    assert_eq!(
+        (s.app_name.as_str(), s.header_time),
+        ("mra", HeaderTime::Sent)
+    );
+    assert_eq!(s.hostname, "conn-01");
+    assert_eq!(
+        s.custom_identifier,
+        Some(("site_id".to_string(), "paris".to_string()))
+    );
+    assert_eq!(s.max_message_size, 8192);
+    assert_eq!(s.tls.ca_file, Some(PathBuf::from("/etc/syslog-ca.pem")));
+    assert_eq!(
+        s.tls.client_auth,
+        Some((PathBuf::from("/etc/c.pem"), PathBuf::from("/etc/k.pem")))
+    );
+    assert_eq!(s.tls.server_name, "siem.example.com");
+    let ProxyConfig::Explicit(p) = &c.proxy else {
+        panic!("explicit proxy expected")
+    };
+    assert_eq!(p.address.as_str(), "socks5://proxy:1080");
+    assert_eq!(p.username.as_deref(), Some("bob"));
+    assert_eq!(p.password.as_ref().map(Secret::expose), Some("pw"));
+    assert_eq!(p.no_proxy, ["a.example", "b.example"]);
+    assert_eq!(c.connector.state_dir, Some(PathBuf::from("/var/lib/mrav2")));
+    assert_eq!(
+        c.connector.metrics_listen,
+        Some("127.0.0.1:9100".parse().unwrap())
+    );
+    assert_eq!(c.connector.commit_interval, Duration::from_millis(250));
+}
+
+#[test]
+fn splunk_defaults_to_json() {
+    let s = &ok(&syslog("forwarder_type = splunk")).tenants[0].syslog;
+    assert_eq!(s.format, Format::SplunkJson);
+}
+
+#[test]
+fn windows_paths_survive_unchanged() {
+    let text = format!(
+        "{BASE}ca_file = C:\\corp\\certs\\ca.pem\n[syslog]\nca_file = C:\\corp\\certs\\ca.pem\n[connector]\nstate_dir = D:\\mrav2\\state\n"
+    );
+    let c = ok(&text);
+    assert_eq!(
+        c.tenants[0].ca_file,
+        Some(PathBuf::from(r"C:\corp\certs\ca.pem"))
+    );
+    assert_eq!(
+        c.tenants[0].syslog.tls.ca_file,
+        Some(PathBuf::from(r"C:\corp\certs\ca.pem"))
+    );
+    assert_eq!(
+        c.connector.state_dir,
+        Some(PathBuf::from(r"D:\mrav2\state"))
+    );
+}
+
+#[test]
+fn empty_values_mean_the_default() {
+    let text = format!(
+        "{BASE}start_time =\nstream_position =\n[syslog]\nport =\nhostname =\nlog_identifier_key =\nlog_identifier =\n[proxy]\naddress =\nusername =\npassword =\n"
+    );
+    let c = ok(&text);
+    assert_eq!(c.tenants[0].syslog.port, 514);
+    assert_eq!(c.tenants[0].syslog.hostname, "build-box");
+    assert_eq!(c.proxy, ProxyConfig::FromEnvironment);
+}
+
+#[test]
+fn empty_app_name_omits_the_tag() {
+    assert_eq!(ok(&syslog("app_name =")).tenants[0].syslog.app_name, "");
+}
+
+#[test]
+fn api_domain_loses_trailing_slashes() {
+    let c = ok(
+        "[lookout]\nentity_name = a\napi_domain = https://api.example.com/base//\napi_key = k\n",
+    );
+    assert_eq!(c.tenants[0].api_base(), "https://api.example.com/base");
+    let c = ok("[lookout]\nentity_name = a\napi_domain = https://api.example.com/\napi_key = k\n");
+    assert_eq!(c.tenants[0].api_base(), "https://api.example.com");
+}
+
+#[test]
+fn facility_by_name_or_number() {
+    for (v, n) in [
+        ("kern", 0),
+        ("User", 1),
+        ("authpriv", 10),
+        ("ntp", 12),
+        ("local0", 16),
+        ("LOCAL7", 23),
+        ("13", 13),
+        ("0", 0),
+        ("23", 23),
+    ] {
+        assert_eq!(
+            ok(&syslog(&format!("facility = {v}"))).tenants[0]
+                .syslog
+                .facility,
+            n,
+            "{v}"
+        );
+    }
+}
+
+#[test]
+fn leef_delimiter_spellings() {
+    for (v, c) in [
+        ("|", '|'),
+        ("^", '^'),
+        ("0x7C", '|'),
+        ("x7c", '|'),
+        ("0x09", '\t'),
+        ("\\t", '\t'),
+        ("tab", '\t'),
+        ("`", '`'),
+        ("~", '~'),
+        ("\"", '"'),
+    ] {
+        assert_eq!(
+            ok(&syslog(&format!("leef_delimiter = {v}"))).tenants[0]
+                .syslog
+                .format,
+            Format::Leef { delimiter: c },
+            "{v}"
+        );
+    }
+    for v in [
+        "a", "7", "=", "\\", "0x20", "0x3D", "0x5C", "0x0A", "0x7F", "é", "||", "0x", "x+9",
+    ] {
+        assert_eq!(parse_leef_delimiter(v), None, "{v}");
+    }
+}
+
+#[test]
+fn booleans_accept_every_spelling() {
+    for v in ["true", "TRUE", "yes", "On", "1"] {
+        assert_eq!(parse_bool(v), Some(true), "{v}");
+    }
+    for v in ["false", "No", "OFF", "0"] {
+        assert_eq!(parse_bool(v), Some(false), "{v}");
+    }
+    assert_eq!(parse_bool("y"), None);
+}
+
+#[test]
+fn start_time_forms() {
+    let utc = |s: &str| parse_timestamp(s).map(|(t, o)| (t.to_rfc3339(), o));
+    let t = "2026-11-20T00:00:00+00:00".to_string();
+    assert_eq!(utc("2026-11-20T00:00:00Z"), Some((t.clone(), true)));
+    assert_eq!(utc("2026-11-20T01:30:00+01:30"), Some((t.clone(), true)));
+    assert_eq!(utc("2026-11-19T19:00:00-0500"), Some((t.clone(), true)));
+    assert_eq!(utc("2026-11-20T02:00:00+02"), Some((t.clone(), true)));
+    assert_eq!(utc("2026-11-20 00:00:00"), Some((t.clone(), false)));
+    assert_eq!(utc("2026-11-20"), Some((t.clone(), false)));
+    assert_eq!(utc("2026-11-20T00:00"), Some((t.clone(), false)));
+    assert_eq!(
+        utc("2026-11-20T00:00:00.250Z").map(|x| x.0),
+        Some("2026-11-20T00:00:00.250+00:00".to_string())
+    );
+    for bad in [
+        "yesterday",
+        "2026-13-01",
+        "2026-11-20T25:00:00Z",
+        "2026-11-20T00:00:00+2400",
+        "20261120",
+        "2026-11-20T00:00:00+0:0:0",
+    ] {
+        assert_eq!(utc(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn start_time_is_normalised_to_utc() {
+    let c = ok(&format!("{BASE}start_time = 2026-11-20T01:00:00+01:00\n"));
+    assert_eq!(
+        c.tenants[0].start_time,
+        Some(Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap())
+    );
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert_eq!(
+        c.tenants[0].start_description(),
+        "start_time 2026-11-20T00:00:00+00:00"
+    );
+}
+
+#[test]
+fn old_start_time_is_kept() {
+    let c = ok(&format!("{BASE}start_time = 2026-10-01T00:00:00Z\n"));
+    assert_eq!(
+        c.tenants[0].start_time,
+        Some(Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).unwrap())
+    );
+}
+
+#[test]
+fn stream_position_zero_is_none() {
+    assert_eq!(
+        ok(&format!("{BASE}stream_position = 0\n")).tenants[0].stream_position,
+        None
+    );
+}
+
+#[test]
+fn machine_hostname_is_sanitised() {
+    assert_eq!(sanitize_hostname("my host\u{e9}"), "my-host-");
+    assert_eq!(sanitize_hostname(""), "localhost");
+    assert_eq!(sanitize_hostname(&"a".repeat(300)).len(), 255);
+}
+
+// --- HOSTNAME precedence -------------------------------------------------------------------
+
+#[test]
+fn hostname_key_beats_qradar_identifier() {
+    let s = &ok(&syslog(
+        "hostname = h1\nlog_identifier_key = qradarLogSourceIdentifier\nlog_identifier = lookout-mes",
+    ))
+    .tenants[0]
+        .syslog;
+    assert_eq!(s.hostname, "h1");
+    assert_eq!(s.custom_identifier, None);
+}
+
+#[test]
+fn qradar_identifier_beats_machine_name() {
+    let s = &ok(&syslog(
+        "log_identifier_key = qradarLogSourceIdentifier\nlog_identifier = lookout-mes",
+    ))
+    .tenants[0]
+        .syslog;
+    assert_eq!(s.hostname, "lookout-mes");
+    assert_eq!(s.custom_identifier, None);
+}
+
+#[test]
+fn qradar_key_without_identifier_uses_the_machine_name() {
+    let s = &ok(&syslog("log_identifier_key = qradarLogSourceIdentifier")).tenants[0].syslog;
+    assert_eq!(s.hostname, "build-box");
+}
+
+// --- API key precedence --------------------------------------------------------------------
+
+#[test]
+fn api_key_file_beats_environment_and_api_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("key");
+    std::fs::write(&file, "from-file\n").unwrap();
+    let text = format!("{BASE}api_key_file = {}\n", file.display());
+    let c = load_env(
+        &text,
+        &[
+            ("MRAV2_API_KEY_ACME", "from-env"),
+            ("MRAV2_API_KEY", "generic"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.tenants[0].api_key.expose(), "from-file");
+}
+
+#[test]
+fn api_key_file_strips_crlf() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("key");
+    std::fs::write(&file, "abc\r\n").unwrap();
+    let text = format!(
+        "[lookout]\nentity_name = a\napi_domain = https://x.example\napi_key_file = {}\n",
+        file.display()
+    );
+    assert_eq!(ok(&text).tenants[0].api_key.expose(), "abc");
+}
+
+#[test]
+fn named_environment_beats_generic_and_api_key() {
+    let c = load_env(
+        BASE,
+        &[
+            ("MRAV2_API_KEY_ACME", "from-env"),
+            ("MRAV2_API_KEY", "generic"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.tenants[0].api_key.expose(), "from-env");
+}
+
+#[test]
+fn generic_environment_beats_api_key_for_one_tenant() {
+    let c = load_env(BASE, &[("MRAV2_API_KEY", "generic")]).unwrap();
+    assert_eq!(c.tenants[0].api_key.expose(), "generic");
+    let c = load_env(BASE, &[("MRAV2_API_KEY", "")]).unwrap();
+    assert_eq!(
+        c.tenants[0].api_key.expose(),
+        "k",
+        "empty variable is unset"
+    );
+}
+
+#[test]
+fn environment_alone_is_enough() {
+    let text = "[lookout]\nentity_name = acme-eu.prod\napi_domain = https://x.example\n";
+    let c = load_env(text, &[("MRAV2_API_KEY_ACME_EU_PROD", "e")]).unwrap();
+    assert_eq!(c.tenants[0].api_key.expose(), "e");
+    assert_eq!(
+        api_key_env_var("acme-eu.prod"),
+        "MRAV2_API_KEY_ACME_EU_PROD"
+    );
+}
+
+#[test]
+fn generic_environment_is_ignored_with_two_tenants() {
+    let text = "[lookout]\napi_domain = https://x.example\napi_key = shared\n[lookout:a]\n[lookout:b]\napi_key = own\n";
+    let c = load_env(
+        text,
+        &[("MRAV2_API_KEY", "generic"), ("MRAV2_API_KEY_B", "b-env")],
+    )
+    .unwrap();
+    assert_eq!(c.tenants[0].api_key.expose(), "shared");
+    assert_eq!(c.tenants[1].api_key.expose(), "b-env");
+    assert!(c.warnings.contains(&"config.ini: MRAV2_API_KEY is ignored because there is more than one tenant; use MRAV2_API_KEY_<NAME> per tenant".to_string()), "{:?}", c.warnings);
+}
+
+// --- tenants, inheritance, overrides ---------------------------------------------------------
+
+#[test]
+fn lookout_without_entity_name_only_gives_defaults() {
+    let text = "[lookout]\napi_domain = https://api.lookout.com\napi_key = shared\naudit_enabled = true\n\
+                [lookout:acme]\n[lookout:globex]\nentity_name = globex-prod\napi_key = g\nthreat_enabled = false\n\
+                api_domain = https://eu.lookout.com/\n";
+    let c = ok(text);
+    let names: Vec<_> = c
+        .tenants
+        .iter()
+        .map(|t| (t.entity_name.as_str(), t.section.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [("acme", "lookout:acme"), ("globex-prod", "lookout:globex")]
+    );
+    assert_eq!(c.tenants[0].api_key.expose(), "shared");
+    assert_eq!(c.tenants[0].api_base(), "https://api.lookout.com");
+    assert_eq!(
+        c.tenants[0].types,
+        [EventType::Threat, EventType::Device, EventType::Audit]
+    );
+    assert_eq!(c.tenants[1].api_key.expose(), "g");
+    assert_eq!(c.tenants[1].api_base(), "https://eu.lookout.com");
+    assert_eq!(c.tenants[1].types, [EventType::Device, EventType::Audit]);
+}
+
+#[test]
+fn lookout_with_entity_name_is_a_tenant_too_and_comes_first() {
+    let text = "[lookout:b]\n[lookout]\nentity_name = a\napi_domain = https://x.example\napi_key = k\nstream_position = 0192\n";
+    let c = ok(text);
+    let names: Vec<_> = c.tenants.iter().map(|t| t.entity_name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(
+        c.tenants[0].stream_position.as_ref().map(|p| p.as_str()),
+        Some("0192")
+    );
+    assert_eq!(
+        c.tenants[1].stream_position, None,
+        "a position is never inherited"
+    );
+}
+
+#[test]
+fn syslog_overrides_per_tenant() {
+    let text = "[lookout]\napi_domain = https://x.example\napi_key = k\nsyslog_port = 2000\n\
+                [lookout:a]\nsyslog_host = a.siem\nsyslog_format = rfc5424\nsyslog_app_name =\n\
+                [lookout:b]\nsyslog_port = 3000\nsyslog_forwarder_type = splunk\nsyslog_syslog_format = rfc3164\n\
+                [syslog]\nhost = shared.siem\nport = 1000\nsyslog_format = rfc5424\napp_name = x\n";
+    let c = ok(text);
+    let (a, b) = (&c.tenants[0].syslog, &c.tenants[1].syslog);
+    assert_eq!(
+        (a.host.as_str(), a.port, a.header, a.app_name.as_str()),
+        ("a.siem", 2000, HeaderFormat::Rfc5424, "")
+    );
+    assert_eq!(a.format, Format::Leef { delimiter: '\t' });
+    assert_eq!(
+        (b.host.as_str(), b.port, b.header, b.app_name.as_str()),
+        ("shared.siem", 3000, HeaderFormat::Rfc3164, "x")
+    );
+    assert_eq!(b.format, Format::SplunkJson);
+}
+
+#[test]
+fn a_problem_in_a_shared_section_is_reported_once() {
+    let text = "[lookout]\napi_domain = https://x.example\napi_key = k\n[lookout:a]\n[lookout:b]\n[syslog]\nport = 0\n";
+    assert_eq!(
+        problems(text),
+        ["config.ini: [syslog] port = \"0\": not a port; expected a number from 1 to 65535"]
+    );
+}
+
+#[test]
+fn keys_are_case_insensitive() {
+    let c = ok("[lookout]\nEntity_Name = a\nAPI_DOMAIN = https://x.example\nApi_Key = k\n");
+    assert_eq!(c.tenants[0].entity_name, "a");
+}
+
+#[test]
+fn proxy_credentials_in_the_url() {
+    let c = ok(&format!(
+        "{BASE}[proxy]\naddress = http://bob:p%40ss@proxy.corp:3128\n"
+    ));
+    let ProxyConfig::Explicit(p) = &c.proxy else {
+        panic!("explicit proxy expected")
+    };
+    assert_eq!(p.address.as_str(), "http://proxy.corp:3128/");
+    assert_eq!(p.username.as_deref(), Some("bob"));
+    assert_eq!(p.password.as_ref().map(Secret::expose), Some("p@ss"));
+}
+
+#[test]
+fn secrets_never_appear_in_problems_warnings_or_debug() {
+    let text = "[lookout]\nentity_name = a\napi_domain = http://x.example\napi_key = sekrit-1\napikey = sekrit-2\n\
+                [proxy]\naddress = ftp://u:sekrit-3@p\npassword = sekrit-4\n";
+    let e = load(text).unwrap_err().to_string();
+    assert!(!e.contains("sekrit"), "{e}");
+    assert!(e.contains("ftp://u:***@p"), "{e}");
+    let c = ok(
+        "[lookout]\nentity_name = a\napi_domain = http://x.example\napi_key = sekrit-1\n[proxy]\naddress = http://u:sekrit-3@p\n",
+    );
+    let all = format!("{:?} {:?}", c.warnings, c);
+    assert!(!all.contains("sekrit"), "{all}");
+}
+
+#[test]
+fn every_problem_is_collected() {
+    let text = "[lookout]\nentity_name = bad name\napi_domain = ftp://x\nthreat_enabled = maybe\n\
+                [syslog]\nport = x\nprotocol = tpc\nfacility = 99\n[proxy]\naddress = nowhere\n[connector]\ncommit_interval_ms = 0\n[extra]\n";
+    assert_eq!(problems(text).len(), 10, "{:#?}", problems(text));
+}
+
+#[test]
+fn syslog_problems_are_all_collected() {
+    let text = syslog(
+        "forwarder_type = splunkk\nleef_delimiter = a\nhostname = a b\nlog_identifier_key = qradarLogSourceIdentifier\n\
+         log_identifier = c d\nfacility = x\nmax_message_size = 1\ncert_file = /c\ntls_verify = x\nprotocol = x\nport = x",
+    );
+    let keys: Vec<String> = load(&text)
+        .unwrap_err()
+        .problems
+        .into_iter()
+        .filter_map(|p| p.key)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "protocol",
+            "port",
+            "leef_delimiter",
+            "forwarder_type",
+            "facility",
+            "hostname",
+            "log_identifier",
+            "max_message_size",
+            "cert_file",
+            "tls_verify"
+        ]
+    );
+}
+
+#[test]
+fn problems_carry_structured_fields() {
+    let e = load(&syslog("port = x")).unwrap_err();
+    assert_eq!(
+        e.problems,
+        [Problem {
+            file: PathBuf::from("config.ini"),
+            section: Some("syslog".into()),
+            key: Some("port".into()),
+            value: Some("x".into()),
+            message: "not a port; expected a number from 1 to 65535".into(),
+        }]
+    );
+}
+
+#[test]
+fn config_error_prints_one_problem_per_line() {
+    let e = load("[lookout]\n").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "config.ini: [lookout] entity_name: missing; set entity_name to the tenant's name (use letters, digits, '.', '_' and '-')\n\
+         config.ini: [lookout] api_domain: missing; set api_domain to the api base url, e.g. https://api.lookout.com\n\
+         config.ini: [lookout] api_key: missing; set api_key, api_key_file or MRAV2_API_KEY"
+    );
+}
+
+#[test]
+fn known_failures_37_three_problems_each_naming_its_key() {
+    let text = "[lookout]\nentity_name = a\napi_domain = https://x.example\nthreat_enabled = false\ndevice_enabled = false\n\
+                audit_enabled = false\nsmishing_enabled = false\n[syslog]\nport = 99999\n";
+    assert_eq!(
+        problems(text),
+        [
+            "config.ini: [lookout] api_key: missing; set api_key, api_key_file or MRAV2_API_KEY",
+            "config.ini: [lookout]: threat_enabled, device_enabled, audit_enabled and smishing_enabled are all false; enable at least one event type",
+            "config.ini: [syslog] port = \"99999\": not a port; expected a number from 1 to 65535",
+        ]
+    );
+}
+
+#[test]
+fn permission_warning_names_the_file() {
+    let c = load_with(
+        Path::new("/etc/mrav2/config.ini"),
+        BASE,
+        &LoadContext {
+            file_mode: Some(0o100644),
+            ..ctx(&no_env)
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        c.warnings,
+        [
+            "/etc/mrav2/config.ini: holds an api_key and is readable by group or others (mode 644); run chmod 600 /etc/mrav2/config.ini, or move the key to api_key_file"
+        ]
+    );
+    let c = load_with(
+        Path::new("c.ini"),
+        BASE,
+        &LoadContext {
+            file_mode: Some(0o100600),
+            ..ctx(&no_env)
+        },
+    )
+    .unwrap();
+    assert!(c.warnings.is_empty());
+    let no_key = "[lookout]\nentity_name = a\napi_domain = https://x.example\n";
+    let env = |k: &str| (k == "MRAV2_API_KEY").then(|| "e".to_string());
+    let c = load_with(
+        Path::new("c.ini"),
+        no_key,
+        &LoadContext {
+            file_mode: Some(0o100644),
+            ..ctx(&env)
+        },
+    )
+    .unwrap();
+    assert!(c.warnings.is_empty(), "no key in the file, no warning");
+}
+
+#[test]
+fn load_file_reports_an_unreadable_file() {
+    let e = load_file(Path::new("/nonexistent/config.ini")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "/nonexistent/config.ini: cannot read the file: no such file; check the path given to --config"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn load_file_warns_about_a_readable_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.ini");
+    std::fs::write(&path, BASE).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let c = load_file(&path).unwrap();
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(c.warnings[0].contains("chmod 600"), "{:?}", c.warnings);
+    assert!(c.warnings[0].starts_with(&path.display().to_string()));
+}
+
+// --- problems: one test per message ------------------------------------------------------
+
+problem!(
+    unknown_section,
+    format!("{BASE}[sylog]\n"),
+    "config.ini: [sylog]: unknown section; expected [lookout], [lookout:NAME], [syslog], [proxy] or [connector]"
+);
+problem!(
+    unknown_key,
+    syslog("prot = udp"),
+    "config.ini: [syslog] prot = \"udp\": unknown key; accepted keys are host, port, forwarder_type, protocol, use_udp, framing, syslog_format, facility, app_name, header_time, hostname, log_identifier_key, log_identifier, max_message_size, leef_delimiter, splunk_format, ca_file, cert_file, key_file, tls_verify, tls_server_name"
+);
+problem!(
+    unknown_tenant_key,
+    format!("{BASE}syslog_hots = x\n"),
+    "config.ini: [lookout] syslog_hots = \"x\": unknown key; accepted keys are entity_name, api_domain, api_key, api_key_file, threat_enabled, device_enabled, audit_enabled, smishing_enabled, stream_position, start_time, sse_timeout, ca_file, max_event_size and the [syslog] keys prefixed with syslog_ (e.g. syslog_host)"
+);
+problem!(
+    unknown_secret_looking_key_hides_value,
+    format!("{BASE}apikey = sekrit\n"),
+    "config.ini: [lookout] apikey = \"***\": unknown key; accepted keys are entity_name, api_domain, api_key, api_key_file, threat_enabled, device_enabled, audit_enabled, smishing_enabled, stream_position, start_time, sse_timeout, ca_file, max_event_size and the [syslog] keys prefixed with syslog_ (e.g. syslog_host)"
+);
+problem!(
+    syslog_format_twice,
+    format!("{BASE}syslog_format = rfc5424\nsyslog_syslog_format = rfc5424\n"),
+    "config.ini: [lookout] syslog_syslog_format: set together with syslog_format, which means the same; keep one"
+);
+problem!(
+    no_tenant,
+    "[syslog]\n",
+    "config.ini: [lookout]: missing; add a [lookout] section (or [lookout:NAME] sections) with entity_name, api_domain and api_key"
+);
+problem!(
+    entity_name_missing,
+    "[lookout]\napi_domain = https://x.example\napi_key = k\n",
+    "config.ini: [lookout] entity_name: missing; set entity_name to the tenant's name (use letters, digits, '.', '_' and '-')"
+);
+problem!(
+    entity_name_invalid,
+    "[lookout]\nentity_name = acme corp\napi_domain = https://x.example\napi_key = k\n",
+    "config.ini: [lookout] entity_name = \"acme corp\": not usable as a file name; use letters, digits, '.', '_' and '-'"
+);
+problem!(
+    tenant_section_name_invalid,
+    "[lookout]\napi_domain = https://x.example\napi_key = k\n[lookout:a/b]\n",
+    "config.ini: [lookout:a/b]: tenant name \"a/b\" is not usable as a file name; use letters, digits, '.', '_' and '-'"
+);
+problem!(
+    entity_name_duplicate,
+    "[lookout]\napi_domain = https://x.example\napi_key = k\n[lookout:acme]\n[lookout:other]\nentity_name = ACME\n",
+    "config.ini: [lookout:other] entity_name = \"ACME\": already used by [lookout:acme]; entity names must be unique ignoring letter case and treating '.', '-' and '_' alike (they name state files and MRAV2_API_KEY_<NAME> variables)"
+);
+problem!(
+    entity_name_duplicate_by_section,
+    "[lookout]\napi_domain = https://x.example\napi_key = k\n[lookout:a.b]\n[lookout:a_b]\n",
+    "config.ini: [lookout:a_b]: already used by [lookout:a.b]; entity names must be unique ignoring letter case and treating '.', '-' and '_' alike (they name state files and MRAV2_API_KEY_<NAME> variables)"
+);
+problem!(
+    api_domain_missing,
+    "[lookout]\nentity_name = a\napi_key = k\n",
+    "config.ini: [lookout] api_domain: missing; set api_domain to the api base url, e.g. https://api.lookout.com"
+);
+problem!(
+    api_domain_not_http,
+    "[lookout]\nentity_name = a\napi_domain = api.lookout.com\napi_key = k\n",
+    "config.ini: [lookout] api_domain = \"api.lookout.com\": not an http or https url; expected e.g. https://api.lookout.com"
+);
+problem!(
+    api_domain_query,
+    "[lookout]\nentity_name = a\napi_domain = https://api.lookout.com/?x=1\napi_key = k\n",
+    "config.ini: [lookout] api_domain = \"https://api.lookout.com/?x=1\": has a query or fragment; expected a base url such as https://api.lookout.com"
+);
+problem!(
+    api_key_missing,
+    "[lookout]\nentity_name = a\napi_domain = https://x.example\n",
+    "config.ini: [lookout] api_key: missing; set api_key, api_key_file or MRAV2_API_KEY"
+);
+problem!(
+    api_key_missing_multi,
+    "[lookout]\napi_domain = https://x.example\n[lookout:acme-eu]\n[lookout:b]\napi_key = k\n",
+    "config.ini: [lookout:acme-eu] api_key: missing; set api_key, api_key_file or MRAV2_API_KEY_ACME_EU"
+);
+problem!(
+    api_key_file_unreadable,
+    "[lookout]\nentity_name = a\napi_domain = https://x.example\napi_key_file = /nonexistent/key\n",
+    "config.ini: [lookout] api_key_file = \"/nonexistent/key\": cannot read it: no such file; make the file readable by the connector's user"
+);
+#[test]
+fn api_key_file_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("key");
+    std::fs::write(&file, "\n").unwrap();
+    let text = format!(
+        "[lookout]\nentity_name = a\napi_domain = https://x.example\napi_key_file = {}\n",
+        file.display()
+    );
+    assert_eq!(
+        problems(&text),
+        [format!(
+            "config.ini: [lookout] api_key_file = \"{}\": the file is empty; put the application key in it",
+            file.display()
+        )]
+    );
+}
+problem!(
+    bool_invalid,
+    format!("{BASE}audit_enabled = maybe\n"),
+    "config.ini: [lookout] audit_enabled = \"maybe\": not a boolean; expected true, false, yes, no, on, off, 1 or 0"
+);
+problem!(
+    all_types_disabled,
+    format!("{BASE}threat_enabled = false\ndevice_enabled = 0\n"),
+    "config.ini: [lookout]: threat_enabled, device_enabled, audit_enabled and smishing_enabled are all false; enable at least one event type"
+);
+problem!(
+    stream_position_invalid,
+    format!("{BASE}stream_position = 01a1 aac4\n"),
+    "config.ini: [lookout] stream_position = \"01a1 aac4\": not an event id; expected 0 or an event id such as 01a1aac4-759e-7c9d-bf7a-861b26a9b1a3"
+);
+problem!(
+    start_time_invalid,
+    format!("{BASE}start_time = yesterday\n"),
+    "config.ini: [lookout] start_time = \"yesterday\": not an iso-8601 time; expected e.g. 2026-11-20T00:00:00Z"
+);
+problem!(
+    sse_timeout_invalid,
+    format!("{BASE}sse_timeout = 0\n"),
+    "config.ini: [lookout] sse_timeout = \"0\": not a number of seconds from 1 to 3600"
+);
+problem!(
+    max_event_size_invalid,
+    format!("{BASE}max_event_size = 1024\n"),
+    "config.ini: [lookout] max_event_size = \"1024\": not a size from 65536 to 1073741824 bytes"
+);
+problem!(
+    host_invalid,
+    syslog("host = siem example"),
+    "config.ini: [syslog] host = \"siem example\": not a host name or address; expected e.g. siem.example.com, 10.0.0.5 or ::1"
+);
+problem!(
+    port_invalid,
+    syslog("port = 99999"),
+    "config.ini: [syslog] port = \"99999\": not a port; expected a number from 1 to 65535"
+);
+problem!(
+    forwarder_type_invalid,
+    syslog("forwarder_type = splunkk"),
+    "config.ini: [syslog] forwarder_type = \"splunkk\": unknown forwarder type; expected qradar or splunk"
+);
+problem!(
+    protocol_invalid,
+    syslog("protocol = tpc"),
+    "config.ini: [syslog] protocol = \"tpc\": unknown protocol; expected udp, tcp, tls or stdout"
+);
+problem!(
+    use_udp_invalid,
+    syslog("use_udp = sometimes"),
+    "config.ini: [syslog] use_udp = \"sometimes\": not a boolean; expected true, false, yes, no, on, off, 1 or 0"
+);
+problem!(
+    use_udp_conflicts,
+    syslog("protocol = tcp\nuse_udp = true"),
+    "config.ini: [syslog] use_udp = \"true\": conflicts with protocol = \"tcp\"; remove use_udp (protocol replaces it)"
+);
+problem!(
+    use_udp_false_conflicts_with_udp,
+    syslog("protocol = udp\nuse_udp = false"),
+    "config.ini: [syslog] use_udp = \"false\": conflicts with protocol = \"udp\"; remove use_udp (protocol replaces it)"
+);
+problem!(
+    framing_invalid,
+    syslog("framing = nul"),
+    "config.ini: [syslog] framing = \"nul\": unknown framing; expected lf or octet-counting"
+);
+problem!(
+    syslog_format_invalid,
+    syslog("syslog_format = rfc5425"),
+    "config.ini: [syslog] syslog_format = \"rfc5425\": unknown syslog format; expected rfc3164 or rfc5424"
+);
+problem!(
+    facility_invalid,
+    syslog("facility = 24"),
+    "config.ini: [syslog] facility = \"24\": unknown facility; expected a name (kern, user, mail, daemon, auth, syslog, lpr, news, uucp, cron, authpriv, ftp, ntp, local0 to local7) or a number from 0 to 23"
+);
+problem!(
+    app_name_invalid,
+    syslog("app_name = lookout mra"),
+    "config.ini: [syslog] app_name = \"lookout mra\": not a valid app name; expected 1 to 32 of A-Z a-z 0-9 . _ - (or empty to omit the tag)"
+);
+problem!(
+    app_name_too_long,
+    syslog(&format!("app_name = {}", "a".repeat(33))),
+    format!(
+        "config.ini: [syslog] app_name = \"{}\": not a valid app name; expected 1 to 32 of A-Z a-z 0-9 . _ - (or empty to omit the tag)",
+        "a".repeat(33)
+    )
+);
+problem!(
+    header_time_invalid,
+    syslog("header_time = now"),
+    "config.ini: [syslog] header_time = \"now\": unknown header time; expected event or sent"
+);
+problem!(
+    hostname_invalid,
+    syslog("hostname = my host"),
+    "config.ini: [syslog] hostname = \"my host\": not a valid hostname; expected 1 to 255 printable ascii characters without spaces"
+);
+problem!(
+    qradar_identifier_invalid,
+    syslog("log_identifier_key = qradarLogSourceIdentifier\nlog_identifier = lookout mes"),
+    "config.ini: [syslog] log_identifier = \"lookout mes\": not a valid hostname (with log_identifier_key = qradarLogSourceIdentifier it becomes the record's HOSTNAME); expected 1 to 255 printable ascii characters without spaces"
+);
+problem!(
+    custom_identifier_key_invalid,
+    syslog("log_identifier_key = site-id\nlog_identifier = x"),
+    "config.ini: [syslog] log_identifier_key = \"site-id\": not a valid attribute key; expected qradarLogSourceIdentifier or letters, digits and _"
+);
+problem!(
+    max_message_size_udp,
+    syslog("protocol = udp\nmax_message_size = 65508"),
+    "config.ini: [syslog] max_message_size = \"65508\": not a record size for udp; expected a number of bytes from 480 to 65507"
+);
+problem!(
+    max_message_size_tcp,
+    syslog("max_message_size = 479"),
+    "config.ini: [syslog] max_message_size = \"479\": not a record size; expected a number of bytes from 480 to 16777216"
+);
+problem!(
+    leef_delimiter_invalid,
+    syslog("leef_delimiter = ="),
+    "config.ini: [syslog] leef_delimiter = \"=\": not a valid leef delimiter; expected tab (the default), one ascii punctuation character other than = and \\, or its code as 0xHH"
+);
+problem!(
+    splunk_format_invalid,
+    syslog("splunk_format = xml"),
+    "config.ini: [syslog] splunk_format = \"xml\": unknown splunk format; expected json or kv"
+);
+problem!(
+    cert_without_key,
+    syslog("cert_file = /c.pem"),
+    "config.ini: [syslog] cert_file = \"/c.pem\": set without key_file; set both cert_file and key_file for mutual tls, or neither"
+);
+problem!(
+    key_without_cert,
+    syslog("key_file = /k.pem"),
+    "config.ini: [syslog] key_file = \"/k.pem\": set without cert_file; set both cert_file and key_file for mutual tls, or neither"
+);
+problem!(
+    tls_verify_invalid,
+    syslog("tls_verify = nope"),
+    "config.ini: [syslog] tls_verify = \"nope\": not a boolean; expected true, false, yes, no, on, off, 1 or 0"
+);
+problem!(
+    tls_server_name_invalid,
+    syslog("protocol = tls\ntls_server_name = a..b"),
+    "config.ini: [syslog] tls_server_name = \"a..b\": not a valid tls server name; expected a dns name or ip address"
+);
+problem!(
+    tls_host_not_a_server_name,
+    syslog("protocol = tls\nhost = a..b"),
+    "config.ini: [syslog] host = \"a..b\": not usable as a tls server name; set tls_server_name"
+);
+problem!(
+    proxy_address_invalid,
+    format!("{BASE}[proxy]\naddress = proxy.corp:3128\n"),
+    "config.ini: [proxy] address = \"proxy.corp:3128\": not a proxy url; expected http://host:port, https://host:port or socks5://host:port"
+);
+problem!(
+    proxy_credentials_twice,
+    format!("{BASE}[proxy]\naddress = http://u:p@proxy:3128\nusername = v\n"),
+    "config.ini: [proxy] username = \"v\": the address already holds credentials; give them in the address or in username and password, not both"
+);
+problem!(
+    proxy_username_without_address,
+    format!("{BASE}[proxy]\nusername = v\n"),
+    "config.ini: [proxy] username = \"v\": set but address is empty; set address or remove it"
+);
+problem!(
+    proxy_password_without_username,
+    format!("{BASE}[proxy]\naddress = http://proxy:3128\npassword = pw\n"),
+    "config.ini: [proxy] password = \"***\": set without username; set both or neither"
+);
+problem!(
+    metrics_listen_invalid,
+    format!("{BASE}[connector]\nmetrics_listen = localhost\n"),
+    "config.ini: [connector] metrics_listen = \"localhost\": not an address and port; expected e.g. 127.0.0.1:9100 or [::1]:9100"
+);
+problem!(
+    commit_interval_invalid,
+    format!("{BASE}[connector]\ncommit_interval_ms = 0\n"),
+    "config.ini: [connector] commit_interval_ms = \"0\": not a number of milliseconds from 1 to 3600000"
+);
+problem!(
+    control_characters_are_escaped,
+    syslog("host = a\u{1b}b"),
+    "config.ini: [syslog] host = \"a\\u{1b}b\": not a host name or address; expected e.g. siem.example.com, 10.0.0.5 or ::1"
+);
+
+// --- warnings: one test per message -------------------------------------------------------
+
+warning!(
+    warn_http_api,
+    "[lookout]\nentity_name = a\napi_domain = http://127.0.0.1:8080\napi_key = k\n",
+    "config.ini: [lookout] api_domain = \"http://127.0.0.1:8080\": plain http sends the application key and tokens unencrypted; use https outside tests and simulators"
+);
+warning!(
+    warn_start_time_without_offset,
+    format!("{BASE}start_time = 2026-11-20T00:00:00\n"),
+    "config.ini: [lookout] start_time = \"2026-11-20T00:00:00\": no utc offset; taken as utc"
+);
+warning!(
+    warn_start_time_old,
+    format!("{BASE}start_time = 2026-10-23T00:00:00Z\n"),
+    "config.ini: [lookout] start_time = \"2026-10-23T00:00:00Z\": more than 10 days in the past; the stream keeps about 10 days of events, so older ones may not be replayed (sent unchanged)"
+);
+warning!(
+    warn_start_time_ignored,
+    format!("{BASE}start_time = 2026-11-20T00:00:00Z\nstream_position = abc\n"),
+    "config.ini: [lookout] start_time = \"2026-11-20T00:00:00Z\": ignored because stream_position is set (start_time applies only when stream_position is 0)"
+);
+warning!(
+    warn_short_sse_timeout,
+    format!("{BASE}sse_timeout = 5\n"),
+    "config.ini: [lookout] sse_timeout = \"5\": shorter than two heartbeat intervals (5 s each); a healthy stream may be re-opened"
+);
+warning!(
+    warn_stream_position_not_inherited,
+    "[lookout]\napi_domain = https://x.example\napi_key = k\nstream_position = abc\n[lookout:a]\n",
+    "config.ini: [lookout] stream_position = \"abc\": not inherited by [lookout:NAME] sections (a position belongs to one tenant's stream); ignored"
+);
+warning!(
+    warn_identifier_without_key,
+    syslog("log_identifier = x"),
+    "config.ini: [syslog] log_identifier = \"x\": ignored because log_identifier_key is empty"
+);
+warning!(
+    warn_tls_verify_off,
+    syslog("protocol = tls\nhost = h\ntls_verify = false"),
+    "config.ini: [syslog] tls_verify = \"false\": certificate and host name checks are off; anyone on the network path can read and alter the records"
+);
+
+warning!(
+    warn_framing_ignored,
+    syslog("protocol = udp\nframing = lf"),
+    "config.ini: [syslog] framing = \"lf\": ignored with protocol udp (framing applies to tcp and tls)"
+);
+warning!(
+    warn_tls_key_ignored,
+    syslog("tls_server_name = siem.example.com"),
+    "config.ini: [syslog] tls_server_name = \"siem.example.com\": ignored because protocol is not tls"
+);
+warning!(
+    warn_leef_delimiter_ignored,
+    syslog("forwarder_type = splunk\nleef_delimiter = |"),
+    "config.ini: [syslog] leef_delimiter = \"|\": ignored because forwarder_type is splunk"
+);
+warning!(
+    warn_splunk_format_ignored,
+    syslog("splunk_format = kv"),
+    "config.ini: [syslog] splunk_format = \"kv\": ignored because forwarder_type is qradar"
+);
+
+#[test]
+fn recent_start_time_does_not_warn() {
+    let c = ok(&format!("{BASE}start_time = 2026-11-13T00:00:00Z\n"));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+// --- never panics -------------------------------------------------------------------------
+
+proptest! {
+    #[test]
+    fn any_text_loads_without_panic(text in "\\PC*") {
+        let _ = load(&text);
+    }
+
+    #[test]
+    fn any_bytes_load_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = load(&String::from_utf8_lossy(&bytes));
+    }
+
+    #[test]
+    fn ini_shaped_text_loads_without_panic(
+        lines in proptest::collection::vec(
+            prop_oneof![
+                "\\[(lookout|lookout:[a-z.]{0,3}|syslog|proxy|connector|x)\\]",
+                "[a-z_]{1,20} ?= ?[ -~]{0,30}",
+                "(syslog_)?(port|protocol|use_udp|facility|leef_delimiter|hostname|log_identifier_key|log_identifier|max_message_size|tls_server_name) = [ -~]{0,12}",
+                "(api_domain|address|start_time|stream_position|metrics_listen|entity_name) = [ -~]{0,40}",
+                "[#;][ -~]{0,10}",
+            ],
+            0..20,
+        )
+    ) {
+        let _ = load(&lines.join("\n"));
+    }
+}
