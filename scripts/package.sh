@@ -18,7 +18,8 @@
 #
 # Environment:
 #   MRAV2_PACKAGE_PROFILE  release (default) or debug. debug skips the optimised build
-#                          (for tests and CI) and names the archive ...-debug.tar.gz.
+#                          and compresses fast (for tests and CI), and names the
+#                          archive ...-debug.tar.gz.
 #   MRAV2_PACKAGE_DIST     output directory (default: <repo>/dist)
 #   CARGO_TARGET_DIR       reused as cargo does (an existing build is not redone)
 #   SOURCE_DATE_EPOCH      timestamp of every archive entry (default: last commit time)
@@ -68,10 +69,13 @@ case "${profile}" in
     release)
         "${cargo}" build --release --locked --bin "${name}" >&2
         suffix=
+        level=9
         ;;
     debug)
         "${cargo}" build --locked --bin "${name}" >&2
         suffix=-debug
+        # A debug binary is large and only for tests: compress it fast.
+        level=1
         ;;
     *) die "MRAV2_PACKAGE_PROFILE must be release or debug, not '${profile}'" ;;
 esac
@@ -138,7 +142,7 @@ archive=${dist}/${base}.tar.gz
         --mtime="@${SOURCE_DATE_EPOCH}" \
         --no-acls --no-xattrs --no-selinux \
         -cf - "${base}"
-) | gzip -n -6 >"${archive}.tmp"
+) | gzip -n "-${level}" >"${archive}.tmp"
 mv -f -- "${archive}.tmp" "${archive}"
 (
     cd -- "${dist}"

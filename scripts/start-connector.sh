@@ -68,6 +68,10 @@ if [ "${status}" -ne 0 ]; then
     cat -- "${check_err}" >&2
     exit "${status}"
 fi
+if [ -s "${check_err}" ]; then
+    # Warnings (e.g. an http:// API URL, a group-readable key): shown, not fatal.
+    sed 's/^/    /' "${check_err}" >&2
+fi
 
 umask 027
 mkdir -p -- "${PREFIX}/logs" "${PREFIX}/state" "${STATE_DIR}"
