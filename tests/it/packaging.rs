@@ -1022,9 +1022,9 @@ fn tarball_installs_and_runs_two_instances() {
         let out = stage.script("status-connector.sh", Some(config), 0);
         let stdout = text(&out.stdout);
         assert!(stdout.contains("running (pid "), "{}", describe(&out));
-        // The per-tenant lines of `mrav2-syslog-connector status`.
+        // The per-tenant block of `mrav2-syslog-connector status`.
         assert!(
-            stdout.lines().filter(|l| l.contains(tenant)).count() >= 2,
+            stdout.contains(&format!("tenant {tenant}\n")) && stdout.contains("position:"),
             "{}",
             describe(&out)
         );
