@@ -110,8 +110,9 @@ while :; do
             report "started (pid ${pid}); log: ${LOG_FILE}"
             exit 0
         fi
-    elif [ -n "${pid}" ] || [ "${STATE}" = dead ]; then
-        # It wrote its pid file (any old one was removed above) and is gone again.
+    elif [ -n "${pid}" ] || [ -n "${PID}" ]; then
+        # It recorded its pid (any old pid file was removed above) and is gone again.
+        # (A pid file that exists but is still empty is being written: wait.)
         show_failure "the process exited during start-up"
         rm -f -- "${PID_FILE}"
         exit 1
