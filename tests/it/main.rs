@@ -4,3 +4,8 @@
 mod config;
 mod kit;
 mod packaging;
+mod proxy;
+mod receiver;
+mod rsyslog;
+mod simulator;
+mod source;
