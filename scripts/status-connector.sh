@@ -4,7 +4,9 @@
 # status-connector.sh [CONFIG]
 #
 # Says whether one connector instance runs, and shows per tenant the saved stream
-# position and how far behind it is (`mrav2-syslog-connector status`).
+# position, when it was saved (its age) and how many events were delivered
+# (`mrav2-syslog-connector status`). The connector's log has the live lag: once a
+# minute per tenant, the age of the last delivered event.
 #
 # Exit status follows the LSB convention for "status":
 #   0 running; 1 dead, but the pid file remains; 3 not running;
@@ -18,7 +20,7 @@ usage() {
 usage: $(basename -- "$0") [CONFIG]
 
 Show whether the connector for CONFIG (default: <prefix>/config.ini) runs, and each
-tenant's saved position and lag. Exit: 0 running, 1 dead (stale pid file),
+tenant's saved position and its age. Exit: 0 running, 1 dead (stale pid file),
 3 stopped, 4 unknown.
 USAGE
 }

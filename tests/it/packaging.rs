@@ -851,6 +851,14 @@ impl Drop for Stage {
     }
 }
 
+fn read_pid(pid_file: &Path) -> i32 {
+    fs::read_to_string(pid_file)
+        .unwrap_or_else(|e| panic!("{}: {e}", pid_file.display()))
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{}: {e}", pid_file.display()))
+}
+
 /// True if `pid` is a process that is not a zombie.
 fn alive(pid: i32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -1046,6 +1054,38 @@ fn tarball_installs_and_runs_two_instances() {
     assert!(text(&out.stdout).contains("stopped"), "{}", describe(&out));
     stage.script("status-connector.sh", Some(&alpha), 0);
 
+    // A crash (kill -9) leaves the pid file behind: status says "dead" (LSB 1) until
+    // stop or start clears it, and the instance starts again from its saved position.
+    stage.script("start-connector.sh", Some(&bravo), 0);
+    let pid_b = read_pid(&prefix.join("state/bravo.pid"));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid_b),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9 bravo");
+    // SIGKILL is not instantaneous; a few status runs (each a fork and exec) bound the wait.
+    let dead = (0..200).any(|_| {
+        run(Command::new(stage.bin("status-connector.sh")).arg(&bravo))
+            .status
+            .code()
+            == Some(1)
+    });
+    assert!(
+        dead,
+        "status never reported bravo dead after kill -9\n{}",
+        stage.logs()
+    );
+    let out = stage.script("status-connector.sh", Some(&bravo), 1);
+    assert!(text(&out.stdout).contains("dead"), "{}", describe(&out));
+    let out = stage.script("start-connector.sh", Some(&bravo), 0);
+    assert!(
+        text(&out.stdout).contains("stale pid file"),
+        "{}",
+        describe(&out)
+    );
+    stage.script("stop-connector.sh", Some(&bravo), 0);
+    stage.script("status-connector.sh", Some(&bravo), 3);
+
     // A broken config is reported at start, with the problem, and nothing runs.
     let broken = prefix.join("broken.ini");
     write_config(&broken, "broken", &api, port_a);
@@ -1060,11 +1100,7 @@ fn tarball_installs_and_runs_two_instances() {
     stage.script("status-connector.sh", Some(&broken), 3);
 
     // Uninstall stops the running instance and keeps configs and state.
-    let pid_a: i32 = fs::read_to_string(prefix.join("state/alpha.pid"))
-        .expect("alpha's pid file")
-        .trim()
-        .parse()
-        .expect("pid");
+    let pid_a = read_pid(&prefix.join("state/alpha.pid"));
     let out = run(&mut Command::new(prefix.join("uninstall.sh")));
     assert!(out.status.success(), "uninstall.sh:\n{}", describe(&out));
     assert!(!alive(pid_a), "uninstall left alpha running");
