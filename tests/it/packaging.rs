@@ -106,12 +106,9 @@ fn assert_service_args(what: &str, args: &[String]) {
 // ---------------------------------------------------------------------------------
 // shellcheck
 
-#[test]
-fn every_shell_script_passes_shellcheck() {
-    require_tool(
-        "shellcheck",
-        "install it: apt-get install shellcheck (Debian/Ubuntu), dnf install ShellCheck, brew install shellcheck",
-    );
+/// Every shell script of the repository: `scripts/*.sh`, `packaging/*.sh` and CI's
+/// `.ci/run`.
+fn shell_scripts() -> Vec<PathBuf> {
     let mut scripts = Vec::new();
     for dir in ["scripts", "packaging"] {
         let Ok(entries) = fs::read_dir(repo().join(dir)) else {
@@ -124,38 +121,62 @@ fn every_shell_script_passes_shellcheck() {
             }
         }
     }
+    let ci = repo().join(".ci/run");
+    if ci.is_file() {
+        scripts.push(ci);
+    }
     scripts.sort();
-    assert!(
-        scripts.len() >= 8,
-        "expected the package, install, uninstall and control scripts, found {scripts:?}"
+    scripts
+}
+
+#[test]
+fn every_shell_script_passes_shellcheck() {
+    require_tool(
+        "shellcheck",
+        "install it: apt-get install shellcheck (Debian/Ubuntu), dnf install ShellCheck, brew install shellcheck",
     );
+    let scripts = shell_scripts();
+    for ours in [
+        "package.sh",
+        "install.sh",
+        "uninstall.sh",
+        "start-connector.sh",
+        "stop-connector.sh",
+        "status-connector.sh",
+        "restart-connector.sh",
+        "connector-lib.sh",
+    ] {
+        assert!(
+            scripts
+                .iter()
+                .any(|s| s.ends_with(format!("scripts/{ours}"))),
+            "scripts/{ours} is missing: {scripts:?}"
+        );
+    }
     for script in &scripts {
+        let name = script.display();
         let body = fs::read_to_string(script).expect("read script");
-        let sourced = body.starts_with("# shellcheck shell=sh");
+        // A library is sourced, never run: it names its shell for shellcheck instead.
+        let sourced = body.starts_with("# shellcheck shell=");
         if !sourced {
+            let first = body.lines().next().unwrap_or_default();
+            let strict = match first {
+                "#!/bin/sh" => "set -eu",
+                "#!/bin/bash" | "#!/usr/bin/env bash" => "set -euo pipefail",
+                other => panic!("{name}: unexpected interpreter line {other:?}"),
+            };
             assert!(
-                body.starts_with("#!/bin/sh\n"),
-                "{}: must start with #!/bin/sh",
-                script.display()
+                body.lines().any(|l| l == strict || l == "set -eu"),
+                "{name}: must `{strict}`"
             );
-            assert!(
-                body.lines().any(|l| l == "set -eu"),
-                "{}: must `set -eu`",
-                script.display()
-            );
-            assert!(
-                mode(script) & 0o111 == 0o111,
-                "{}: must be executable",
-                script.display()
-            );
+            assert!(mode(script) & 0o111 == 0o111, "{name}: must be executable");
         }
         let out = run(Command::new("shellcheck")
-            .args(["--external-sources", "--severity=style", "--shell=sh"])
+            .args(["--external-sources", "--severity=style"])
             .arg(script));
         assert!(
             out.status.success(),
-            "shellcheck {}:\n{}",
-            script.display(),
+            "shellcheck {name}:\n{}",
             describe(&out)
         );
     }
