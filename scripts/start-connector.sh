@@ -12,6 +12,7 @@
 #
 # Exit status: 0 started; 1 already running or failed at start-up; 2 usage;
 # 5 not installed; 6 config file missing; 78 configuration invalid.
+# Progress goes to standard output, problems to standard error.
 set -eu
 
 # Called from connector-lib.sh.
@@ -45,7 +46,7 @@ start_timeout=$(seconds_or_default "${MRAV2_START_TIMEOUT-}" 30)
 probe_instance
 case "${STATE}" in
     running)
-        report "already running (pid ${PID}); not starting a second copy"
+        report "already running (pid ${PID}); not starting a second copy" >&2
         say "use stop-connector.sh or restart-connector.sh for ${CONFIG}"
         exit 1
         ;;
@@ -64,7 +65,7 @@ set +e
 status=$?
 set -e
 if [ "${status}" -ne 0 ]; then
-    report "configuration check failed (exit ${status}) for ${CONFIG}:"
+    report "configuration check failed (exit ${status}) for ${CONFIG}:" >&2
     cat -- "${check_err}" >&2
     exit "${status}"
 fi
@@ -89,7 +90,7 @@ status=$?
 set -e
 
 show_failure() {
-    report "failed to start ($1); last log lines from ${LOG_FILE}:"
+    report "failed to start ($1); last log lines from ${LOG_FILE}:" >&2
     log_since "${offset}" 20 | sed 's/^/    /' >&2
 }
 

@@ -1034,7 +1034,7 @@ fn tarball_installs_and_runs_two_instances() {
     stage.script("start-connector.sh", Some(&bravo), 0);
     let out = stage.script("start-connector.sh", Some(&alpha), 1);
     assert!(
-        text(&out.stdout).contains("already running"),
+        text(&out.stderr).contains("already running"),
         "a second copy must be refused: {}",
         describe(&out)
     );
