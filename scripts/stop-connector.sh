@@ -52,7 +52,7 @@ case "${STATE}" in
 esac
 
 if ! kill -TERM "${PID}" 2>/dev/null; then
-    report "cannot signal pid ${PID} (are you its owner?)"
+    report "cannot signal pid ${PID} (are you its owner?)" >&2
     exit 1
 fi
 started_at=$(now)
@@ -65,7 +65,7 @@ while process_alive "${PID}"; do
         killed_at=$(now)
         while process_alive "${PID}"; do
             if [ "$(($(now) - killed_at))" -ge 5 ]; then
-                report "pid ${PID} survived SIGKILL"
+                report "pid ${PID} survived SIGKILL" >&2
                 exit 1
             fi
             nap
