@@ -13,3 +13,4 @@ mod receiver;
 mod rsyslog;
 mod simulator;
 mod source;
+mod systemd;
