@@ -136,10 +136,10 @@ impl SimOptions {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return invalid("simulator: give both --tls-cert and --tls-key, or neither".into());
         }
-        if let (Some(start), Some(end)) = (self.start_time, self.history_end) {
-            if start > end {
-                return invalid("simulator: the start time is after the history end".into());
-            }
+        if let (Some(start), Some(end)) = (self.start_time, self.history_end)
+            && start > end
+        {
+            return invalid("simulator: the start time is after the history end".into());
         }
         Ok(())
     }

@@ -55,12 +55,12 @@ pub fn start(
     };
     let last_event_id = last_event_id.filter(|value| !value.is_empty());
     let mut note = None;
-    if let (Some(id), Some(header)) = (&id_param, last_event_id) {
-        if id != header {
-            note = Some(format!(
-                "id {id:?} and Last-Event-ID {header:?} differ; id wins"
-            ));
-        }
+    if let (Some(id), Some(header)) = (&id_param, last_event_id)
+        && id != header
+    {
+        note = Some(format!(
+            "id {id:?} and Last-Event-ID {header:?} differ; id wins"
+        ));
     }
     let index = match (id_param.as_deref(), last_event_id) {
         (Some("0"), _) => match options.id_zero {

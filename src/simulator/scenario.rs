@@ -312,12 +312,12 @@ impl TryFrom<RawFault> for Fault {
                 ));
             }
         }
-        if let Some(RequestSelector::Range([from, to])) = raw.request {
-            if from > to || from == 0 {
-                return Err(format!(
-                    "request range [{from}, {to}] is empty or not 1-based"
-                ));
-            }
+        if let Some(RequestSelector::Range([from, to])) = raw.request
+            && (from > to || from == 0)
+        {
+            return Err(format!(
+                "request range [{from}, {to}] is empty or not 1-based"
+            ));
         }
         Ok(Fault {
             endpoint: raw.endpoint,

@@ -42,10 +42,10 @@ pub struct AbortConnection;
 impl ConnControl {
     /// Makes the close of this connection an abort (RST) instead of a FIN.
     pub fn reset_on_close(&self) {
-        if let Some(socket) = &self.socket {
-            if let Err(error) = socket.set_linger(Some(Duration::ZERO)) {
-                tracing::debug!(%error, "simulator: cannot set SO_LINGER for a reset");
-            }
+        if let Some(socket) = &self.socket
+            && let Err(error) = socket.set_linger(Some(Duration::ZERO))
+        {
+            tracing::debug!(%error, "simulator: cannot set SO_LINGER for a reset");
         }
     }
 }

@@ -169,10 +169,10 @@ impl RecentIds {
         if self.set.contains(id) {
             return false;
         }
-        if self.order.len() >= DEDUP_WINDOW {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
+        if self.order.len() >= DEDUP_WINDOW
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
         }
         self.order.push_back(id.to_string());
         self.set.insert(id.to_string());

@@ -202,10 +202,10 @@ impl TokenSource {
 
     /// The token to open a stream with: the cached one while fresh, else a new one.
     pub async fn token(&mut self) -> Result<Secret, TokenError> {
-        if self.is_fresh() {
-            if let Some(c) = &self.cached {
-                return Ok(c.token.clone());
-            }
+        if self.is_fresh()
+            && let Some(c) = &self.cached
+        {
+            return Ok(c.token.clone());
         }
         self.cached = None;
         let fetched = self.fetch().await?;
@@ -250,17 +250,17 @@ impl TokenSource {
         let oauth = parse_oauth_error(&raw);
         let body = body_excerpt(&raw, 1024);
         let code = status.as_u16();
-        if let Some(o) = &oauth {
-            if matches!(
+        if let Some(o) = &oauth
+            && matches!(
                 o.error.as_str(),
                 "invalid_client" | "unauthorized_client" | "invalid_grant"
-            ) {
-                return Err(TokenError::KeyRejected {
-                    tenant,
-                    status: code,
-                    oauth: o.clone(),
-                });
-            }
+            )
+        {
+            return Err(TokenError::KeyRejected {
+                tenant,
+                status: code,
+                oauth: o.clone(),
+            });
         }
         if code == 429 || status.is_server_error() {
             return Err(TokenError::Unavailable {
@@ -316,10 +316,10 @@ fn parse_success(body: &[u8], sent: Instant, tenant: &str) -> Result<Cached, Tok
         .access_token
         .filter(|t| !t.is_empty())
         .ok_or_else(|| bad("no access_token".into()))?;
-    if let Some(t) = &parsed.token_type {
-        if !t.eq_ignore_ascii_case("bearer") {
-            return Err(bad(format!("token_type {t:?} is not Bearer")));
-        }
+    if let Some(t) = &parsed.token_type
+        && !t.eq_ignore_ascii_case("bearer")
+    {
+        return Err(bad(format!("token_type {t:?} is not Bearer")));
     }
     let lifetime = if let Some(secs) = parsed.expires_in.as_ref().and_then(number_secs) {
         Some(Duration::from_secs_f64(secs))

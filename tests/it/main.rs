@@ -1,10 +1,17 @@
 //! The single integration-test binary: one module per theme. Tests spawn the real
 //! binary, the built-in simulator and (where they say so) a real rsyslog.
 
+// A failed unwrap in a test is a test failure with a backtrace, which is what we want;
+// the crate-wide `unwrap_used` lint is for production code.
+#![allow(clippy::unwrap_used)]
+
 mod config;
+mod golden;
 mod kit;
+mod packaging;
 mod proxy;
 mod receiver;
 mod rsyslog;
 mod simulator;
 mod source;
+mod systemd;

@@ -2,8 +2,6 @@
 //! API behind an `http://` proxy is tunnelled with CONNECT, trusting `ca_file`; a 407
 //! is reported as refused credentials; the proxy password never shows up in any error.
 
-#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
-
 use crate::kit::ConnectProxy;
 use crate::source::stub::{KEY, Plan, Stub, collect, eventually, fast, tenant};
 use mrav2_syslog_connector::config::{Proxy, ProxyConfig, Secret, TenantConfig};

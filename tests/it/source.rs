@@ -5,8 +5,6 @@
 //! nothing sleeps a fixed time: tests read until the expected events arrived or poll
 //! with a deadline.
 
-#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
-
 pub mod stub;
 
 mod sim;

@@ -5,8 +5,6 @@
 //! The simulator is written from the API notes, not from the connector's types, so
 //! these tests cross-check the two readings of the spec.
 
-#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
-
 use super::stub::{KEY, collect, fast, tenant};
 use mrav2_syslog_connector::config::{ProxyConfig, TenantConfig};
 use mrav2_syslog_connector::event::EventType;

@@ -3,8 +3,6 @@
 //! every request. It follows `mra-v2-api.md` §8 loosely: ids are served strictly after
 //! the resume id (or at it, with `inclusive`).
 
-#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
-
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
@@ -452,71 +450,70 @@ fn serve(plan: &Plan, start: usize, fault: Option<&Fault>) -> Chunks {
     let mut stopped = false;
     let mut skip_batch = false;
     loop {
-        if let Some(f) = fault {
-            if f.after() == Some(k) && !stopped {
-                stopped = true;
-                match f {
-                    Fault::DropMidEvent { .. } => {
-                        if let Some(b) = batches.get(k) {
-                            let m = events_message(b, w);
-                            text.extend_from_slice(&m.as_bytes()[..m.len() / 2]);
-                        }
-                        tail = stream::empty().boxed();
-                        break;
+        if let Some(f) = fault
+            && f.after() == Some(k)
+            && !stopped
+        {
+            stopped = true;
+            match f {
+                Fault::DropMidEvent { .. } => {
+                    if let Some(b) = batches.get(k) {
+                        let m = events_message(b, w);
+                        text.extend_from_slice(&m.as_bytes()[..m.len() / 2]);
                     }
-                    Fault::Drop { .. } => {
-                        tail = stream::empty().boxed();
-                        break;
+                    tail = stream::empty().boxed();
+                    break;
+                }
+                Fault::Drop { .. } => {
+                    tail = stream::empty().boxed();
+                    break;
+                }
+                Fault::Stall { .. } => {
+                    tail = stream::pending().boxed();
+                    break;
+                }
+                Fault::Planned {
+                    name,
+                    retry_ms,
+                    with_data,
+                    ..
+                } => {
+                    let mut fields = vec![("event", name.to_string())];
+                    if let Some(r) = retry_ms {
+                        fields.push(("retry", r.to_string()));
                     }
-                    Fault::Stall { .. } => {
-                        tail = stream::pending().boxed();
-                        break;
+                    if *with_data {
+                        fields.push(("data", "{}".into()));
                     }
-                    Fault::Planned {
-                        name,
-                        retry_ms,
-                        with_data,
-                        ..
-                    } => {
-                        let mut fields = vec![("event", name.to_string())];
-                        if let Some(r) = retry_ms {
-                            fields.push(("retry", r.to_string()));
-                        }
-                        if *with_data {
-                            fields.push(("data", "{}".into()));
-                        }
-                        text.extend_from_slice(message(&fields, w).as_bytes());
-                        tail = stream::empty().boxed();
-                        break;
-                    }
-                    Fault::InvalidJson { .. } => {
-                        if let Some(b) = batches.get(k) {
-                            let last = b.last().cloned().unwrap_or_default();
-                            let fields = vec![
-                                ("id", last),
-                                ("event", "events".into()),
-                                ("data", "{\"events\":[{not json".into()),
-                            ];
-                            text.extend_from_slice(message(&fields, w).as_bytes());
-                            skip_batch = true;
-                        }
-                    }
-                    Fault::Huge { bytes, .. } => {
-                        let data = format!(
-                            "{{\"events\":[{{\"id\":\"huge\",\"type\":\"THREAT\",\"threat\":{{\"details\":{{\"url\":\"{}\"}}}}}}]}}",
-                            "x".repeat(*bytes)
-                        );
+                    text.extend_from_slice(message(&fields, w).as_bytes());
+                    tail = stream::empty().boxed();
+                    break;
+                }
+                Fault::InvalidJson { .. } => {
+                    if let Some(b) = batches.get(k) {
+                        let last = b.last().cloned().unwrap_or_default();
                         let fields = vec![
-                            ("id", "huge".to_string()),
+                            ("id", last),
                             ("event", "events".into()),
-                            ("data", data),
+                            ("data", "{\"events\":[{not json".into()),
                         ];
                         text.extend_from_slice(message(&fields, w).as_bytes());
+                        skip_batch = true;
                     }
-                    Fault::Status { .. }
-                    | Fault::ExpireTokens
-                    | Fault::Hang
-                    | Fault::Linger { .. } => {}
+                }
+                Fault::Huge { bytes, .. } => {
+                    let data = format!(
+                        "{{\"events\":[{{\"id\":\"huge\",\"type\":\"THREAT\",\"threat\":{{\"details\":{{\"url\":\"{}\"}}}}}}]}}",
+                        "x".repeat(*bytes)
+                    );
+                    let fields = vec![
+                        ("id", "huge".to_string()),
+                        ("event", "events".into()),
+                        ("data", data),
+                    ];
+                    text.extend_from_slice(message(&fields, w).as_bytes());
+                }
+                Fault::Status { .. } | Fault::ExpireTokens | Fault::Hang | Fault::Linger { .. } => {
                 }
             }
         }
