@@ -257,3 +257,69 @@ async fn the_https_simulator_through_an_http_connect_proxy() {
     );
     assert_eq!(sim.requests().len(), 2, "one token and one stream request");
 }
+
+/// Without a `[proxy]` section the standard environment variables apply: the real
+/// binary, given only `HTTP_PROXY`, sends its token and stream requests through it.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_proxy_section_the_environment_proxy_is_used() {
+    use mrav2_syslog_connector::simulator::{self, SimOptions};
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let proxy = ConnectProxy::start(None).await;
+    let options = SimOptions {
+        events: 3,
+        rate: 0,
+        tenants: [("acme".to_string(), "acme-key".to_string())].into(),
+        ..SimOptions::default()
+    };
+    let (addr, sim) = simulator::start(options).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.ini");
+    std::fs::write(
+        &config,
+        format!(
+            "[lookout]\nentity_name = acme\napi_domain = http://{addr}\napi_key = acme-key\n\n\
+             [syslog]\nprotocol = stdout\n"
+        ),
+    )
+    .unwrap();
+    let mut child = crate::kit::connector()
+        .arg("--config")
+        .arg(&config)
+        .env("HTTP_PROXY", proxy.url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Three records on stdout mean the whole path worked through the proxy.
+    let stdout = child.stdout.take().unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .take(3)
+            .map(|l| l.unwrap())
+            .collect::<Vec<_>>()
+    });
+    let lines = tokio::time::timeout(std::time::Duration::from_secs(30), lines)
+        .await
+        .expect("three records within 30 s")
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(lines.len(), 3);
+    let targets: Vec<String> = proxy.requests().into_iter().map(|r| r.target).collect();
+    assert!(
+        targets
+            .iter()
+            .any(|t| t.contains(&format!("{addr}/oauth2/token"))),
+        "token request not proxied: {targets:?}"
+    );
+    assert!(
+        targets
+            .iter()
+            .any(|t| t.contains(&format!("{addr}/mra/stream/v2/events"))),
+        "stream request not proxied: {targets:?}"
+    );
+    sim.shutdown().await;
+}
