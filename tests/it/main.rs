@@ -3,5 +3,8 @@
 
 mod config;
 mod kit;
+mod operations;
+mod pipeline;
 mod receiver;
 mod rsyslog;
+mod secrets;
