@@ -52,10 +52,15 @@ impl Sim {
 
     /// The same with a scenario file holding `scenario` (JSON, `mra-v2-api.md` §8.5).
     pub fn start_with_scenario(scenario: Option<&str>, args: &[&str]) -> Sim {
+        Sim::start_at("127.0.0.1:0", scenario, args)
+    }
+
+    /// The same on a chosen address (e.g. where a stopped simulator was).
+    pub fn start_at(listen: &str, scenario: Option<&str>, args: &[&str]) -> Sim {
         let dir = tempfile::tempdir().expect("temporary directory");
         let stderr = std::fs::File::create(dir.path().join("sim.stderr")).expect("stderr file");
         let mut cmd = connector();
-        cmd.args(["simulate", "--listen", "127.0.0.1:0"]).args(args);
+        cmd.args(["simulate", "--listen", listen]).args(args);
         if let Some(text) = scenario {
             let path = dir.path().join("scenario.json");
             std::fs::write(&path, text).expect("write scenario");

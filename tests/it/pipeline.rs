@@ -32,6 +32,10 @@ fn sim(extra: &[&str]) -> Sim {
 }
 
 fn sim_with_scenario(scenario: Option<&str>, extra: &[&str]) -> Sim {
+    sim_at("127.0.0.1:0", scenario, extra)
+}
+
+fn sim_at(listen: &str, scenario: Option<&str>, extra: &[&str]) -> Sim {
     let tenant = format!("{TENANT}={KEY}");
     let mut args = vec![
         "--tenant",
@@ -44,7 +48,7 @@ fn sim_with_scenario(scenario: Option<&str>, extra: &[&str]) -> Sim {
         "7",
     ];
     args.extend_from_slice(extra);
-    Sim::start_with_scenario(scenario, &args)
+    Sim::start_at(listen, scenario, &args)
 }
 
 /// One connector installation: a directory with `config.ini`, `state/` and the
@@ -867,5 +871,151 @@ async fn stream_position_uuid_without_a_state_file_is_the_first_requests_id() {
         Some(POSITION),
         "{request}"
     );
+    connector.stop().await;
+}
+
+// ---------------------------------------------------------------------------------
+// The pipeline keeps going
+// ---------------------------------------------------------------------------------
+
+/// Known-failures 1: the simulator serves 50 batches of 10, and rsyslog gets all 500
+/// ids in order (the Python connector died after the first batch).
+#[tokio::test]
+async fn fifty_batches_of_ten_arrive_complete_and_in_order() {
+    let rsyslog = Rsyslog::start().await;
+    let file = rsyslog.path("tcp.log");
+    let sim = sim(&["--events", "500", "--batch-size", "10", "--rate", "0"]);
+    let setup = Setup::new(&config(&sim, &tcp(&rsyslog), "", ""));
+    let mut connector = setup.run(&[]);
+    let ids = sim.event_ids(TENANT);
+    assert_eq!(ids.len(), 500);
+    wait_for_ids(&file, &ids, PATIENCE, || connector.output()).await;
+    assert_eq!(received_ids(&file), ids, "not exactly the 500 ids in order");
+    connector.stop().await;
+}
+
+/// Known-failures 15: rsyslog stops, the connector reads several batches it cannot
+/// deliver, and is killed with SIGKILL. With rsyslog and the connector started again,
+/// every generated id arrives (duplicates allowed, gaps not).
+#[tokio::test]
+async fn kill_9_while_rsyslog_is_down_loses_nothing_after_both_restart() {
+    let mut rsyslog = Rsyslog::start().await;
+    let file = rsyslog.path("tcp.log");
+    // rsyslog is stopped inside a stall, see STALL_AFTER_3.
+    let sim = sim_with_scenario(
+        Some(STALL_AFTER_3),
+        &["--events", "40", "--batch-size", "5", "--rate", "10"],
+    );
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let setup = Setup::new(&config(
+        &sim,
+        &tcp(&rsyslog),
+        "",
+        &format!("metrics_listen = {metrics}\n"),
+    ));
+    let metrics = metrics.parse().expect("metrics address");
+    let mut first = setup.run(&[]);
+
+    wait_for_lines(&file, 15, PATIENCE).await;
+    rsyslog.stop().await;
+    let delivered = received_ids(&file).len();
+    eventually(
+        || format!("the connector read nothing new\n{}", first.output()),
+        PATIENCE,
+        || metric(metrics, "mrav2_events_received", TENANT) as usize >= delivered + 15,
+    )
+    .await;
+    first.kill9();
+
+    rsyslog.start_again().await;
+    let mut second = setup.run(&[]);
+    let target = sim.event_ids(TENANT).len() + 5;
+    eventually(
+        || "live events".into(),
+        PATIENCE,
+        || sim.event_ids(TENANT).len() >= target,
+    )
+    .await;
+    let generated = sim.event_ids(TENANT);
+    wait_for_ids(&file, &generated, Duration::from_secs(60), || {
+        second.output()
+    })
+    .await;
+    second.stop().await;
+}
+
+/// Known-failures 4: stop the simulator; `/health` turns 503 within 3 × `sse_timeout`
+/// and names the tenant and its error. Start it again on the same address: 200 again,
+/// and events flow.
+#[tokio::test]
+async fn health_turns_503_when_the_api_goes_away_and_200_when_it_returns() {
+    let listener = crate::receiver::RawTcpListener::start().await;
+    let args = ["--events", "20", "--batch-size", "5", "--rate", "5"];
+    let sim = sim(&args);
+    let api = sim.addr.to_string();
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let setup = Setup::new(&config(
+        &sim,
+        &format!("protocol = tcp\nport = {}\n", listener.port()),
+        "sse_timeout = 1\n",
+        &format!("metrics_listen = {metrics}\n"),
+    ));
+    let metrics: std::net::SocketAddr = metrics.parse().expect("metrics address");
+    let mut connector = setup.run(&[]);
+    let records = || listener.received().iter().filter(|&&b| b == b'\n').count();
+    let health = || {
+        http_get(metrics, "/health")
+            .ok()
+            .and_then(|(status, body)| {
+                Some((status, serde_json::from_str::<HealthReport>(&body).ok()?))
+            })
+    };
+    eventually(
+        || format!("no healthy start: {:?}\n{}", health(), connector.output()),
+        PATIENCE,
+        || records() >= 20 && health().is_some_and(|(status, _)| status == 200),
+    )
+    .await;
+
+    drop(sim);
+    let gone = Instant::now();
+    eventually(
+        || format!("/health never turned 503: {:?}", health()),
+        PATIENCE,
+        || {
+            health().is_some_and(|(status, report)| {
+                status == 503
+                    && report.tenants.iter().any(|t| {
+                        t.tenant == TENANT
+                            && !t.healthy
+                            && t.last_error.as_deref().is_some_and(|e| !e.is_empty())
+                    })
+            })
+        },
+    )
+    .await;
+    // 3 × sse_timeout, plus what the simulator's last heartbeat had left of it and a
+    // margin for two busy CPUs.
+    assert!(
+        gone.elapsed() <= Duration::from_secs(6),
+        "503 only after {:?}",
+        gone.elapsed()
+    );
+
+    let sim = sim_at(&api, None, &args);
+    let before = records();
+    eventually(
+        || {
+            format!(
+                "/health did not recover: {:?}\n{}",
+                health(),
+                connector.output()
+            )
+        },
+        Duration::from_secs(60),
+        || records() > before && health().is_some_and(|(status, _)| status == 200),
+    )
+    .await;
+    drop(sim);
     connector.stop().await;
 }
