@@ -1,1 +1,338 @@
-//! (in progress)
+//! Process lifetime: from a validated configuration to a clean exit.
+//!
+//! Order matters and is fixed here: the configuration is already valid (nothing has
+//! touched the network), the process is already daemonized if asked (before any thread
+//! existed) and logging is up. This module then checks the state directory, starts the
+//! metrics endpoint, spawns one supervised task per tenant under a root cancellation
+//! token, tells systemd it is ready, and waits for signals:
+//!
+//! - SIGTERM / SIGINT: stop reading, let every tenant deliver and commit what it read,
+//!   and return within the grace deadline even if the destination is unreachable;
+//! - SIGHUP: re-open the log file, nothing else.
+
+use crate::cli::{DemoArgs, DemoFormat, SimulateArgs};
+use crate::config::Config;
+use crate::event::Position;
+use crate::logging::LogHandle;
+use crate::observe::Observer;
+use crate::position::{StateFile, ensure_writable};
+use crate::simulator::{EventKind, IdZero as SimIdZero, Scenario, SimOptions};
+use crate::source::StartPoint;
+use crate::tenant::{Shutdown, TenantTask};
+use anyhow::Context;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+/// The whole shutdown must finish within this.
+pub const GRACE: Duration = Duration::from_secs(5);
+
+/// Of the grace period, how long tenants may keep trying to deliver what they read
+/// before they give up (the rest is for committing and closing connections).
+const DELIVERY_GRACE: Duration = Duration::from_millis(4000);
+
+/// Runs every tenant until SIGTERM or SIGINT (or until `stop` fires, for tests and
+/// `demo`). Errors are the fatal start-up problems of exit code 1.
+pub async fn run(
+    config: Config,
+    state_dir: PathBuf,
+    log: Option<&LogHandle>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    crate::tls::install_crypto_provider();
+    ensure_writable(&state_dir)?;
+    for warning in &config.warnings {
+        warn!("{warning}");
+    }
+
+    let observer = Arc::new(Observer::new());
+    let root = CancellationToken::new();
+    let give_up = CancellationToken::new();
+    let tracker = TaskTracker::new();
+
+    if let Some(addr) = config.connector.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on metrics_listen = {addr}"))?;
+        info!(address = %addr, "serving /metrics and /health");
+        tracker.spawn(crate::observe::serve(
+            listener,
+            observer.clone(),
+            root.clone(),
+        ));
+    }
+
+    let mut started = 0usize;
+    for tenant in &config.tenants {
+        let tenant_observer = observer.tenant(&tenant.entity_name, tenant.sse_timeout);
+        let state = StateFile::new(&state_dir, &tenant.entity_name);
+        let saved = match state.load() {
+            Ok(saved) => saved,
+            Err(e) => {
+                error!(tenant = %tenant.entity_name, error = %e, "tenant not started");
+                tenant_observer.flag(Some(e.to_string()));
+                continue;
+            }
+        };
+        let syslog = &tenant.syslog;
+        info!(
+            tenant = %tenant.entity_name,
+            api = %tenant.api_domain,
+            types = %tenant.types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(","),
+            start = %describe_start(&StartPoint::resolve(
+                saved.as_ref().and_then(|s| Position::new(s.position.clone())),
+                tenant
+            )),
+            destination = %describe_destination(syslog),
+            format = %describe_format(syslog.format),
+            header = %format!("{:?}", syslog.header).to_lowercase(),
+            state_file = %state.path().display(),
+            "tenant configured"
+        );
+        let task = TenantTask {
+            config: tenant.clone(),
+            proxy: config.proxy.clone(),
+            state_dir: state_dir.clone(),
+            commit_interval: config.connector.commit_interval,
+            observer: tenant_observer.clone(),
+        };
+        let shutdown = Shutdown {
+            stop_reading: root.child_token(),
+            give_up: give_up.clone(),
+        };
+        tracker.spawn(async move {
+            if let Err(e) = task.run(shutdown).await {
+                error!(tenant = %tenant_observer.tenant(), error = %e, "tenant stopped");
+                tenant_observer.flag(Some(e.to_string()));
+            }
+        });
+        started += 1;
+    }
+    if started == 0 {
+        anyhow::bail!("no tenant could be started; see the errors above");
+    }
+    tracker.close();
+    info!(
+        tenants = started,
+        "MRAv2 Syslog Connector started successfully"
+    );
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
+    let watchdog = spawn_watchdog(root.clone());
+
+    wait_for_stop(log, &stop).await?;
+
+    info!("shutting down: delivering what was read, then saving positions");
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
+    root.cancel();
+    if tokio::time::timeout(DELIVERY_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        give_up.cancel();
+        if tokio::time::timeout(GRACE - DELIVERY_GRACE, tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!("some tenants did not stop within the grace period");
+        }
+    }
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    info!("stopped");
+    Ok(())
+}
+
+fn describe_destination(syslog: &crate::config::SyslogConfig) -> String {
+    use crate::config::Protocol;
+    let scheme = match syslog.protocol {
+        Protocol::Stdout => return "stdout".into(),
+        Protocol::Udp => "udp",
+        Protocol::Tcp => "tcp",
+        Protocol::Tls => "tls",
+    };
+    format!("{scheme}://{}:{}", syslog.host, syslog.port)
+}
+
+fn describe_format(format: crate::config::Format) -> String {
+    use crate::config::Format;
+    match format {
+        Format::Leef { delimiter: '\t' } => "qradar LEEF".into(),
+        Format::Leef { delimiter } => format!("qradar LEEF, delimiter {delimiter:?}"),
+        Format::SplunkJson => "splunk json".into(),
+        Format::SplunkKv => "splunk kv".into(),
+    }
+}
+
+fn describe_start(start: &StartPoint) -> String {
+    match start {
+        StartPoint::Position(p) => format!("after id {p}"),
+        StartPoint::StartTime(t) => format!("from start_time {}", t.to_rfc3339()),
+        StartPoint::Beginning => "id=0 (no saved position)".into(),
+    }
+}
+
+/// Waits for SIGTERM, SIGINT or `stop`; SIGHUP re-opens the log file meanwhile.
+async fn wait_for_stop(log: Option<&LogHandle>, stop: &CancellationToken) -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => { info!(signal = "SIGTERM", "stop requested"); return Ok(()) }
+            _ = int.recv() => { info!(signal = "SIGINT", "stop requested"); return Ok(()) }
+            _ = stop.cancelled() => return Ok(()),
+            _ = hup.recv() => {
+                match log.map(LogHandle::reopen) {
+                    Some(Err(e)) => error!(error = %e, "cannot re-open the log file"),
+                    _ => info!("SIGHUP: log file re-opened"),
+                }
+            }
+        }
+    }
+}
+
+fn notify_systemd(state: &[sd_notify::NotifyState<'_>]) {
+    if std::env::var_os("NOTIFY_SOCKET").is_some()
+        && let Err(e) = sd_notify::notify(false, state)
+    {
+        warn!(error = %e, "cannot notify systemd");
+    }
+}
+
+/// Pings the systemd watchdog at half its interval from a runtime task, so a stuck
+/// runtime stops the pings and systemd restarts the service.
+fn spawn_watchdog(cancel: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
+    let mut usec = 0;
+    if !sd_notify::watchdog_enabled(false, &mut usec) {
+        return None;
+    }
+    let every = Duration::from_micros(usec / 2).max(Duration::from_millis(100));
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => notify_systemd(&[sd_notify::NotifyState::Watchdog]),
+            }
+        }
+    }))
+}
+
+/// `check-config --probe`: for each tenant, fetch a token, open the stream once and
+/// connect to the syslog destination, printing each step. True when every step passed.
+pub async fn probe(config: &Config) -> bool {
+    crate::tls::install_crypto_provider();
+    let mut all_ok = true;
+    for tenant in &config.tenants {
+        println!("probe {}:", tenant.entity_name);
+        for step in crate::source::probe(tenant, &config.proxy).await {
+            match step.outcome {
+                Ok(found) => println!("  {}: ok: {found}", step.step),
+                Err(e) => {
+                    all_ok = false;
+                    println!("  {}: FAILED: {e}", step.step);
+                }
+            }
+        }
+        let connected = match crate::sink::transport::Connector::new(&tenant.syslog) {
+            Ok(connector) => match connector.connect().await {
+                Ok(transport) => {
+                    transport.close(Duration::from_secs(2)).await;
+                    Ok(connector.destination().to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        match connected {
+            Ok(destination) => println!("  syslog: ok: connected to {destination}"),
+            Err(e) => {
+                all_ok = false;
+                println!("  syslog: FAILED: {e}");
+            }
+        }
+    }
+    all_ok
+}
+
+/// `simulate`: the command-line flags as the simulator's options.
+pub fn simulator_options(args: SimulateArgs) -> anyhow::Result<SimOptions> {
+    let mut types = Vec::new();
+    for t in &args.types {
+        types.push(
+            t.as_str()
+                .parse::<EventKind>()
+                .map_err(|e| anyhow::anyhow!("--types: {e}"))?,
+        );
+    }
+    let scenario = match &args.scenario {
+        Some(path) => Scenario::from_file(path)?,
+        None => Scenario::default(),
+    };
+    let options = SimOptions {
+        listen: args.listen,
+        tenants: args.tenants.into_iter().map(|t| (t.name, t.key)).collect(),
+        token_ttl: Duration::from_secs(args.token_ttl),
+        heartbeat: Duration::from_millis(args.heartbeat_ms),
+        seed: args.seed,
+        events: usize::try_from(args.events).context("--events is too large")?,
+        start_time: args.start_time,
+        rate: u32::try_from(args.rate).context("--rate is too large")?,
+        batch_size: usize::from(args.batch_size),
+        types,
+        id_zero: match args.id_zero {
+            crate::cli::IdZero::Oldest => SimIdZero::Oldest,
+            crate::cli::IdZero::Now => SimIdZero::Now,
+        },
+        resume_at_id: args.resume_at_id,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        firehose: args.firehose,
+        scenario,
+        ..SimOptions::default()
+    };
+    options.validate()?;
+    Ok(options)
+}
+
+/// `demo`: the built-in simulator on a loopback port and one tenant pointed at it,
+/// writing its syslog records to standard output until Ctrl-C.
+pub async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
+    crate::tls::install_crypto_provider();
+    let mut options = SimOptions {
+        events: usize::try_from(args.events.unwrap_or(100)).context("--events is too large")?,
+        ..SimOptions::default()
+    };
+    options.tenants = [("demo".to_string(), "demo-key".to_string())].into();
+    let (addr, simulator) = crate::simulator::start(options)
+        .await
+        .context("cannot start the built-in simulator")?;
+    let state_dir = std::env::temp_dir().join(format!("mrav2-demo-{}", std::process::id()));
+    let forwarder = match args.format {
+        DemoFormat::Qradar => "qradar",
+        DemoFormat::Splunk => "splunk",
+    };
+    // The demo is configured through the same loader as a real installation, so what
+    // it shows is what an operator gets from these keys.
+    let ini = format!(
+        "[lookout]\nentity_name = demo\napi_domain = http://{addr}\napi_key = demo-key\n\
+         audit_enabled = true\nsmishing_enabled = true\n\n\
+         [syslog]\nprotocol = stdout\nforwarder_type = {forwarder}\n\n\
+         [connector]\nstate_dir = {}\n",
+        state_dir.display()
+    );
+    let config = crate::config::load_str(&state_dir.join("demo.ini"), &ini)
+        .map_err(|e| anyhow::anyhow!("the demo configuration is invalid: {e}"))?;
+    eprintln!(
+        "demo: built-in simulator on http://{addr}; {forwarder} records follow on stdout; Ctrl-C stops"
+    );
+    let result = run(config, state_dir.clone(), None, CancellationToken::new()).await;
+    simulator.shutdown().await;
+    let _ = std::fs::remove_dir_all(&state_dir);
+    result
+}

@@ -23,6 +23,7 @@
 //! - [`position`]: the per-tenant state file.
 //! - [`dead_letter`]: what could not be decoded or formatted, kept on disk.
 //! - [`observe`]: metrics registry, `/metrics` and `/health`.
+//! - [`status`]: the `status` report, each tenant's saved position and its age.
 //! - [`tenant`]: one tenant's task: source → format → sink → commit.
 //! - [`logging`]: the connector's own log, re-opened on SIGHUP.
 //! - [`app`]: process lifetime: signals, cancellation, tenants, grace deadline.
@@ -42,6 +43,7 @@ pub mod position;
 pub mod simulator;
 pub mod sink;
 pub mod source;
+pub mod status;
 pub mod tenant;
 pub mod tls;
 

@@ -1,17 +1,30 @@
 //! The process edge: parse the command line, load and validate the configuration before
-//! anything touches the network, run the subcommand, map the outcome to an exit code
-//! (`interface.md`: 0 ok, 78 configuration problem, 2 usage, 1 fatal).
+//! anything touches the network, fork if asked (before any thread or runtime exists),
+//! set up logging, build the runtime, run the subcommand, and map the outcome to an exit
+//! code (`interface.md`: 0 ok, 78 configuration problem, 2 usage, 1 fatal).
 
-use mrav2_syslog_connector::cli::{Cli, Command};
+use anyhow::Context;
+use mrav2_syslog_connector::cli::{Cli, Command, DemoArgs, SimulateArgs};
 use mrav2_syslog_connector::config::{self, Config};
+use mrav2_syslog_connector::{app, logging, status};
+use std::fs::TryLockError;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
 
 /// EX_CONFIG: any configuration problem.
 const EXIT_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
     let cli = Cli::parse_or_exit();
-    match run(&cli) {
+    let outcome = match cli.subcommand() {
+        Command::Run => run(&cli),
+        Command::CheckConfig(args) => check_config(&cli, args.probe),
+        Command::Status => show_status(&cli),
+        Command::Demo(args) => demo(&cli, &args),
+        Command::Simulate(args) => simulate(&cli, args),
+    };
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -20,32 +33,88 @@ fn main() -> ExitCode {
     }
 }
 
+/// `run`: the connector in the foreground, or detached with `--daemon`.
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    match cli.subcommand() {
-        Command::CheckConfig(args) => {
-            let config = match load(cli) {
-                Ok(config) => config,
-                Err(code) => return Ok(code),
-            };
-            print_warnings(&config);
-            print!("{}", config.summary());
-            if args.probe {
-                eprintln!(
-                    "probe: fetching a token, opening the stream and connecting to syslog are not available in this build yet"
-                );
-                return Ok(ExitCode::FAILURE);
-            }
-            println!("configuration ok: {}", config.path.display());
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Run | Command::Status => {
-            if let Err(code) = load(cli) {
-                return Ok(code);
-            }
-            Ok(not_implemented(&cli.subcommand()))
-        }
-        command @ (Command::Demo(_) | Command::Simulate(_)) => Ok(not_implemented(&command)),
+    let config = match load(cli) {
+        Ok(config) => config,
+        Err(code) => return Ok(code),
+    };
+    let state_dir = state_dir(cli, &config);
+    if cli.daemon {
+        let Some(pid_file) = &cli.pid_file else {
+            // clap enforces this; keep the message for a library caller.
+            anyhow::bail!("--daemon needs --pid-file PATH");
+        };
+        daemonize(pid_file)?;
     }
+    // From here on threads may exist: the log writer's, then the runtime's.
+    let log = logging::init(cli.log_file.as_deref(), cli.verbose)?;
+    let runtime = runtime()?;
+    let result = runtime.block_on(app::run(
+        config,
+        state_dir,
+        Some(&log),
+        CancellationToken::new(),
+    ));
+    if let Err(e) = &result {
+        tracing::error!(error = format!("{e:#}"), "fatal");
+    }
+    drop(log);
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+/// `check-config [--probe]`.
+fn check_config(cli: &Cli, probe: bool) -> anyhow::Result<ExitCode> {
+    let config = match load(cli) {
+        Ok(config) => config,
+        Err(code) => return Ok(code),
+    };
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
+    }
+    print!("{}", config.summary());
+    if probe {
+        let ok = runtime()?.block_on(app::probe(&config));
+        if !ok {
+            println!("probe failed");
+            return Ok(ExitCode::FAILURE);
+        }
+        println!("probe ok");
+    }
+    println!("configuration ok: {}", config.path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `status`: each tenant's saved position.
+fn show_status(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let config = match load(cli) {
+        Ok(config) => config,
+        Err(code) => return Ok(code),
+    };
+    let state_dir = state_dir(cli, &config);
+    print!(
+        "{}",
+        status::render(&config, &state_dir, chrono::Utc::now())
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `demo`: simulator and connector in one process, records on stdout.
+fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    let log = logging::init(cli.log_file.as_deref(), cli.verbose)?;
+    let result = runtime()?.block_on(app::demo(args));
+    drop(log);
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+/// `simulate`: only the built-in MRA v2 simulator.
+fn simulate(cli: &Cli, args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let log = logging::init(cli.log_file.as_deref(), cli.verbose)?;
+    let options = app::simulator_options(args)?;
+    let result = runtime()?.block_on(mrav2_syslog_connector::simulator::run_until_ctrl_c(options));
+    drop(log);
+    result.context("simulator failed")?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Loads `--config`; on problems prints every one to stderr and gives exit code 78.
@@ -66,20 +135,58 @@ fn load(cli: &Cli) -> Result<Config, ExitCode> {
     })
 }
 
-fn print_warnings(config: &Config) {
-    for w in &config.warnings {
-        eprintln!("warning: {w}");
-    }
+fn state_dir(cli: &Cli, config: &Config) -> PathBuf {
+    config.connector.resolve_state_dir(
+        cli.state_dir.as_deref(),
+        std::env::var_os("STATE_DIRECTORY").as_deref(),
+        &config.path,
+    )
 }
 
-fn not_implemented(command: &Command) -> ExitCode {
-    let name = match command {
-        Command::Run => "run",
-        Command::CheckConfig(_) => "check-config",
-        Command::Status => "status",
-        Command::Demo(_) => "demo",
-        Command::Simulate(_) => "simulate",
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Detaches from the terminal. Must run before any thread exists: `fork` copies only
+/// the calling thread. The working directory is kept, so relative paths in the
+/// configuration and on the command line mean what they meant.
+fn daemonize(pid_file: &Path) -> anyhow::Result<()> {
+    refuse_if_locked(pid_file)?;
+    let cwd = std::env::current_dir().context("cannot read the working directory")?;
+    daemonize::Daemonize::new()
+        .pid_file(pid_file)
+        .working_directory(cwd)
+        .umask(0o027)
+        .start()
+        .with_context(|| format!("cannot daemonize with pid file {}", pid_file.display()))
+}
+
+/// `daemonize` locks the pid file only in the detached grandchild, after the parent
+/// has already exited 0. Checking the lock here, in the parent, lets a second instance
+/// on the same pid file fail visibly with exit code 1.
+fn refuse_if_locked(pid_file: &Path) -> anyhow::Result<()> {
+    let file = match std::fs::File::open(pid_file) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot open pid file {}", pid_file.display()));
+        }
     };
-    eprintln!("{name}: not implemented in this build yet");
-    ExitCode::FAILURE
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(TryLockError::WouldBlock) => {
+            let pid = std::fs::read_to_string(pid_file).unwrap_or_default();
+            anyhow::bail!(
+                "another instance is running: pid file {} is locked by pid {}; stop it first or use another --pid-file",
+                pid_file.display(),
+                pid.trim()
+            )
+        }
+        Err(TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock pid file {}", pid_file.display()))
+        }
+    }
 }

@@ -3,12 +3,9 @@
 //! `<state_dir>/<entity_name>.position.json` holds the position of the last batch the
 //! syslog destination accepted, never one merely received. It is replaced atomically
 //! (temporary file, fsync, rename, fsync of the directory), so a crash leaves either the
-//! old or the new file, never a torn one. This module decides where a tenant starts
-//! (state file > `stream_position` > `start_time` > `id=0`) and does nothing else: when
-//! to commit is the tenant's decision.
+//! old or the new file, never a torn one. When to commit is the tenant's decision, and
+//! where to start is [`crate::source::StartPoint::resolve`]'s.
 
-use crate::config::TenantConfig;
-use crate::event::Position;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -25,17 +22,6 @@ pub struct SavedPosition {
     pub saved_at: DateTime<Utc>,
     /// Events delivered since the state file was first created.
     pub delivered: u64,
-}
-
-/// Where a tenant's stream starts.
-#[derive(Debug, Clone, PartialEq)]
-pub enum StartPoint {
-    /// Resume after this id (state file or `stream_position`).
-    Position(Position),
-    /// Replay from this instant (no position known yet).
-    StartTime(DateTime<Utc>),
-    /// Nothing known: `id=0`.
-    Beginning,
 }
 
 /// A state-file problem. Every message names the file.
@@ -138,20 +124,6 @@ pub fn ensure_writable(dir: &Path) -> Result<(), StateError> {
     let probe = dir.join(format!(".write-probe-{}", std::process::id()));
     std::fs::write(&probe, b"").map_err(not_writable)?;
     std::fs::remove_file(&probe).map_err(not_writable)
-}
-
-/// The start-up precedence: state file > `stream_position` > `start_time` > `id=0`.
-pub fn start_point(saved: Option<&SavedPosition>, tenant: &TenantConfig) -> StartPoint {
-    if let Some(position) = saved.and_then(|s| Position::new(s.position.clone())) {
-        return StartPoint::Position(position);
-    }
-    if let Some(position) = &tenant.stream_position {
-        return StartPoint::Position(position.clone());
-    }
-    match tenant.start_time {
-        Some(t) => StartPoint::StartTime(t),
-        None => StartPoint::Beginning,
-    }
 }
 
 #[cfg(test)]

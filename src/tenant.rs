@@ -1,1 +1,436 @@
-//! (in progress)
+//! One tenant: source → format → sink → commit, supervised.
+//!
+//! Two tasks per tenant, joined by a small bounded channel:
+//!
+//! - the **reader** pulls decoded batches from [`EventSource`] (which reconnects forever
+//!   on its own) and puts them in the channel. When the channel is full, because the
+//!   syslog destination is slow or down, the reader waits: the stream is not read, and
+//!   nothing is dropped or buffered without limit;
+//! - the **writer** formats each batch, hands it to the [`Sink`] and retries the same
+//!   batch with backoff until the destination accepts every record. Only then does the
+//!   batch's position become *delivered*, and a delivered position is written to the
+//!   state file at most every `commit_interval` and at shutdown.
+//!
+//! Batches are resent from memory after a sink failure, so nothing after the last
+//! committed position is skipped. After a crash the stream resumes from the committed
+//! position: duplicates are bounded by one commit interval, gaps cannot happen.
+//!
+//! The supervisor around the two tasks restarts them from the last committed position
+//! if either ends unexpectedly (a panic included), after a backoff. A tenant never ends
+//! on its own and never touches another tenant.
+
+use crate::backoff::{Backoff, BackoffPolicy, Delay};
+use crate::config::{ProxyConfig, TenantConfig};
+use crate::dead_letter::DeadLetterFile;
+use crate::event::{Batch, Position};
+use crate::format::{Formatter, RenderedMessage};
+use crate::observe::TenantObserver;
+use crate::position::{SavedPosition, StateError, StateFile};
+use crate::sink::Sink;
+use crate::source::{EventSource, SourceSnapshot, SourceStatus, StartPoint};
+use chrono::{DateTime, Utc};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+/// How many decoded batches may wait between reader and writer. Small on purpose: it
+/// only smooths the hand-over between parsing and sending.
+const QUEUE_BATCHES: usize = 8;
+
+/// How often the progress line is logged.
+const PROGRESS_EVERY: Duration = Duration::from_secs(60);
+
+/// How often the source's counters are copied into the metrics.
+const STATUS_EVERY: Duration = Duration::from_secs(1);
+
+/// A normal (exponential, capped, jittered) backoff step.
+const NORMAL: Delay = Delay::Normal { retry_after: None };
+
+/// Everything a tenant needs to run.
+#[derive(Clone)]
+pub struct TenantTask {
+    pub config: TenantConfig,
+    pub proxy: ProxyConfig,
+    pub state_dir: PathBuf,
+    pub commit_interval: Duration,
+    pub observer: TenantObserver,
+}
+
+/// The two shutdown signals of a tenant.
+#[derive(Clone)]
+pub struct Shutdown {
+    /// Stop reading the stream; deliver and commit what was read.
+    pub stop_reading: CancellationToken,
+    /// Give up delivering (the grace period is over); commit what was delivered.
+    pub give_up: CancellationToken,
+}
+
+impl TenantTask {
+    /// Runs until `shutdown.stop_reading` fires and the writer has drained, or
+    /// `shutdown.give_up` fires. Returns an error only when the tenant cannot start at
+    /// all (a corrupt state file).
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), StateError> {
+        let state = StateFile::new(&self.state_dir, &self.config.entity_name);
+        let mut backoff = Backoff::new(BackoffPolicy::default());
+        loop {
+            // Re-read the file on every (re)start: it is the truth about delivery.
+            let saved = state.load()?;
+            let outcome = self.run_once(saved, &state, &shutdown).await;
+            match outcome {
+                Outcome::Stopped => return Ok(()),
+                Outcome::Failed(reason) => {
+                    let delay = backoff.next_delay(NORMAL, &mut rand::rng());
+                    error!(tenant = %self.config.entity_name, reason = %reason, delay_ms = delay.as_millis() as u64,
+                        "tenant pipeline failed; restarting from the last committed position");
+                    self.observer.error(reason);
+                    tokio::select! {
+                        _ = shutdown.stop_reading.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn run_once(
+        &self,
+        saved: Option<SavedPosition>,
+        state: &StateFile,
+        shutdown: &Shutdown,
+    ) -> Outcome {
+        let name = &self.config.entity_name;
+        let committed = saved
+            .as_ref()
+            .and_then(|s| Position::new(s.position.clone()));
+        let start = StartPoint::resolve(committed.clone(), &self.config);
+        let reader_cancel = shutdown.stop_reading.child_token();
+        let source = match EventSource::new(&self.config, &self.proxy, start, reader_cancel.clone())
+        {
+            Ok(source) => source,
+            Err(e) => return Outcome::Failed(format!("cannot build the API client: {e}")),
+        };
+        let sink = match Sink::new(&self.config.syslog, name) {
+            Ok(sink) => sink,
+            Err(e) => return Outcome::Failed(format!("cannot set up the syslog destination: {e}")),
+        };
+        let bridge = tokio::spawn(bridge_status(
+            source.status(),
+            self.observer.clone(),
+            reader_cancel.clone(),
+        ));
+        let (tx, rx) = mpsc::channel::<Batch>(QUEUE_BATCHES);
+        let reader = tokio::spawn(read_batches(source, tx));
+        let writer = Writer {
+            name: name.clone(),
+            observer: self.observer.clone(),
+            commit_interval: self.commit_interval,
+            state: state.clone(),
+            formatter: Formatter::new(
+                self.config.syslog.format,
+                name.clone(),
+                self.config.syslog.custom_identifier.clone(),
+            ),
+            sink,
+            dead_letters: DeadLetterFile::new(&self.state_dir, name),
+            delivered_total: saved.as_ref().map_or(0, |s| s.delivered),
+            pending: None,
+            last_commit: Instant::now(),
+            progress: Progress::new(),
+            messages: Vec::new(),
+        };
+        let written = tokio::spawn(writer.run(rx, shutdown.give_up.clone())).await;
+        // The writer ends when the reader closed the channel or delivery was given up;
+        // either way the reader has nothing more to do.
+        reader_cancel.cancel();
+        let read = reader.await;
+        let _ = bridge.await;
+        match (read, written) {
+            (_, Err(join)) => Outcome::Failed(format!("writer task failed: {join}")),
+            (Err(join), _) => Outcome::Failed(format!("reader task failed: {join}")),
+            (Ok(()), Ok(())) if shutdown.stop_reading.is_cancelled() => Outcome::Stopped,
+            (Ok(()), Ok(())) => Outcome::Failed("the event source ended unexpectedly".into()),
+        }
+    }
+}
+
+enum Outcome {
+    Stopped,
+    Failed(String),
+}
+
+/// The reader task: the source reconnects on its own and ends only on cancellation.
+async fn read_batches(mut source: EventSource, tx: mpsc::Sender<Batch>) {
+    while let Some(batch) = source.next().await {
+        // Waits while the queue is full: back-pressure instead of unbounded memory.
+        if tx.send(batch).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Copies the source's counters and health into the metrics and `/health`, once a
+/// second and once more at the end. The source keeps its own counters so that it does
+/// not depend on the metrics registry.
+async fn bridge_status(
+    status: Arc<SourceStatus>,
+    observer: TenantObserver,
+    cancel: CancellationToken,
+) {
+    let mut seen = status.snapshot();
+    let mut tick = tokio::time::interval(STATUS_EVERY);
+    loop {
+        let stop = tokio::select! {
+            _ = tick.tick() => false,
+            _ = cancel.cancelled() => true,
+        };
+        let now = status.snapshot();
+        apply_status(&seen, &now, &observer);
+        seen = now;
+        if stop {
+            return;
+        }
+    }
+}
+
+fn apply_status(before: &SourceSnapshot, now: &SourceSnapshot, observer: &TenantObserver) {
+    observer.received(now.received_events.saturating_sub(before.received_events));
+    observer.duplicates(
+        now.duplicates_dropped
+            .saturating_sub(before.duplicates_dropped),
+    );
+    observer.token_fetches(now.token_fetches.saturating_sub(before.token_fetches));
+    for (reason, count) in &now.reconnects {
+        let old = before.reconnects.get(reason).copied().unwrap_or(0);
+        for _ in old..*count {
+            observer.stream_reconnect(reason);
+        }
+    }
+    if now.last_activity != before.last_activity && now.last_activity.is_some() {
+        observer.alive();
+    }
+    if now.healthy {
+        observer.flag(None);
+    } else {
+        observer.flag(Some(
+            now.last_error
+                .clone()
+                .unwrap_or_else(|| "the event stream is failing".into()),
+        ));
+    }
+    if let Some(error) = &now.last_error
+        && now.last_error != before.last_error
+    {
+        observer.error(error.clone());
+    }
+}
+
+/// The writer half: format, deliver, commit.
+struct Writer {
+    name: String,
+    observer: TenantObserver,
+    commit_interval: Duration,
+    state: StateFile,
+    formatter: Formatter,
+    sink: Sink,
+    dead_letters: DeadLetterFile,
+    /// Events delivered since the state file was created.
+    delivered_total: u64,
+    /// A delivered position not yet written.
+    pending: Option<Position>,
+    last_commit: Instant,
+    progress: Progress,
+    /// Reused between batches.
+    messages: Vec<RenderedMessage>,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Batch>, give_up: CancellationToken) {
+        let mut progress_tick =
+            tokio::time::interval_at(Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+        loop {
+            let commit_due = self.last_commit + self.commit_interval;
+            let batch = tokio::select! {
+                batch = rx.recv() => batch,
+                _ = tokio::time::sleep_until(commit_due), if self.pending.is_some() => {
+                    self.commit();
+                    continue;
+                }
+                _ = progress_tick.tick() => {
+                    self.log_progress("progress");
+                    continue;
+                }
+            };
+            let Some(batch) = batch else { break };
+            if !self.deliver(batch, &give_up).await {
+                warn!(tenant = %self.name, "shutdown deadline reached before the destination accepted the current batch; it is not committed and will be read again at the next start");
+                break;
+            }
+        }
+        self.commit();
+        self.sink.close().await;
+        self.log_progress("stopped");
+    }
+
+    /// Delivers one batch, retrying the same records until the destination accepts all
+    /// of them. Returns false only when `give_up` fired first.
+    async fn deliver(&mut self, batch: Batch, give_up: &CancellationToken) -> bool {
+        if !batch.dead_letters.is_empty() {
+            let n = batch.dead_letters.len() as u64;
+            match self.dead_letters.append(&batch.dead_letters) {
+                Ok(()) => {
+                    warn!(tenant = %self.name, count = n, file = %self.dead_letters.path().display(), "items could not be decoded; written to the dead-letter file")
+                }
+                Err(e) => {
+                    error!(tenant = %self.name, count = n, file = %self.dead_letters.path().display(), error = %e, "cannot write the dead-letter file; the undecodable items are logged here instead")
+                }
+            }
+            self.observer.dead_lettered(n);
+        }
+        self.messages.clear();
+        for event in &batch.events {
+            self.formatter.render(event, &mut self.messages);
+        }
+        let mut backoff = Backoff::new(BackoffPolicy::default());
+        let mut failures = 0u32;
+        while !self.messages.is_empty() {
+            let sent = tokio::select! {
+                sent = self.sink.send(&self.messages) => sent,
+                _ = give_up.cancelled() => return false,
+            };
+            match sent {
+                Ok(report) => {
+                    self.observer
+                        .sent(report.bytes as u64, report.truncated as u64);
+                    if failures > 0 {
+                        info!(tenant = %self.name, "syslog destination accepts records again");
+                    }
+                    break;
+                }
+                Err(e) => {
+                    failures += 1;
+                    let delay = backoff.next_delay(NORMAL, &mut rand::rng());
+                    warn!(tenant = %self.name, error = %e, attempt = failures, delay_ms = delay.as_millis() as u64, "syslog delivery failed; the batch will be sent again");
+                    self.observer.error(format!("syslog delivery failed: {e}"));
+                    self.observer.sink_reconnect();
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = give_up.cancelled() => return false,
+                    }
+                }
+            }
+        }
+        let events = batch.events.len() as u64;
+        self.delivered_total += events;
+        let lag = batch
+            .events
+            .last()
+            .and_then(|e| e.created_time())
+            .and_then(lag_of);
+        self.observer.delivered(events, lag);
+        self.progress.add(events, lag, batch.position.as_ref());
+        if let Some(position) = batch.position {
+            self.pending = Some(position);
+        }
+        if self.last_commit.elapsed() >= self.commit_interval {
+            self.commit();
+        }
+        true
+    }
+
+    /// Writes the delivered position, if it moved.
+    fn commit(&mut self) {
+        let Some(position) = self.pending.take() else {
+            return;
+        };
+        let saved = SavedPosition {
+            entity_name: self.name.clone(),
+            position: position.as_str().to_string(),
+            saved_at: Utc::now(),
+            delivered: self.delivered_total,
+        };
+        match self.state.save(&saved) {
+            Ok(()) => {
+                self.observer.committed(position.as_str());
+                self.last_commit = Instant::now();
+            }
+            Err(e) => {
+                error!(tenant = %self.name, error = %e, "cannot save the stream position; will try again");
+                self.pending = Some(position);
+                // Try again after one interval rather than in a tight loop.
+                self.last_commit = Instant::now();
+            }
+        }
+    }
+
+    fn log_progress(&mut self, what: &'static str) {
+        let report = self.progress.take();
+        info!(
+            tenant = %self.name,
+            delivered = self.delivered_total,
+            events_per_second = format_args!("{:.1}", report.rate),
+            lag_seconds = report.lag.map(|l| l.as_secs()),
+            position = report.position.as_deref().unwrap_or("-"),
+            "{what}"
+        );
+    }
+}
+
+/// Now minus an event's `created_time`, when it parses and lies in the past.
+fn lag_of(created_time: &str) -> Option<Duration> {
+    let created: DateTime<Utc> = DateTime::parse_from_rfc3339(created_time)
+        .ok()?
+        .with_timezone(&Utc);
+    (Utc::now() - created).to_std().ok()
+}
+
+/// What the progress line reports about the last interval.
+struct Progress {
+    since: Instant,
+    events: u64,
+    lag: Option<Duration>,
+    position: Option<String>,
+}
+
+struct ProgressReport {
+    rate: f64,
+    lag: Option<Duration>,
+    position: Option<String>,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Self {
+            since: Instant::now(),
+            events: 0,
+            lag: None,
+            position: None,
+        }
+    }
+
+    fn add(&mut self, events: u64, lag: Option<Duration>, position: Option<&Position>) {
+        self.events += events;
+        if lag.is_some() {
+            self.lag = lag;
+        }
+        if let Some(p) = position {
+            self.position = Some(p.as_str().to_string());
+        }
+    }
+
+    /// The figures since the last call; the lag and position carry over.
+    fn take(&mut self) -> ProgressReport {
+        let secs = self.since.elapsed().as_secs_f64().max(0.001);
+        let report = ProgressReport {
+            rate: self.events as f64 / secs,
+            lag: self.lag,
+            position: self.position.clone(),
+        };
+        self.since = Instant::now();
+        self.events = 0;
+        report
+    }
+}

@@ -763,13 +763,13 @@ impl Check<'_, '_> {
             |v| parse_uint(v).filter(|n| (1..=3600).contains(n)),
             "not a number of seconds from 1 to 3600",
         );
-        if let (Some(secs), Some(e)) = (sse_timeout, scope.lookout("sse_timeout")) {
-            if secs < 10 {
-                self.warn(
+        if let (Some(secs), Some(e)) = (sse_timeout, scope.lookout("sse_timeout"))
+            && secs < 10
+        {
+            self.warn(
                     e,
                     "shorter than two heartbeat intervals (5 s each); a healthy stream may be re-opened",
                 );
-            }
         }
         let ca_file = scope.lookout("ca_file").map(|e| PathBuf::from(e.value));
         let max_event_size = self.parse(
@@ -857,15 +857,15 @@ impl Check<'_, '_> {
             };
         }
         let env = |name: &str| (self.ctx.env)(name).filter(|v| !v.is_empty());
-        if let Some(name) = entity_name {
-            if let Some(key) = env(&api_key_env_var(name)) {
-                return Some(Secret::new(key));
-            }
+        if let Some(name) = entity_name
+            && let Some(key) = env(&api_key_env_var(name))
+        {
+            return Some(Secret::new(key));
         }
-        if n_tenants == 1 {
-            if let Some(key) = env("MRAV2_API_KEY") {
-                return Some(Secret::new(key));
-            }
+        if n_tenants == 1
+            && let Some(key) = env("MRAV2_API_KEY")
+        {
+            return Some(Secret::new(key));
         }
         if let Some(e) = scope.lookout("api_key") {
             return Some(Secret::new(e.value));
@@ -1141,14 +1141,14 @@ impl Check<'_, '_> {
         protocol: Option<Protocol>,
         splunk: Option<bool>,
     ) {
-        if let Some(p @ (Protocol::Udp | Protocol::Stdout)) = protocol {
-            if let Some(e) = scope.syslog("framing") {
-                let name = if p == Protocol::Udp { "udp" } else { "stdout" };
-                self.warn(
-                    e,
-                    format!("ignored with protocol {name} (framing applies to tcp and tls)"),
-                );
-            }
+        if let Some(p @ (Protocol::Udp | Protocol::Stdout)) = protocol
+            && let Some(e) = scope.syslog("framing")
+        {
+            let name = if p == Protocol::Udp { "udp" } else { "stdout" };
+            self.warn(
+                e,
+                format!("ignored with protocol {name} (framing applies to tcp and tls)"),
+            );
         }
         if protocol.is_some_and(|p| p != Protocol::Tls) {
             for key in [
@@ -1168,10 +1168,10 @@ impl Check<'_, '_> {
             Some(false) => Some(("splunk_format", "qradar")),
             None => None,
         };
-        if let Some((key, forwarder)) = unused {
-            if let Some(e) = scope.syslog(key) {
-                self.warn(e, format!("ignored because forwarder_type is {forwarder}"));
-            }
+        if let Some((key, forwarder)) = unused
+            && let Some(e) = scope.syslog(key)
+        {
+            self.warn(e, format!("ignored because forwarder_type is {forwarder}"));
         }
     }
 
@@ -1292,11 +1292,11 @@ impl Check<'_, '_> {
                 ok = false;
             }
         }
-        if let (Some(p), None) = (password, username) {
-            if url_user.is_empty() {
-                self.bad(p, "set without username; set both or neither");
-                ok = false;
-            }
+        if let (Some(p), None) = (password, username)
+            && url_user.is_empty()
+        {
+            self.bad(p, "set without username; set both or neither");
+            ok = false;
         }
         // Credentials travel separately from the address, so the address can be logged.
         let _ = url.set_username("");

@@ -237,10 +237,10 @@ impl ConnectorConfig {
             return dir.clone();
         }
         // systemd may pass several colon-separated directories; the first is ours.
-        if let Some(env) = env_state_directory.and_then(|v| v.to_str()) {
-            if let Some(first) = env.split(':').find(|s| !s.is_empty()) {
-                return PathBuf::from(first);
-            }
+        if let Some(env) = env_state_directory.and_then(|v| v.to_str())
+            && let Some(first) = env.split(':').find(|s| !s.is_empty())
+        {
+            return PathBuf::from(first);
         }
         match config_path.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),

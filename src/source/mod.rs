@@ -1,5 +1,709 @@
-//! Token lifecycle, the SSE parser and the authenticated event stream.
+//! Token lifecycle, the SSE parser and the authenticated event stream of one tenant.
+//!
+//! [`EventSource`] is what a tenant task reads: decoded batches, in order, from a stream
+//! that reconnects forever (`mra-v2-api.md` §5). It owns the token, the HTTP clients,
+//! the backoff state, the *received* position and the de-duplication window. It does
+//! not own the *committed* position: after a sink failure the caller rewinds with
+//! [`EventSource::reset_to`].
+//!
+//! - [`client`]: the per-tenant reqwest clients (TLS roots, proxy, timeouts).
+//! - [`oauth`]: token fetch, cache, refresh.
+//! - [`sse`]: the event-stream parser (bytes in, frames out).
+//! - [`stream`]: one connection: the request, status checks, reads under `sse_timeout`.
+//! - [`decode`]: `events` data → [`Batch`].
 
+pub mod client;
+pub mod decode;
 pub mod oauth;
 pub mod sse;
 pub mod stream;
+
+use crate::backoff::{Backoff, BackoffPolicy, Delay};
+use crate::config::{ProxyConfig, TenantConfig};
+use crate::event::{Batch, EventType, Position};
+use chrono::{DateTime, Utc};
+use client::{ApiClients, ClientError};
+use oauth::{TokenError, TokenSource};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use stream::{
+    Connection, HEADER_TIMEOUT, OpenError, OpenParams, ReadError, Resume, StreamItem,
+    classify_open, stream_url,
+};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+/// How many delivered event ids are remembered for de-duplication (§4.4).
+pub const DEDUP_WINDOW: usize = 10_000;
+
+/// Where a tenant's stream starts when the process starts (interface.md, State):
+/// state file > `stream_position` > `start_time` > `id=0`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartPoint {
+    /// A known position (state file or `stream_position`).
+    Position(Position),
+    /// Replay from an instant; sent until the first `events` message arrives.
+    StartTime(DateTime<Utc>),
+    /// `id=0`.
+    Beginning,
+}
+
+impl StartPoint {
+    /// Applies the start-up precedence to the saved position and the configuration.
+    pub fn resolve(saved: Option<Position>, tenant: &TenantConfig) -> Self {
+        if let Some(p) = saved.or_else(|| tenant.stream_position.clone()) {
+            StartPoint::Position(p)
+        } else if let Some(t) = tenant.start_time {
+            StartPoint::StartTime(t)
+        } else {
+            StartPoint::Beginning
+        }
+    }
+}
+
+/// What the caller can read about a source at any time (metrics, `/health`).
+#[derive(Debug, Default)]
+pub struct SourceStatus {
+    healthy: AtomicBool,
+    token_fetches: AtomicU64,
+    duplicates_dropped: AtomicU64,
+    dead_letters: AtomicU64,
+    received_events: AtomicU64,
+    inner: Mutex<StatusInner>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct StatusInner {
+    last_error: Option<String>,
+    last_activity: Option<Instant>,
+    reconnects: BTreeMap<&'static str, u64>,
+}
+
+/// A copy of [`SourceStatus`] at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceSnapshot {
+    /// A heartbeat or batch arrived since the last failure that makes a tenant
+    /// unhealthy (rejected key, 403, other 4xx, not an event stream, oversized message).
+    pub healthy: bool,
+    /// The last failure, as logged.
+    pub last_error: Option<String>,
+    /// The last time the stream showed life (connection opened, heartbeat, batch).
+    pub last_activity: Option<Instant>,
+    /// Reconnects by reason (`planned`, `server_error`, `idle_timeout`, …).
+    pub reconnects: BTreeMap<&'static str, u64>,
+    /// Token requests sent.
+    pub token_fetches: u64,
+    /// Events dropped as duplicates (§4.4).
+    pub duplicates_dropped: u64,
+    /// Dead letters produced by decoding.
+    pub dead_letters: u64,
+    /// Events received and passed on (after de-duplication).
+    pub received_events: u64,
+}
+
+impl SourceStatus {
+    /// A consistent-enough copy for metrics and `/health`.
+    pub fn snapshot(&self) -> SourceSnapshot {
+        let inner = self.lock().clone();
+        SourceSnapshot {
+            healthy: self.healthy.load(Ordering::Relaxed),
+            last_error: inner.last_error,
+            last_activity: inner.last_activity,
+            reconnects: inner.reconnects,
+            token_fetches: self.token_fetches.load(Ordering::Relaxed),
+            duplicates_dropped: self.duplicates_dropped.load(Ordering::Relaxed),
+            dead_letters: self.dead_letters.load(Ordering::Relaxed),
+            received_events: self.received_events.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether the source is healthy now.
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, StatusInner> {
+        // A panic while holding this lock cannot leave the counters inconsistent.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn alive(&self) {
+        self.healthy.store(true, Ordering::Relaxed);
+        self.lock().last_activity = Some(Instant::now());
+    }
+
+    fn reconnect(&self, reason: &'static str, error: Option<String>, unhealthy: bool) {
+        if unhealthy {
+            self.healthy.store(false, Ordering::Relaxed);
+        }
+        let mut inner = self.lock();
+        *inner.reconnects.entry(reason).or_default() += 1;
+        if error.is_some() {
+            inner.last_error = error;
+        }
+    }
+}
+
+/// The ids of the last [`DEDUP_WINDOW`] delivered events.
+#[derive(Debug, Default)]
+struct RecentIds {
+    order: VecDeque<String>,
+    set: HashSet<String>,
+}
+
+impl RecentIds {
+    /// Records `id`; false when it was already there.
+    fn insert(&mut self, id: &str) -> bool {
+        if self.set.contains(id) {
+            return false;
+        }
+        if self.order.len() >= DEDUP_WINDOW
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        self.order.push_back(id.to_string());
+        self.set.insert(id.to_string());
+        true
+    }
+
+    fn clear(&mut self) {
+        self.order.clear();
+        self.set.clear();
+    }
+}
+
+/// Why a connection attempt or a connection failed.
+enum Failure {
+    Token(TokenError),
+    Open(OpenError),
+    Read { error: ReadError, stable: bool },
+    Eof { stable: bool },
+}
+
+/// One tenant's event stream: yields decoded batches in order and reconnects forever.
+#[derive(Debug)]
+pub struct EventSource {
+    tenant: String,
+    api_domain: Url,
+    types: Vec<EventType>,
+    sse_timeout: Duration,
+    max_event_size: usize,
+    header_timeout: Duration,
+    clients: ApiClients,
+    tokens: TokenSource,
+    backoff: Backoff,
+    rng: StdRng,
+    initial: StartPoint,
+    /// The position of the last received batch (or the start position).
+    received: Option<Position>,
+    /// Sent while no position is known, until the first `events` message.
+    start_time: Option<DateTime<Utc>>,
+    conn: Option<Connection>,
+    /// The `id` the open connection resumed from; an event with this id is a repeat.
+    conn_resume: Option<Position>,
+    /// The wait before the next connection attempt.
+    wait: Option<Duration>,
+    /// The last 401 was already answered with one immediate retry.
+    retried_401: bool,
+    recent: RecentIds,
+    unknown_seen: HashSet<String>,
+    status: Arc<SourceStatus>,
+    cancel: CancellationToken,
+}
+
+impl EventSource {
+    /// A source for one tenant, starting at `start`. Fails only when the HTTP client
+    /// cannot be built (an unreadable `ca_file`, a bad proxy URL). Nothing is sent
+    /// until [`EventSource::next`] is called.
+    pub fn new(
+        tenant: &TenantConfig,
+        proxy: &ProxyConfig,
+        start: StartPoint,
+        cancel: CancellationToken,
+    ) -> Result<Self, ClientError> {
+        let clients = ApiClients::new(tenant, proxy)?;
+        let tokens = TokenSource::new(
+            clients.token.clone(),
+            &tenant.api_domain,
+            tenant.api_key.clone(),
+            &tenant.entity_name,
+        );
+        let mut source = Self {
+            tenant: tenant.entity_name.clone(),
+            api_domain: tenant.api_domain.clone(),
+            types: tenant.types.clone(),
+            sse_timeout: tenant.sse_timeout,
+            max_event_size: tenant.max_event_size,
+            header_timeout: HEADER_TIMEOUT,
+            clients,
+            tokens,
+            backoff: Backoff::new(BackoffPolicy::default()),
+            rng: StdRng::from_os_rng(),
+            initial: start.clone(),
+            received: None,
+            start_time: None,
+            conn: None,
+            conn_resume: None,
+            wait: None,
+            retried_401: false,
+            recent: RecentIds::default(),
+            unknown_seen: HashSet::new(),
+            status: Arc::new(SourceStatus::default()),
+            cancel,
+        };
+        source.rewind(None);
+        Ok(source)
+    }
+
+    /// Replaces the backoff constants (tests shorten them).
+    pub fn with_policy(mut self, policy: BackoffPolicy) -> Self {
+        self.backoff = Backoff::new(policy);
+        self
+    }
+
+    /// Replaces the response-header timeout (30 s; tests shorten it).
+    pub fn with_header_timeout(mut self, timeout: Duration) -> Self {
+        self.header_timeout = timeout;
+        self
+    }
+
+    /// Seeds the jitter (tests).
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.rng = StdRng::seed_from_u64(seed);
+        self
+    }
+
+    /// The shared status, for metrics and `/health`.
+    pub fn status(&self) -> Arc<SourceStatus> {
+        Arc::clone(&self.status)
+    }
+
+    /// The position of the last received batch (or the start position).
+    pub fn received_position(&self) -> Option<&Position> {
+        self.received.as_ref()
+    }
+
+    /// Rewinds to `committed` (the last position delivered downstream), or to the
+    /// start point when nothing was committed yet. The open connection is dropped and
+    /// the de-duplication window cleared, so the next [`EventSource::next`] reconnects
+    /// at once and the events after `committed` arrive again.
+    pub fn reset_to(&mut self, committed: Option<Position>) {
+        self.conn = None;
+        self.wait = None;
+        self.recent.clear();
+        self.rewind(committed);
+    }
+
+    fn rewind(&mut self, committed: Option<Position>) {
+        self.received = None;
+        self.start_time = None;
+        match committed {
+            Some(p) => self.received = Some(p),
+            None => match &self.initial {
+                StartPoint::Position(p) => self.received = Some(p.clone()),
+                StartPoint::StartTime(t) => self.start_time = Some(*t),
+                StartPoint::Beginning => {}
+            },
+        }
+    }
+
+    /// The next batch, in stream order. Reconnects (with backoff) as often as needed;
+    /// returns `None` only once `cancel` fires. A batch may hold no events (all were
+    /// duplicates, or the array was empty): its position still advances and should be
+    /// committed like any other.
+    pub async fn next(&mut self) -> Option<Batch> {
+        let cancel = self.cancel.clone();
+        loop {
+            if cancel.is_cancelled() {
+                return None;
+            }
+            if self.conn.is_none() {
+                if let Some(wait) = self.wait.take() {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return None,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+                let attempt = tokio::select! {
+                    _ = cancel.cancelled() => return None,
+                    r = self.connect() => r,
+                };
+                match attempt {
+                    Ok(conn) => self.conn = Some(conn),
+                    Err(failure) => {
+                        self.fail(failure);
+                        continue;
+                    }
+                }
+            }
+            let Some(conn) = self.conn.as_mut() else {
+                continue;
+            };
+            let read = tokio::select! {
+                _ = cancel.cancelled() => return None,
+                r = conn.next_item() => r,
+            };
+            if let Some(ms) = conn.take_retry() {
+                self.backoff.set_retry(ms);
+            }
+            let stable = conn.opened().elapsed() >= self.backoff.policy().stable_after;
+            match read {
+                Ok(Some(StreamItem::Batch(batch))) => return Some(self.accept(batch)),
+                Ok(Some(StreamItem::Heartbeat)) => {
+                    tracing::debug!(tenant = %self.tenant, "heartbeat");
+                    self.status.alive();
+                }
+                Ok(Some(StreamItem::PlannedClose { retry })) => {
+                    self.conn = None;
+                    if stable {
+                        self.backoff.reset();
+                    }
+                    let wait = self.backoff.planned_delay(&mut self.rng);
+                    tracing::warn!(
+                        tenant = %self.tenant,
+                        reason = "planned",
+                        retry = ?retry,
+                        delay = ?wait,
+                        "stream closed by the server (reconnect/end); reconnecting"
+                    );
+                    self.status.reconnect("planned", None, false);
+                    self.wait = Some(wait);
+                }
+                Ok(Some(StreamItem::Unknown { event })) => {
+                    if self.unknown_seen.insert(event.clone()) {
+                        tracing::debug!(tenant = %self.tenant, event = %event, "ignoring unknown stream message");
+                    }
+                }
+                Ok(None) => {
+                    self.conn = None;
+                    self.fail(Failure::Eof { stable });
+                }
+                Err(error) => {
+                    self.conn = None;
+                    self.fail(Failure::Read { error, stable });
+                }
+            }
+        }
+    }
+
+    /// Takes a received batch: advances the position, drops repeats, counts.
+    fn accept(&mut self, mut batch: Batch) -> Batch {
+        self.backoff.reset();
+        self.status.alive();
+        if let Some(p) = &batch.position {
+            self.received = Some(p.clone());
+            self.start_time = None;
+        }
+        let before = batch.events.len();
+        let resume = self.conn_resume.as_ref();
+        let recent = &mut self.recent;
+        batch.events.retain(|event| match event.id() {
+            None => true,
+            Some(id) => resume.is_none_or(|r| r.as_str() != id) && recent.insert(id),
+        });
+        let dropped = (before - batch.events.len()) as u64;
+        if dropped > 0 {
+            tracing::debug!(tenant = %self.tenant, dropped, "dropped duplicate events");
+            self.status
+                .duplicates_dropped
+                .fetch_add(dropped, Ordering::Relaxed);
+        }
+        self.status
+            .received_events
+            .fetch_add(batch.events.len() as u64, Ordering::Relaxed);
+        if !batch.dead_letters.is_empty() {
+            self.status
+                .dead_letters
+                .fetch_add(batch.dead_letters.len() as u64, Ordering::Relaxed);
+        }
+        tracing::debug!(
+            tenant = %self.tenant,
+            events = batch.events.len(),
+            position = ?batch.position.as_ref().map(Position::as_str),
+            "batch received"
+        );
+        batch
+    }
+
+    fn resume(&self) -> Resume {
+        match (&self.received, self.start_time) {
+            (Some(p), _) => Resume::Position(p.clone()),
+            (None, Some(t)) => Resume::StartTime(t),
+            (None, None) => Resume::Beginning,
+        }
+    }
+
+    /// One connection attempt: a token (cached or new), then the stream request. A 401
+    /// is answered once with a new token at once.
+    async fn connect(&mut self) -> Result<Connection, Failure> {
+        loop {
+            let token = self.tokens.token().await;
+            self.status
+                .token_fetches
+                .store(self.tokens.fetches(), Ordering::Relaxed);
+            let token = token.map_err(Failure::Token)?;
+            let resume = self.resume();
+            let url = stream_url(&self.api_domain, &self.types, &resume);
+            let last_event_id = match resume {
+                Resume::Position(p) => Some(p),
+                _ => None,
+            };
+            let params = OpenParams {
+                header_timeout: self.header_timeout,
+                sse_timeout: self.sse_timeout,
+                max_event_size: self.max_event_size,
+                tenant: &self.tenant,
+            };
+            let opened = stream::open(
+                &self.clients.stream,
+                url,
+                &token,
+                last_event_id.as_ref(),
+                params,
+            )
+            .await;
+            match opened {
+                Ok(conn) => {
+                    self.retried_401 = false;
+                    self.conn_resume = last_event_id;
+                    self.status.lock().last_activity = Some(Instant::now());
+                    tracing::debug!(tenant = %self.tenant, "stream open");
+                    return Ok(conn);
+                }
+                Err(e) if e.status() == Some(401) => {
+                    // Never reuse a token the stream refused.
+                    self.tokens.invalidate();
+                    if self.retried_401 {
+                        return Err(Failure::Open(e));
+                    }
+                    self.retried_401 = true;
+                    tracing::warn!(
+                        tenant = %self.tenant,
+                        reason = "unauthorized",
+                        error = %e,
+                        delay = ?Duration::ZERO,
+                        "stream refused the access token; fetching a new one and retrying once"
+                    );
+                    self.status
+                        .reconnect("unauthorized", Some(e.to_string()), false);
+                }
+                Err(e) => return Err(Failure::Open(e)),
+            }
+        }
+    }
+
+    /// Schedules the next attempt after a failure, logs it once and counts it.
+    fn fail(&mut self, failure: Failure) {
+        let policy = *self.backoff.policy();
+        let (delay, unhealthy, reason, message) = match &failure {
+            Failure::Token(e) => (
+                e.delay(&policy),
+                e.makes_unhealthy(),
+                token_reason(e),
+                e.to_string(),
+            ),
+            Failure::Open(e) => {
+                let (delay, unhealthy) = classify_open(&policy, e);
+                let message = match e.status() {
+                    Some(407) => format!(
+                        "the proxy refused the credentials (HTTP 407 Proxy Authentication \
+                         Required); check [proxy] username and password: {e}"
+                    ),
+                    Some(403) => format!(
+                        "application key lacks permission for {}: {e}",
+                        self.types
+                            .iter()
+                            .map(|t| t.as_str())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ),
+                    _ => e.to_string(),
+                };
+                (delay, unhealthy, open_reason(e), message)
+            }
+            Failure::Read { error, stable } => {
+                if *stable {
+                    self.backoff.reset();
+                }
+                let (reason, unhealthy) = match error {
+                    ReadError::Idle(_) => ("idle_timeout", false),
+                    ReadError::Transport(_) => ("read_error", false),
+                    ReadError::TooLarge { .. } => ("too_large", true),
+                };
+                (
+                    Delay::Normal { retry_after: None },
+                    unhealthy,
+                    reason,
+                    error.to_string(),
+                )
+            }
+            Failure::Eof { stable } => {
+                if *stable {
+                    self.backoff.reset();
+                }
+                (
+                    Delay::Normal { retry_after: None },
+                    false,
+                    "eof",
+                    "stream ended without reconnect or end".to_string(),
+                )
+            }
+        };
+        let wait = self.backoff.next_delay(delay, &mut self.rng);
+        let failures = self.backoff.failures();
+        if matches!(
+            &failure,
+            Failure::Read {
+                error: ReadError::TooLarge { .. },
+                ..
+            }
+        ) {
+            tracing::error!(tenant = %self.tenant, reason, error = %message, delay = ?wait, failures, "stream reconnect");
+        } else {
+            tracing::warn!(tenant = %self.tenant, reason, error = %message, delay = ?wait, failures, "stream reconnect");
+        }
+        self.status.reconnect(reason, Some(message), unhealthy);
+        self.wait = Some(wait);
+    }
+}
+
+fn token_reason(e: &TokenError) -> &'static str {
+    match e {
+        TokenError::KeyRejected { .. } => "key_rejected",
+        TokenError::Refused { .. } => "token_refused",
+        TokenError::Unavailable { .. } => "token_unavailable",
+        TokenError::Transport {
+            proxy_auth: true, ..
+        } => "proxy_auth",
+        TokenError::Transport { .. } => "token_transport",
+        TokenError::BadBody { .. } => "token_bad_body",
+    }
+}
+
+fn open_reason(e: &OpenError) -> &'static str {
+    match e {
+        OpenError::Transport {
+            proxy_auth: true, ..
+        } => "proxy_auth",
+        OpenError::Transport { .. } => "transport",
+        OpenError::HeaderTimeout(_) => "header_timeout",
+        OpenError::NotEventStream { .. } => "not_event_stream",
+        OpenError::Status { status, .. } => match *status {
+            204 => "no_content",
+            401 => "unauthorized",
+            403 => "forbidden",
+            407 => "proxy_auth",
+            429 | 503 => "throttled",
+            s if s >= 500 => "server_error",
+            _ => "client_error",
+        },
+    }
+}
+
+/// One step of `check-config --probe`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeStep {
+    /// `http client`, `token` or `stream`.
+    pub step: &'static str,
+    /// What was found, or the error.
+    pub outcome: Result<String, String>,
+}
+
+/// `check-config --probe` for one tenant: build the client, fetch a token, open the
+/// stream once (expecting 200 and `text/event-stream`). Stops at the first failing
+/// step. Nothing is retried and no position is used beyond the configured start.
+pub async fn probe(tenant: &TenantConfig, proxy: &ProxyConfig) -> Vec<ProbeStep> {
+    let mut steps = Vec::new();
+    let clients = match ApiClients::new(tenant, proxy) {
+        Ok(c) => {
+            steps.push(ProbeStep {
+                step: "http client",
+                outcome: Ok(match proxy {
+                    ProxyConfig::Explicit(p) => format!("via proxy {}", p.address),
+                    ProxyConfig::FromEnvironment => "direct or environment proxy".into(),
+                }),
+            });
+            c
+        }
+        Err(e) => {
+            steps.push(ProbeStep {
+                step: "http client",
+                outcome: Err(e.to_string()),
+            });
+            return steps;
+        }
+    };
+    let mut tokens = TokenSource::new(
+        clients.token.clone(),
+        &tenant.api_domain,
+        tenant.api_key.clone(),
+        &tenant.entity_name,
+    );
+    let token = match tokens.token().await {
+        Ok(t) => {
+            steps.push(ProbeStep {
+                step: "token",
+                outcome: Ok(format!("access token received from {}", tenant.api_domain)),
+            });
+            t
+        }
+        Err(e) => {
+            steps.push(ProbeStep {
+                step: "token",
+                outcome: Err(e.to_string()),
+            });
+            return steps;
+        }
+    };
+    let resume = match StartPoint::resolve(None, tenant) {
+        StartPoint::Position(p) => Resume::Position(p),
+        StartPoint::StartTime(t) => Resume::StartTime(t),
+        StartPoint::Beginning => Resume::Beginning,
+    };
+    let last_event_id = match &resume {
+        Resume::Position(p) => Some(p.clone()),
+        _ => None,
+    };
+    let url = stream_url(&tenant.api_domain, &tenant.types, &resume);
+    let params = OpenParams {
+        header_timeout: HEADER_TIMEOUT,
+        sse_timeout: tenant.sse_timeout,
+        max_event_size: tenant.max_event_size,
+        tenant: &tenant.entity_name,
+    };
+    let outcome =
+        match stream::open(&clients.stream, url, &token, last_event_id.as_ref(), params).await {
+            Ok(_) => Ok("200 text/event-stream".to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+    steps.push(ProbeStep {
+        step: "stream",
+        outcome,
+    });
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dedup_window_forgets_the_oldest_id() {
+        let mut r = RecentIds::default();
+        assert!(r.insert("a"));
+        assert!(!r.insert("a"));
+        for i in 0..DEDUP_WINDOW {
+            assert!(r.insert(&i.to_string()));
+        }
+        assert_eq!(r.order.len(), DEDUP_WINDOW);
+        // "a" was pushed out by the 10,000 newer ids.
+        assert!(r.insert("a"));
+        assert!(!r.insert(&(DEDUP_WINDOW - 1).to_string()));
+    }
+}

@@ -1,1 +1,476 @@
-//! (in progress)
+//! The access token of one tenant: fetch, cache, early refresh, invalidation
+//! (`mra-v2-api.md` §2, §5.4).
+//!
+//! The token request is built by hand with reqwest. Lookout wants the Application Key
+//! as a *bearer token on the token request itself*, which the `oauth2` crate cannot
+//! send without hacks. Expiry is kept on the monotonic clock (tokio's, so tests can
+//! pause it), measured from when the request was sent, so that a skewed host clock
+//! cannot make a valid token look expired or an expired one valid.
+//!
+//! Neither the key nor the token ever reaches a log line or an error: errors carry the
+//! server's OAuth `error` and `error_description` only.
+
+use crate::backoff::{BackoffPolicy, Delay, parse_retry_after};
+use crate::config::Secret;
+use crate::source::client::{body_excerpt, describe_transport_error, read_excerpt};
+use serde::Deserialize;
+use std::time::Duration;
+use tokio::time::Instant;
+use url::Url;
+
+/// Timeout of the whole token request (§2.4).
+pub const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Refresh margin ceiling: refresh when less than `min(300 s, lifetime/10)` remains.
+pub const REFRESH_MARGIN_MAX: Duration = Duration::from_secs(300);
+
+/// Why no token could be had. [`TokenError::delay`] says which backoff applies.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The key itself was refused (`invalid_client`, `unauthorized_client`,
+    /// `invalid_grant`): only an operator can fix this.
+    #[error(
+        "application key rejected for tenant {tenant}: renew it in the Lookout console \
+         (keys expire after one year) (HTTP {status}, {oauth})"
+    )]
+    KeyRejected {
+        tenant: String,
+        status: u16,
+        oauth: OAuthError,
+    },
+    /// Another 4xx (or a redirect, which the token request does not follow).
+    #[error(
+        "token request for tenant {tenant} refused: HTTP {status}{}",
+        detail(oauth, body)
+    )]
+    Refused {
+        tenant: String,
+        status: u16,
+        oauth: Option<OAuthError>,
+        body: String,
+    },
+    /// 429 or 5xx: retried with the normal backoff, `Retry-After` honoured.
+    #[error(
+        "token endpoint for tenant {tenant} answered HTTP {status}{}",
+        detail(oauth, body)
+    )]
+    Unavailable {
+        tenant: String,
+        status: u16,
+        /// The raw `Retry-After` header; [`TokenError::delay`] parses and clamps it.
+        retry_after: Option<String>,
+        oauth: Option<OAuthError>,
+        body: String,
+    },
+    /// DNS, connect, TLS, proxy or timeout.
+    #[error("token request for tenant {tenant} failed: {message}")]
+    Transport {
+        tenant: String,
+        message: String,
+        proxy_auth: bool,
+    },
+    /// HTTP 200 whose body is not a usable token response.
+    #[error("token response for tenant {tenant} is unusable: {reason}")]
+    BadBody { tenant: String, reason: String },
+}
+
+impl TokenError {
+    /// The backoff this failure calls for (§5.4).
+    pub fn delay(&self, policy: &BackoffPolicy) -> Delay {
+        match self {
+            TokenError::KeyRejected { .. } | TokenError::Refused { .. } => Delay::Long,
+            TokenError::Transport {
+                proxy_auth: true, ..
+            } => Delay::Long,
+            TokenError::Unavailable { retry_after, .. } => Delay::Normal {
+                retry_after: retry_after
+                    .as_deref()
+                    .and_then(|v| parse_retry_after(v, chrono::Utc::now(), policy)),
+            },
+            TokenError::Transport { .. } | TokenError::BadBody { .. } => {
+                Delay::Normal { retry_after: None }
+            }
+        }
+    }
+
+    /// Whether the tenant must be reported unhealthy (§5.4).
+    pub fn makes_unhealthy(&self) -> bool {
+        matches!(
+            self,
+            TokenError::KeyRejected { .. }
+                | TokenError::Refused { .. }
+                | TokenError::Transport {
+                    proxy_auth: true,
+                    ..
+                }
+        )
+    }
+}
+
+/// The RFC 6749 fields of an error body that are safe to log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    pub error: String,
+    pub description: Option<String>,
+}
+
+impl std::fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "error={}", self.error)?;
+        if let Some(d) = &self.description {
+            write!(f, ", error_description={d:?}")?;
+        }
+        Ok(())
+    }
+}
+
+fn detail(oauth: &Option<OAuthError>, body: &str) -> String {
+    match oauth {
+        Some(o) => format!(" ({o})"),
+        None if body.is_empty() => String::new(),
+        None => format!(": {body}"),
+    }
+}
+
+/// The cached token of one tenant and how to get a new one.
+#[derive(Debug)]
+pub struct TokenSource {
+    client: reqwest::Client,
+    url: Url,
+    key: Secret,
+    tenant: String,
+    timeout: Duration,
+    cached: Option<Cached>,
+    fetches: u64,
+}
+
+#[derive(Debug)]
+struct Cached {
+    token: Secret,
+    /// When it stops being valid; `None` when the server gave no expiry.
+    expires: Option<Instant>,
+    /// `expires_in` (or the `expires_at` equivalent) at fetch time.
+    lifetime: Option<Duration>,
+}
+
+impl TokenSource {
+    /// A token source for `{api_domain}/oauth2/token`. `client` must not follow
+    /// redirects (see [`crate::source::client::ApiClients::token`]).
+    pub fn new(client: reqwest::Client, api_domain: &Url, key: Secret, tenant: &str) -> Self {
+        Self {
+            client,
+            url: endpoint(api_domain, "/oauth2/token"),
+            key,
+            tenant: tenant.to_string(),
+            timeout: TOKEN_TIMEOUT,
+            cached: None,
+            fetches: 0,
+        }
+    }
+
+    /// Shortens the request timeout (tests).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How many token requests were sent.
+    pub fn fetches(&self) -> u64 {
+        self.fetches
+    }
+
+    /// Drops the cached token (after a 401 from the stream).
+    pub fn invalidate(&mut self) {
+        self.cached = None;
+    }
+
+    /// Whether a cached token is usable for opening a stream now.
+    pub fn is_fresh(&self) -> bool {
+        match &self.cached {
+            None => false,
+            Some(c) => match (c.expires, c.lifetime) {
+                (None, _) => true,
+                (Some(expires), lifetime) => {
+                    let margin = lifetime
+                        .map(|l| (l / 10).min(REFRESH_MARGIN_MAX))
+                        .unwrap_or(REFRESH_MARGIN_MAX);
+                    expires.saturating_duration_since(Instant::now()) > margin
+                }
+            },
+        }
+    }
+
+    /// The token to open a stream with: the cached one while fresh, else a new one.
+    pub async fn token(&mut self) -> Result<Secret, TokenError> {
+        if self.is_fresh()
+            && let Some(c) = &self.cached
+        {
+            return Ok(c.token.clone());
+        }
+        self.cached = None;
+        let fetched = self.fetch().await?;
+        let token = fetched.token.clone();
+        self.cached = Some(fetched);
+        Ok(token)
+    }
+
+    async fn fetch(&mut self) -> Result<Cached, TokenError> {
+        let tenant = self.tenant.clone();
+        self.fetches += 1;
+        let sent = Instant::now();
+        let result = self
+            .client
+            .post(self.url.clone())
+            .bearer_auth(self.key.expose())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(&[("grant_type", "client_credentials")])
+            .timeout(self.timeout)
+            .send()
+            .await;
+        let response = result.map_err(|e| TokenError::Transport {
+            tenant: tenant.clone(),
+            message: describe_transport_error(&e),
+            proxy_auth: crate::source::client::is_proxy_auth_error(&e),
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            let body = response.bytes().await.map_err(|e| TokenError::Transport {
+                tenant: tenant.clone(),
+                message: describe_transport_error(&e),
+                proxy_auth: false,
+            })?;
+            return parse_success(&body, sent, &tenant);
+        }
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let raw = read_excerpt(response, 1024, Duration::from_secs(5)).await;
+        let oauth = parse_oauth_error(&raw);
+        let body = body_excerpt(&raw, 1024);
+        let code = status.as_u16();
+        if let Some(o) = &oauth
+            && matches!(
+                o.error.as_str(),
+                "invalid_client" | "unauthorized_client" | "invalid_grant"
+            )
+        {
+            return Err(TokenError::KeyRejected {
+                tenant,
+                status: code,
+                oauth: o.clone(),
+            });
+        }
+        if code == 429 || status.is_server_error() {
+            return Err(TokenError::Unavailable {
+                tenant,
+                status: code,
+                retry_after,
+                oauth,
+                body,
+            });
+        }
+        let body = if code == 407 {
+            "the proxy refused the credentials; check [proxy] username and password".into()
+        } else if status.is_redirection() {
+            // The Application Key must not follow a redirect to another host.
+            "the token request is not redirected; check api_domain".into()
+        } else {
+            body
+        };
+        Err(TokenError::Refused {
+            tenant,
+            status: code,
+            oauth,
+            body,
+        })
+    }
+}
+
+/// `{api_domain}{path}`; `api_domain` has no trailing `/` (config validation).
+pub(crate) fn endpoint(api_domain: &Url, path: &str) -> Url {
+    let mut url = api_domain.clone();
+    let base = url.path().trim_end_matches('/').to_string();
+    url.set_path(&format!("{base}{path}"));
+    url.set_query(None);
+    url
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    access_token: Option<String>,
+    token_type: Option<String>,
+    expires_in: Option<serde_json::Number>,
+    expires_at: Option<serde_json::Number>,
+}
+
+fn parse_success(body: &[u8], sent: Instant, tenant: &str) -> Result<Cached, TokenError> {
+    let bad = |reason: String| TokenError::BadBody {
+        tenant: tenant.to_string(),
+        reason,
+    };
+    let parsed: TokenBody = serde_json::from_slice(body)
+        .map_err(|e| bad(format!("not a JSON token response ({e})")))?;
+    let token = parsed
+        .access_token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| bad("no access_token".into()))?;
+    if let Some(t) = &parsed.token_type
+        && !t.eq_ignore_ascii_case("bearer")
+    {
+        return Err(bad(format!("token_type {t:?} is not Bearer")));
+    }
+    let lifetime = if let Some(secs) = parsed.expires_in.as_ref().and_then(number_secs) {
+        Some(Duration::from_secs_f64(secs))
+    } else if let Some(ms) = parsed.expires_at.as_ref().and_then(number_secs) {
+        // Only here does the wall clock matter: expires_at is absolute.
+        let now_ms = chrono::Utc::now().timestamp_millis() as f64;
+        Some(Duration::from_secs_f64(((ms - now_ms) / 1000.0).max(0.0)))
+    } else {
+        tracing::warn!(
+            tenant = %tenant,
+            "token response has neither expires_in nor expires_at; reusing the token until the stream answers 401"
+        );
+        None
+    };
+    Ok(Cached {
+        token: Secret::new(token),
+        expires: lifetime.map(|l| sent + l),
+        lifetime,
+    })
+}
+
+fn number_secs(n: &serde_json::Number) -> Option<f64> {
+    n.as_f64()
+        .filter(|v| v.is_finite() && *v >= 0.0 && *v < 1e15)
+}
+
+fn parse_oauth_error(body: &[u8]) -> Option<OAuthError> {
+    #[derive(Deserialize)]
+    struct Body {
+        error: Option<String>,
+        error_description: Option<String>,
+    }
+    let b: Body = serde_json::from_slice(body).ok()?;
+    let clip = |s: String| -> String { body_excerpt(s.as_bytes(), 200) };
+    Some(OAuthError {
+        error: clip(b.error?),
+        description: b.error_description.map(clip),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_cached(lifetime: Option<Duration>) -> TokenSource {
+        crate::tls::install_crypto_provider();
+        let mut t = TokenSource::new(
+            reqwest::Client::new(),
+            &Url::parse("http://127.0.0.1:9").unwrap(),
+            Secret::new("key"),
+            "t",
+        );
+        t.cached = Some(Cached {
+            token: Secret::new("tok"),
+            expires: lifetime.map(|l| Instant::now() + l),
+            lifetime,
+        });
+        t
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refresh_when_less_than_a_tenth_of_the_lifetime_remains() {
+        // 1000 s lifetime: the margin is 100 s.
+        let t = with_cached(Some(Duration::from_secs(1000)));
+        assert!(t.is_fresh());
+        tokio::time::advance(Duration::from_secs(899)).await;
+        assert!(t.is_fresh(), "101 s left of 1000");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(!t.is_fresh(), "99 s left of 1000");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_refresh_margin_is_at_most_five_minutes() {
+        // 7200 s lifetime: a tenth would be 720 s; the margin is capped at 300 s.
+        let t = with_cached(Some(Duration::from_secs(7200)));
+        tokio::time::advance(Duration::from_secs(6899)).await;
+        assert!(t.is_fresh(), "301 s left");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(!t.is_fresh(), "299 s left");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_token_without_expiry_is_kept_until_invalidated() {
+        let mut t = with_cached(None);
+        tokio::time::advance(Duration::from_secs(86_400)).await;
+        assert!(t.is_fresh());
+        t.invalidate();
+        assert!(!t.is_fresh());
+    }
+
+    #[test]
+    fn endpoint_appends_to_the_domain() {
+        let u = Url::parse("https://api.lookout.com").unwrap();
+        assert_eq!(
+            endpoint(&u, "/oauth2/token").as_str(),
+            "https://api.lookout.com/oauth2/token"
+        );
+        let u = Url::parse("http://127.0.0.1:9/base").unwrap();
+        assert_eq!(
+            endpoint(&u, "/mra/stream/v2/events").as_str(),
+            "http://127.0.0.1:9/base/mra/stream/v2/events"
+        );
+    }
+
+    #[test]
+    fn oauth_errors_are_read_and_clipped() {
+        let o = parse_oauth_error(br#"{"error":"invalid_client","error_description":"bad"}"#);
+        assert_eq!(
+            o,
+            Some(OAuthError {
+                error: "invalid_client".into(),
+                description: Some("bad".into())
+            })
+        );
+        assert_eq!(parse_oauth_error(b"<html>"), None);
+        assert_eq!(parse_oauth_error(br#"{"type":"x"}"#), None);
+    }
+
+    #[test]
+    fn key_rejection_is_long_and_names_the_fix() {
+        let e = TokenError::KeyRejected {
+            tenant: "acme".into(),
+            status: 401,
+            oauth: OAuthError {
+                error: "invalid_client".into(),
+                description: None,
+            },
+        };
+        assert_eq!(e.delay(&BackoffPolicy::default()), Delay::Long);
+        assert!(e.to_string().starts_with(
+            "application key rejected for tenant acme: renew it in the Lookout console (keys expire after one year)"
+        ));
+    }
+
+    #[test]
+    fn success_body_expiry_prefers_expires_in() {
+        let sent = Instant::now();
+        let far_ms = chrono::Utc::now().timestamp_millis() + 10_000_000;
+        let body = format!(
+            r#"{{"access_token":"eyJ","token_type":"bearer","expires_in":100,"expires_at":{far_ms},"scope":""}}"#
+        );
+        let c = parse_success(body.as_bytes(), sent, "t").unwrap();
+        assert_eq!(c.lifetime, Some(Duration::from_secs(100)));
+        assert_eq!(c.expires, Some(sent + Duration::from_secs(100)));
+        assert!(matches!(
+            parse_success(br#"{"token_type":"Bearer"}"#, sent, "t"),
+            Err(TokenError::BadBody { .. })
+        ));
+        assert!(matches!(
+            parse_success(br#"{"access_token":"x","token_type":"mac"}"#, sent, "t"),
+            Err(TokenError::BadBody { .. })
+        ));
+    }
+}

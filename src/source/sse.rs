@@ -242,11 +242,11 @@ impl Parser {
         if input.is_empty() {
             return Ok(());
         }
-        if mem::take(&mut self.after_cr) {
-            if let Some((b'\n', rest)) = input.split_first() {
-                self.skip_lf()?;
-                input = rest;
-            }
+        if mem::take(&mut self.after_cr)
+            && let Some((b'\n', rest)) = input.split_first()
+        {
+            self.skip_lf()?;
+            input = rest;
         }
         while let Some(end) = memchr2(b'\r', b'\n', input) {
             let (line, rest) = input.split_at(end);

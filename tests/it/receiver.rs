@@ -210,14 +210,14 @@ impl Rsyslog {
             if tcp && listening("/proc/net/udp", self.udp_port, false) {
                 return;
             }
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    self.child = None;
-                    panic!(
-                        "rsyslogd exited during start-up ({status}):\n{}",
-                        self.read("rsyslogd.stderr")
-                    );
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                panic!(
+                    "rsyslogd exited during start-up ({status}):\n{}",
+                    self.read("rsyslogd.stderr")
+                );
             }
             assert!(
                 Instant::now() < deadline,

@@ -13,7 +13,7 @@
 //! token of its own with the same key to learn what issued tokens look like, and scans
 //! for that token and for its prefix, which every token of this simulator shares.
 
-use crate::kit::{PATIENCE, Running, Sim, connector, free_port, write_config};
+use crate::kit::{PATIENCE, Running, Sim, base64, connector, free_port, write_config};
 use crate::receiver::RawTcpListener;
 use std::ffi::OsStr;
 use std::path::Path;
@@ -103,34 +103,6 @@ async fn run(
 fn forms(secret: &str) -> Vec<String> {
     let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
     vec![secret.to_string(), encoded]
-}
-
-fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-#[test]
-fn base64_matches_rfc_4648() {
-    assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-    assert_eq!(base64(b"fooba"), "Zm9vYmE=");
-    assert_eq!(base64(b"foob"), "Zm9vYg==");
 }
 
 #[tokio::test]

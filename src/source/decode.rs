@@ -1,0 +1,154 @@
+//! `events` message data → [`Batch`] (`mra-v2-api.md` §4.3, §4.4). Pure.
+//!
+//! The envelope is parsed borrowing each array item as raw JSON, so that an item that
+//! is not an object can be dead-lettered with exactly the text received while the
+//! other items are still delivered. Nothing here fails: whatever cannot be decoded
+//! becomes a [`DeadLetter`] and the position still advances past it.
+
+use crate::event::{Batch, DeadLetter, MraEvent, Position};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+/// Why a batch has no position of its own (for the caller's warning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PositionSource {
+    /// The message's `id:` field.
+    MessageId,
+    /// The last event carrying an `id`.
+    LastEvent,
+    /// Neither: the position is unchanged.
+    None,
+}
+
+/// Decodes the data of one `events` message. `message_id` is the frame's last-event-id
+/// when the message carried its own `id` field.
+pub fn decode_batch(data: &str, message_id: Option<&str>) -> (Batch, PositionSource) {
+    #[derive(Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        events: Vec<&'a RawValue>,
+    }
+
+    let mut batch = Batch::default();
+    match serde_json::from_str::<Envelope<'_>>(data) {
+        Ok(envelope) => {
+            batch.events.reserve(envelope.events.len());
+            for raw in envelope.events {
+                match serde_json::from_str::<Map<String, Value>>(raw.get()) {
+                    Ok(fields) => batch.events.push(MraEvent::new(fields)),
+                    Err(_) => batch.dead_letters.push(DeadLetter {
+                        reason: "events item is not a JSON object".into(),
+                        raw: raw.get().to_string(),
+                    }),
+                }
+            }
+        }
+        Err(e) => batch.dead_letters.push(DeadLetter {
+            reason: envelope_reason(data, &e),
+            raw: data.to_string(),
+        }),
+    }
+
+    let from_message = message_id.and_then(Position::new);
+    let (position, source) = match from_message {
+        Some(p) => (Some(p), PositionSource::MessageId),
+        None => match batch
+            .events
+            .iter()
+            .rev()
+            .find_map(|e| e.id().and_then(Position::new))
+        {
+            Some(p) => (Some(p), PositionSource::LastEvent),
+            None => (None, PositionSource::None),
+        },
+    };
+    batch.position = position;
+    (batch, source)
+}
+
+fn envelope_reason(data: &str, error: &serde_json::Error) -> String {
+    // Tell "not JSON at all" from "JSON, but not {"events": [...]}".
+    match serde_json::from_str::<serde::de::IgnoredAny>(data) {
+        Ok(_) => format!("not an object with an events array: {error}"),
+        Err(e) => format!("invalid json: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_takes_the_message_id_as_position() {
+        let (b, src) = decode_batch(
+            r#"{"events":[{"id":"a","type":"THREAT"},{"id":"b"}]}"#,
+            Some("m"),
+        );
+        assert_eq!(b.events.len(), 2);
+        assert_eq!(b.events[0].event_type(), Some("THREAT"));
+        assert_eq!(b.position, Position::new("m"));
+        assert_eq!(src, PositionSource::MessageId);
+    }
+
+    #[test]
+    fn without_message_id_the_last_event_id_is_the_position() {
+        let (b, src) = decode_batch(r#"{"events":[{"id":"a"},{"id":"b"}]}"#, None);
+        assert_eq!(b.position, Position::new("b"));
+        assert_eq!(src, PositionSource::LastEvent);
+        let (b, src) = decode_batch(r#"{"events":[{"x":1}]}"#, None);
+        assert_eq!((b.position, src), (None, PositionSource::None));
+        assert_eq!(b.events.len(), 1);
+    }
+
+    #[test]
+    fn key_order_and_unknown_fields_are_kept() {
+        let (b, _) = decode_batch(r#"{"events":[{"z":1,"id":"a","q":{"k":[1,2]}}]}"#, None);
+        let keys: Vec<_> = b.events[0].fields.keys().cloned().collect();
+        assert_eq!(keys, ["z", "id", "q"]);
+    }
+
+    #[test]
+    fn invalid_json_is_one_dead_letter_and_the_position_still_advances() {
+        let (b, _) = decode_batch("{not json", Some("m7"));
+        assert!(b.events.is_empty());
+        assert_eq!(b.dead_letters.len(), 1);
+        assert_eq!(b.dead_letters[0].raw, "{not json");
+        assert!(
+            b.dead_letters[0].reason.starts_with("invalid json"),
+            "{:?}",
+            b.dead_letters
+        );
+        assert_eq!(b.position, Position::new("m7"));
+    }
+
+    #[test]
+    fn a_missing_or_wrong_events_member_is_a_dead_letter() {
+        for data in [r#"{"foo":[]}"#, r#"{"events":{}}"#, "[]", "42"] {
+            let (b, _) = decode_batch(data, Some("m"));
+            assert_eq!(b.dead_letters.len(), 1, "{data}");
+            assert!(
+                b.dead_letters[0].reason.starts_with("not an object"),
+                "{data}"
+            );
+            assert_eq!(b.position, Position::new("m"));
+        }
+    }
+
+    #[test]
+    fn a_non_object_item_is_dead_lettered_alone() {
+        let (b, _) = decode_batch(r#"{"events":[{"id":"a"}, 5, "x", {"id":"b"}]}"#, None);
+        assert_eq!(b.events.len(), 2);
+        assert_eq!(b.dead_letters.len(), 2);
+        assert_eq!(b.dead_letters[0].raw, "5");
+        assert_eq!(b.dead_letters[1].raw, "\"x\"");
+        assert_eq!(b.position, Position::new("b"));
+    }
+
+    #[test]
+    fn an_empty_array_delivers_nothing_but_moves_the_position() {
+        let (b, _) = decode_batch(r#"{"events":[]}"#, Some("m"));
+        assert!(b.events.is_empty() && b.dead_letters.is_empty());
+        assert_eq!(b.position, Position::new("m"));
+    }
+}
