@@ -938,6 +938,56 @@ async fn fifty_batches_of_ten_arrive_complete_and_in_order() {
     wait_for_ids(&file, &ids, PATIENCE, || connector.output()).await;
     assert_eq!(received_ids(&file), ids, "not exactly the 500 ids in order");
     connector.stop().await;
+    // Known-failures 18: with no position and no start_time configured, no invented
+    // replay start: the request says id=0.
+    let first = sim.stream_requests(TENANT)[0].clone();
+    let query = query_params(&first);
+    assert_eq!(query.get("id").map(String::as_str), Some("0"), "{first}");
+    assert!(!query.contains_key("start_time"), "{first}");
+}
+
+/// Known-failures 20: an inclusive server (`--resume-at-id` re-sends the event it
+/// resumes at) and a restart. No id reaches rsyslog twice, and the duplicate counter
+/// of the second run is 1.
+#[tokio::test]
+async fn an_inclusive_resume_after_a_restart_is_de_duplicated() {
+    let rsyslog = Rsyslog::start().await;
+    let file = rsyslog.path("tcp.log");
+    let sim = sim(&[
+        "--events",
+        "30",
+        "--batch-size",
+        "5",
+        "--rate",
+        "0",
+        "--resume-at-id",
+    ]);
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let setup = Setup::new(&config(
+        &sim,
+        &tcp(&rsyslog),
+        "",
+        &format!("metrics_listen = {metrics}\n"),
+    ));
+    let metrics = metrics.parse().expect("metrics address");
+    let ids = sim.event_ids(TENANT);
+
+    let mut first = setup.run(&[]);
+    wait_for_ids(&file, &ids, PATIENCE, || first.output()).await;
+    first.stop().await;
+    assert_eq!(setup.position().as_ref(), ids.last());
+
+    let mut second = setup.run(&[]);
+    eventually(
+        || format!("no duplicate counted\n{}", second.output()),
+        PATIENCE,
+        || metric(metrics, "mrav2_duplicates_dropped", TENANT) >= 1.0,
+    )
+    .await;
+    assert_eq!(metric(metrics, "mrav2_duplicates_dropped", TENANT), 1.0);
+    second.stop().await;
+    assert!(repeated(&file).is_empty(), "{:?}", repeated(&file));
+    assert_eq!(received_ids(&file), ids);
 }
 
 /// Known-failures 15: rsyslog stops, the connector reads several batches it cannot
