@@ -726,17 +726,17 @@ async fn three_tenants_one_with_a_wrong_key_the_others_deliver_and_health_names_
     let deadline = Instant::now() + PATIENCE;
     let report = loop {
         let answer = http_get(metrics, "/health");
-        if let Ok((status, body)) = &answer {
-            if let Ok(report) = serde_json::from_str::<HealthReport>(body) {
-                let unhealthy: Vec<&str> = report
-                    .tenants
-                    .iter()
-                    .filter(|t| !t.healthy)
-                    .map(|t| t.tenant.as_str())
-                    .collect();
-                if *status == 503 && unhealthy == ["gamma"] {
-                    break report;
-                }
+        if let Ok((status, body)) = &answer
+            && let Ok(report) = serde_json::from_str::<HealthReport>(body)
+        {
+            let unhealthy: Vec<&str> = report
+                .tenants
+                .iter()
+                .filter(|t| !t.healthy)
+                .map(|t| t.tenant.as_str())
+                .collect();
+            if *status == 503 && unhealthy == ["gamma"] {
+                break report;
             }
         }
         assert!(
