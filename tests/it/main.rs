@@ -5,6 +5,7 @@ mod checklist;
 mod config;
 mod kit;
 mod operations;
+mod output;
 mod pipeline;
 mod proxy;
 mod receiver;
