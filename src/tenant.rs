@@ -29,6 +29,7 @@ use crate::position::{SavedPosition, StateError, StateFile};
 use crate::sink::Sink;
 use crate::source::{EventSource, SourceSnapshot, SourceStatus, StartPoint};
 use chrono::{DateTime, Utc};
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,26 +75,27 @@ impl TenantTask {
     /// `shutdown.give_up` fires. Returns an error only when the tenant cannot start at
     /// all (a corrupt state file).
     pub async fn run(self, shutdown: Shutdown) -> Result<(), StateError> {
-        let state = StateFile::new(&self.state_dir, &self.config.entity_name);
-        let mut backoff = Backoff::new(BackoffPolicy::default());
-        loop {
-            // Re-read the file on every (re)start: it is the truth about delivery.
-            let saved = state.load()?;
-            let outcome = self.run_once(saved, &state, &shutdown).await;
-            match outcome {
-                Outcome::Stopped => return Ok(()),
-                Outcome::Failed(reason) => {
-                    let delay = backoff.next_delay(NORMAL, &mut rand::rng());
-                    error!(tenant = %self.config.entity_name, reason = %reason, delay_ms = delay.as_millis() as u64,
-                        "tenant pipeline failed; restarting from the last committed position");
-                    self.observer.error(reason);
-                    tokio::select! {
-                        _ = shutdown.stop_reading.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(delay) => {}
-                    }
+        let name = self.config.entity_name.clone();
+        let observer = self.observer.clone();
+        let stop = shutdown.stop_reading.clone();
+        let task = Arc::new(self);
+        supervise(
+            &name,
+            &observer,
+            &stop,
+            BackoffPolicy::default(),
+            move || {
+                let task = Arc::clone(&task);
+                let shutdown = shutdown.clone();
+                async move {
+                    // Re-read the file on every (re)start: it is the truth about delivery.
+                    let state = StateFile::new(&task.state_dir, &task.config.entity_name);
+                    let saved = state.load()?;
+                    Ok(task.run_once(saved, &state, &shutdown).await)
                 }
-            }
-        }
+            },
+        )
+        .await
     }
 
     async fn run_once(
@@ -157,9 +159,61 @@ impl TenantTask {
     }
 }
 
-enum Outcome {
+/// How one run of a tenant's pipeline ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Shutdown was requested and the pipeline drained.
     Stopped,
+    /// Something ended the pipeline that should not have; restart it.
     Failed(String),
+}
+
+/// Runs `attempt` (in its own task, so that a panic is caught) until it reports
+/// [`Outcome::Stopped`] or a start-up error, restarting it after a backoff whenever it
+/// fails or panics. Failures are logged and counted; shutdown cancels the wait at once.
+/// This is the only place that restarts a tenant.
+pub async fn supervise<F, Fut>(
+    name: &str,
+    observer: &TenantObserver,
+    stop: &CancellationToken,
+    policy: BackoffPolicy,
+    mut attempt: F,
+) -> Result<(), StateError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Outcome, StateError>> + Send + 'static,
+{
+    let mut backoff = Backoff::new(policy);
+    loop {
+        let reason = match tokio::spawn(attempt()).await {
+            Ok(Ok(Outcome::Stopped)) => return Ok(()),
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(Outcome::Failed(reason))) => reason,
+            Err(join) if join.is_panic() => {
+                let payload = join.into_panic();
+                let text = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".into());
+                format!("the tenant pipeline panicked: {text}")
+            }
+            Err(join) => format!("the tenant pipeline was cancelled: {join}"),
+        };
+        observer.restarted();
+        observer.error(reason.clone());
+        let delay = backoff.next_delay(NORMAL, &mut rand::rng());
+        error!(
+            tenant = %name,
+            reason = %reason,
+            delay_ms = delay.as_millis() as u64,
+            "tenant pipeline failed; restarting from the last committed position"
+        );
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
 }
 
 /// The reader task: the source reconnects on its own and ends only on cancellation.
@@ -432,5 +486,90 @@ impl Progress {
         self.since = Instant::now();
         self.events = 0;
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::Observer;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn quick() -> BackoffPolicy {
+        BackoffPolicy {
+            base: Duration::from_millis(10),
+            cap: Duration::from_millis(20),
+            ..BackoffPolicy::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stage_that_panics_once_is_restarted_and_goes_on() {
+        let observer = Observer::new();
+        let tenant = observer.tenant("acme", Duration::from_secs(15));
+        let attempts = Arc::new(AtomicU32::new(0));
+        let counted = attempts.clone();
+        let stop = CancellationToken::new();
+        let result = supervise("acme", &tenant, &stop, quick(), move || {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    panic!("stage blew up");
+                }
+                Ok(Outcome::Stopped)
+            }
+        })
+        .await;
+        assert!(result.is_ok());
+        assert_eq!(attempts.load(Ordering::SeqCst), 2);
+        let text = observer.metrics_text();
+        assert!(
+            text.contains("mrav2_tenant_restarts_total{tenant=\"acme\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_are_retried_until_stop_and_never_end_the_tenant_alone() {
+        let observer = Observer::new();
+        let tenant = observer.tenant("acme", Duration::from_secs(15));
+        let attempts = Arc::new(AtomicU32::new(0));
+        let counted = attempts.clone();
+        let stop = CancellationToken::new();
+        let stopper = stop.clone();
+        let result = supervise("acme", &tenant, &stop, quick(), move || {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            if n == 5 {
+                stopper.cancel();
+            }
+            async move { Ok(Outcome::Failed(format!("failure {n}"))) }
+        })
+        .await;
+        assert!(result.is_ok());
+        assert_eq!(attempts.load(Ordering::SeqCst), 6);
+        assert_eq!(
+            observer.health().tenants[0].last_error.as_deref(),
+            Some("failure 5")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_state_file_is_a_start_up_error_not_a_retry() {
+        let observer = Observer::new();
+        let tenant = observer.tenant("acme", Duration::from_secs(15));
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path(), "acme");
+        std::fs::write(file.path(), "garbage").unwrap();
+        let stop = CancellationToken::new();
+        let result = supervise("acme", &tenant, &stop, quick(), move || {
+            let file = file.clone();
+            async move {
+                file.load()?;
+                Ok(Outcome::Stopped)
+            }
+        })
+        .await;
+        let err = result.unwrap_err().to_string();
+        assert!(err.contains("acme.position.json"), "{err}");
     }
 }

@@ -1,11 +1,17 @@
 //! The single integration-test binary: one module per theme. Tests spawn the real
 //! binary, the built-in simulator and (where they say so) a real rsyslog.
 
+
+#![allow(clippy::unwrap_used)]
+// A failed unwrap in a test is a test failure with a backtrace, which is what we want;
+// the crate-wide `unwrap_used` lint is for production code.
 mod checklist;
 mod config;
+mod golden;
 mod kit;
 mod operations;
 mod output;
+mod packaging;
 mod pipeline;
 mod proxy;
 mod receiver;
@@ -13,3 +19,4 @@ mod rsyslog;
 mod secrets;
 mod simulator;
 mod source;
+mod systemd;

@@ -1,0 +1,23 @@
+#!/bin/sh
+#
+# restart-connector.sh [CONFIG]
+#
+# Stops the connector instance for CONFIG (if it runs) and starts it again. The new
+# process resumes from the position the old one saved at shutdown.
+#
+# Exit status: that of start-connector.sh, or of stop-connector.sh if it failed.
+set -eu
+
+# Find our own directory, following symbolic links (e.g. from /usr/local/bin).
+self=$0
+while [ -L "${self}" ]; do
+    link=$(readlink "${self}")
+    case "${link}" in
+        /*) self=${link} ;;
+        *) self=$(dirname -- "${self}")/${link} ;;
+    esac
+done
+dir=$(dirname -- "${self}")
+
+"${dir}/stop-connector.sh" "$@"
+exec "${dir}/start-connector.sh" "$@"
