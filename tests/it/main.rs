@@ -1,10 +1,10 @@
 //! The single integration-test binary: one module per theme. Tests spawn the real
 //! binary, the built-in simulator and (where they say so) a real rsyslog.
 
-
-#![allow(clippy::unwrap_used)]
 // A failed unwrap in a test is a test failure with a backtrace, which is what we want;
 // the crate-wide `unwrap_used` lint is for production code.
+#![allow(clippy::unwrap_used)]
+
 mod checklist;
 mod config;
 mod golden;
