@@ -608,6 +608,7 @@ async fn sigterm_during_a_stalled_stream_exits_within_one_second() {
         took <= Duration::from_secs(1),
         "SIGTERM during a stall took {took:?}"
     );
+    eprintln!("SIGTERM during a stall: exit in {took:?}");
     assert_eq!(
         received_ids(&file).len(),
         10,
@@ -660,6 +661,7 @@ async fn sigterm_with_rsyslog_stopped_exits_0_without_committing_past_delivery()
         took <= FIVE_SECONDS,
         "SIGTERM with rsyslog down took {took:?}"
     );
+    eprintln!("SIGTERM with rsyslog down: exit in {took:?}");
     let position = setup
         .position()
         .expect("a position was committed before the stop");
