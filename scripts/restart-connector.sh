@@ -8,16 +8,8 @@
 # Exit status: that of start-connector.sh, or of stop-connector.sh if it failed.
 set -eu
 
-# Find our own directory, following symbolic links (e.g. from /usr/local/bin).
-self=$0
-while [ -L "${self}" ]; do
-    link=$(readlink "${self}")
-    case "${link}" in
-        /*) self=${link} ;;
-        *) self=$(dirname -- "${self}")/${link} ;;
-    esac
-done
-dir=$(dirname -- "${self}")
+# Our own directory, following symbolic links (e.g. from /usr/local/bin).
+dir=$(dirname -- "$(readlink -f -- "$0")")
 
 "${dir}/stop-connector.sh" "$@"
 exec "${dir}/start-connector.sh" "$@"

@@ -27,16 +27,8 @@ log: <prefix>/logs/<name>.log, where <name> is CONFIG's file name without .ini.
 EOF
 }
 
-# Find our own directory, following symbolic links (e.g. from /usr/local/bin).
-self=$0
-while [ -L "${self}" ]; do
-    link=$(readlink "${self}")
-    case "${link}" in
-        /*) self=${link} ;;
-        *) self=$(dirname -- "${self}")/${link} ;;
-    esac
-done
-SELF_DIR=$(dirname -- "${self}")
+# Our own directory, following symbolic links (e.g. from /usr/local/bin).
+SELF_DIR=$(dirname -- "$(readlink -f -- "$0")")
 # shellcheck source=connector-lib.sh
 . "${SELF_DIR}/connector-lib.sh"
 setup_instance "$@"

@@ -25,16 +25,8 @@ tenant's saved position and its age. Exit: 0 running, 1 dead (stale pid file),
 USAGE
 }
 
-# Find our own directory, following symbolic links (e.g. from /usr/local/bin).
-self=$0
-while [ -L "${self}" ]; do
-    link=$(readlink "${self}")
-    case "${link}" in
-        /*) self=${link} ;;
-        *) self=$(dirname -- "${self}")/${link} ;;
-    esac
-done
-SELF_DIR=$(dirname -- "${self}")
+# Our own directory, following symbolic links (e.g. from /usr/local/bin).
+SELF_DIR=$(dirname -- "$(readlink -f -- "$0")")
 # shellcheck source=connector-lib.sh
 . "${SELF_DIR}/connector-lib.sh"
 

@@ -481,7 +481,6 @@ pub use connect_proxy::{ConnectProxy, base64};
 /// A small HTTP CONNECT proxy on loopback for the proxy tests: it records what passed
 /// (method, target, `Proxy-Authorization`), answers 407 when credentials are required
 /// and wrong, and otherwise tunnels bytes both ways.
-#[allow(clippy::unwrap_used)] // test code: a panic is a failed test
 mod connect_proxy {
     use std::net::SocketAddr;
     use std::sync::{Arc, Mutex};
