@@ -259,21 +259,19 @@ async fn the_https_simulator_through_an_http_connect_proxy() {
 }
 
 /// Without a `[proxy]` section the standard environment variables apply: the real
-/// binary, given only `HTTP_PROXY`, sends its token and stream requests through it.
+/// binary, given only `HTTP_PROXY`, sends its token request through it. (The test proxy
+/// tunnels CONNECT only and answers a plain forward request with 501, which is enough to
+/// see where the request went.)
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_proxy_section_the_environment_proxy_is_used() {
-    use mrav2_syslog_connector::simulator::{self, SimOptions};
-    use std::io::{BufRead, BufReader};
     use std::process::Stdio;
 
     let proxy = ConnectProxy::start(None).await;
-    let options = SimOptions {
-        events: 3,
-        rate: 0,
-        tenants: [("acme".to_string(), "acme-key".to_string())].into(),
-        ..SimOptions::default()
-    };
-    let (addr, sim) = simulator::start(options).await.unwrap();
+    // Nothing listens on the API address: a request that bypassed the proxy would fail
+    // without the proxy ever seeing it.
+    let api = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = api.local_addr().unwrap();
+    drop(api);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("c.ini");
     std::fs::write(
@@ -288,38 +286,24 @@ async fn without_a_proxy_section_the_environment_proxy_is_used() {
         .arg("--config")
         .arg(&config)
         .env("HTTP_PROXY", proxy.url())
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Three records on stdout mean the whole path worked through the proxy.
-    let stdout = child.stdout.take().unwrap();
-    let lines = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .take(3)
-            .map(|l| l.unwrap())
-            .collect::<Vec<_>>()
-    });
-    let lines = tokio::time::timeout(std::time::Duration::from_secs(30), lines)
-        .await
-        .expect("three records within 30 s")
-        .unwrap();
+    let wanted = format!("http://{addr}/oauth2/token");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut targets = Vec::new();
+    while tokio::time::Instant::now() < deadline {
+        targets = proxy.requests().into_iter().map(|r| r.target).collect();
+        if targets.iter().any(|t| t == &wanted) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(lines.len(), 3);
-    let targets: Vec<String> = proxy.requests().into_iter().map(|r| r.target).collect();
     assert!(
-        targets
-            .iter()
-            .any(|t| t.contains(&format!("{addr}/oauth2/token"))),
-        "token request not proxied: {targets:?}"
+        targets.iter().any(|t| t == &wanted),
+        "the token request did not go through HTTP_PROXY: {targets:?}"
     );
-    assert!(
-        targets
-            .iter()
-            .any(|t| t.contains(&format!("{addr}/mra/stream/v2/events"))),
-        "stream request not proxied: {targets:?}"
-    );
-    sim.shutdown().await;
 }
