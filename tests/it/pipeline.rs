@@ -1117,3 +1117,97 @@ async fn health_turns_503_when_the_api_goes_away_and_200_when_it_returns() {
     drop(sim);
     connector.stop().await;
 }
+
+/// Plain TCP has no acknowledgement: a receiver that stops reading and resets its
+/// connection (SO_LINGER 0) throws away the records still in its socket buffer, which
+/// the connector's kernel had already accepted. The connector must notice the reset
+/// before it counts those batches as delivered, and read them again. Here the receiver
+/// processes everything it has read (nothing is lost inside the receiver itself), then
+/// resets the first connection after 300 records; every generated id must still arrive.
+#[tokio::test]
+async fn a_receiver_that_resets_with_unread_records_loses_nothing() {
+    use std::io::{BufRead, BufReader};
+    use std::sync::{Arc, Mutex};
+
+    let sim = sim(&["--events", "3000", "--batch-size", "10", "--rate", "0"]);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let connections: Arc<Mutex<usize>> = Arc::default();
+    let discarded: Arc<Mutex<bool>> = Arc::default();
+    {
+        let (seen, connections, discarded) = (seen.clone(), connections.clone(), discarded.clone());
+        std::thread::spawn(move || {
+            for (n, conn) in listener.incoming().enumerate() {
+                let Ok(conn) = conn else { return };
+                *connections.lock().expect("lock") += 1;
+                let (seen, discarded) = (seen.clone(), discarded.clone());
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                    let mut line = String::new();
+                    let mut count = 0;
+                    loop {
+                        line.clear();
+                        match reader.read_line(&mut line) {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        if let Some(id) =
+                            line.split('\t').find_map(|a| a.strip_prefix("lookoutId="))
+                        {
+                            seen.lock().expect("lock").push(id.trim().to_string());
+                        }
+                        count += 1;
+                        // Once what was read is processed (the reader's buffer is
+                        // empty), stop reading for a moment so that records pile up
+                        // unread in the socket buffer, then reset: exactly those are
+                        // thrown away.
+                        if n == 0 && count >= 300 && reader.buffer().is_empty() {
+                            #[allow(clippy::disallowed_methods)] // a plain test thread
+                            std::thread::sleep(Duration::from_millis(20));
+                            let mut probe = [0u8; 1];
+                            if conn.peek(&mut probe).unwrap_or(0) > 0 {
+                                *discarded.lock().expect("lock") = true;
+                            }
+                            let sock = socket2::SockRef::from(&conn);
+                            sock.set_linger(Some(Duration::ZERO)).expect("linger");
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    }
+    let syslog = format!("port = {port}\nprotocol = tcp\n");
+    let setup = Setup::new(&config(&sim, &syslog, "", ""));
+    let mut connector = setup.run(&[]);
+    let ids = sim.event_ids(TENANT);
+    assert_eq!(ids.len(), 3000);
+    eventually(
+        || {
+            let seen: HashSet<String> = seen.lock().expect("lock").iter().cloned().collect();
+            let missing = ids.iter().filter(|id| !seen.contains(*id)).count();
+            format!(
+                "{missing} of {} ids never arrived ({} connections)\n{}",
+                ids.len(),
+                connections.lock().expect("lock"),
+                connector.output()
+            )
+        },
+        PATIENCE,
+        || {
+            let seen: HashSet<String> = seen.lock().expect("lock").iter().cloned().collect();
+            ids.iter().all(|id| seen.contains(id))
+        },
+    )
+    .await;
+    assert!(
+        *connections.lock().expect("lock") >= 2,
+        "the receiver never reset a connection"
+    );
+    assert!(
+        *discarded.lock().expect("lock"),
+        "the reset threw nothing away, so this run proved nothing"
+    );
+    connector.stop().await;
+}
