@@ -28,7 +28,7 @@
 use crate::backoff::{Backoff, BackoffPolicy, Delay};
 use crate::config::{ProxyConfig, TenantConfig};
 use crate::dead_letter::DeadLetterFile;
-use crate::event::{Batch, Position};
+use crate::event::{Batch, DeadLetter, Position};
 use crate::format::{Formatter, RenderedMessage};
 use crate::observe::TenantObserver;
 use crate::position::{SavedPosition, StateError, StateFile};
@@ -47,7 +47,7 @@ use tracing::{error, info, warn};
 
 /// How many decoded batches may wait between reader and writer. Small on purpose: it
 /// only smooths the hand-over between parsing and sending.
-const QUEUE_BATCHES: usize = 8;
+const QUEUE_BATCHES: usize = 4;
 
 /// The longest a written batch waits before its connection is checked to confirm it.
 /// The receiver reads records within milliseconds; a receiver that is shutting down
@@ -414,7 +414,25 @@ impl Writer {
     }
 
     /// Formats and sends one batch. Returns false only when `give_up` fired first.
-    async fn handle(&mut self, batch: Batch, give_up: &CancellationToken) -> bool {
+    async fn handle(&mut self, mut batch: Batch, give_up: &CancellationToken) -> bool {
+        // Each event is decoded just before it is formatted and dropped right after, so
+        // only JSON text waits in the queue.
+        self.messages.clear();
+        let mut last_created = None;
+        for raw in &batch.events {
+            match raw.decode() {
+                Ok(event) => {
+                    self.formatter.render(&event, &mut self.messages);
+                    last_created = event.created_time().map(str::to_owned);
+                }
+                // The source checked that the item is a JSON object, so this is not
+                // expected; if it happens, the event is kept, not lost.
+                Err(e) => batch.dead_letters.push(DeadLetter {
+                    reason: format!("event cannot be decoded: {e}"),
+                    raw: raw.json().to_string(),
+                }),
+            }
+        }
         if !batch.dead_letters.is_empty() {
             let n = batch.dead_letters.len() as u64;
             match self.dead_letters.append(&batch.dead_letters) {
@@ -426,10 +444,6 @@ impl Writer {
                 }
             }
             self.observer.dead_lettered(n);
-        }
-        self.messages.clear();
-        for event in &batch.events {
-            self.formatter.render(event, &mut self.messages);
         }
         let at = Instant::now();
         let mut connection = 0;
@@ -478,11 +492,7 @@ impl Writer {
                 }
             }
         }
-        let lag = batch
-            .events
-            .last()
-            .and_then(|e| e.created_time())
-            .and_then(lag_of);
+        let lag = last_created.as_deref().and_then(lag_of);
         self.unconfirmed.push_back(Written {
             at,
             connection,

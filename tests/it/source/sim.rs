@@ -405,7 +405,8 @@ async fn sim_huge_event_under_and_over_the_limit() {
             .unwrap();
         for e in &b.events {
             ids.push(e.id().unwrap().to_string());
-            let url = e
+            let decoded = e.decode().unwrap();
+            let url = decoded
                 .fields
                 .get("threat")
                 .and_then(|t| t.pointer("/details/url"))
