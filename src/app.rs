@@ -207,11 +207,12 @@ fn notify_systemd(state: &[sd_notify::NotifyState<'_>]) {
 /// Pings the systemd watchdog at half its interval from a runtime task, so a stuck
 /// runtime stops the pings and systemd restarts the service.
 fn spawn_watchdog(cancel: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
-    let mut usec = 0;
-    if !sd_notify::watchdog_enabled(false, &mut usec) {
-        return None;
-    }
-    let every = Duration::from_micros(usec / 2).max(Duration::from_millis(100));
+    let usec = watchdog_usec(
+        std::env::var("WATCHDOG_USEC").ok().as_deref(),
+        std::env::var("WATCHDOG_PID").ok().as_deref(),
+        std::process::id(),
+    )?;
+    let every = Duration::from_micros(usec / 2).max(Duration::from_millis(50));
     Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
@@ -221,6 +222,17 @@ fn spawn_watchdog(cancel: CancellationToken) -> Option<tokio::task::JoinHandle<(
             }
         }
     }))
+}
+
+/// libsystemd's `sd_watchdog_enabled` rule: the watchdog is on when `WATCHDOG_USEC` is
+/// a positive number, and `WATCHDOG_PID`, if set, names this process. (The sd-notify
+/// crate also insists that `WATCHDOG_PID` is present, which systemd does not require.)
+fn watchdog_usec(usec: Option<&str>, pid: Option<&str>, own_pid: u32) -> Option<u64> {
+    let usec = usec?.trim().parse::<u64>().ok().filter(|&u| u > 0)?;
+    match pid {
+        Some(pid) if pid.trim().parse::<u32>().ok() != Some(own_pid) => None,
+        _ => Some(usec),
+    }
 }
 
 /// `check-config --probe`: for each tenant, fetch a token, open the stream once and
@@ -335,4 +347,22 @@ pub async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     simulator.shutdown().await;
     let _ = std::fs::remove_dir_all(&state_dir);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watchdog_follows_libsystemd_rules() {
+        assert_eq!(watchdog_usec(Some("30000000"), None, 7), Some(30_000_000));
+        assert_eq!(
+            watchdog_usec(Some("30000000"), Some("7"), 7),
+            Some(30_000_000)
+        );
+        assert_eq!(watchdog_usec(Some("30000000"), Some("8"), 7), None);
+        assert_eq!(watchdog_usec(Some("0"), None, 7), None);
+        assert_eq!(watchdog_usec(Some("soon"), None, 7), None);
+        assert_eq!(watchdog_usec(None, Some("7"), 7), None);
+    }
 }

@@ -53,6 +53,7 @@ struct Metrics {
     lag_seconds: Family<TenantLabel, FloatGauge>,
     seconds_since_commit: Family<TenantLabel, FloatGauge>,
     healthy: Family<TenantLabel, Gauge>,
+    tenant_restarts: Family<TenantLabel, Counter>,
 }
 
 /// The process-wide registry and the tenants it watches.
@@ -176,6 +177,11 @@ impl Observer {
             "seconds_since_last_commit",
             "Seconds since the position was last written to disk",
             m.seconds_since_commit.clone(),
+        );
+        registry.register(
+            "tenant_restarts",
+            "Times a tenant's pipeline failed or panicked and was restarted",
+            m.tenant_restarts.clone(),
         );
         registry.register(
             "tenant_healthy",
@@ -360,6 +366,14 @@ impl TenantObserver {
     pub fn sink_reconnect(&self) {
         self.metrics
             .sink_reconnects
+            .get_or_create(&self.label)
+            .inc();
+    }
+
+    /// The tenant's pipeline failed or panicked and is being restarted.
+    pub fn restarted(&self) {
+        self.metrics
+            .tenant_restarts
             .get_or_create(&self.label)
             .inc();
     }

@@ -6,14 +6,20 @@
 //!   on its own) and puts them in the channel. When the channel is full, because the
 //!   syslog destination is slow or down, the reader waits: the stream is not read, and
 //!   nothing is dropped or buffered without limit;
-//! - the **writer** formats each batch, hands it to the [`Sink`] and retries the same
-//!   batch with backoff until the destination accepts every record. Only then does the
-//!   batch's position become *delivered*, and a delivered position is written to the
-//!   state file at most every `commit_interval` and at shutdown.
+//! - the **writer** formats each batch and hands it to the [`Sink`].
 //!
-//! Batches are resent from memory after a sink failure, so nothing after the last
-//! committed position is skipped. After a crash the stream resumes from the committed
-//! position: duplicates are bounded by one commit interval, gaps cannot happen.
+//! Plain syslog over TCP or TLS has no acknowledgement: a record the kernel accepted
+//! can still be lost if the receiver goes away before reading it. So a written batch is
+//! first *unconfirmed*. It becomes *delivered* once it was written at least `settle`
+//! ago and the connection that carried it is still open when read (the receiver did
+//! not close or reset it). A delivered position is written to the state file at most
+//! `commit_interval` after the batch was written, and at shutdown.
+//!
+//! When a write fails, or a connection that carried unconfirmed batches turns out to be
+//! closed, nothing in memory is trusted: the writer tells the reader to **rewind** the
+//! source to the last delivered position and re-reads from there. Duplicates are
+//! possible after a failure; gaps are not. After a crash the stream resumes from the
+//! committed position, so duplicates are bounded by one commit interval.
 //!
 //! The supervisor around the two tasks restarts them from the last committed position
 //! if either ends unexpectedly (a panic included), after a backoff. A tenant never ends
@@ -22,13 +28,15 @@
 use crate::backoff::{Backoff, BackoffPolicy, Delay};
 use crate::config::{ProxyConfig, TenantConfig};
 use crate::dead_letter::DeadLetterFile;
-use crate::event::{Batch, Position};
+use crate::event::{Batch, DeadLetter, Position};
 use crate::format::{Formatter, RenderedMessage};
 use crate::observe::TenantObserver;
 use crate::position::{SavedPosition, StateError, StateFile};
 use crate::sink::Sink;
 use crate::source::{EventSource, SourceSnapshot, SourceStatus, StartPoint};
 use chrono::{DateTime, Utc};
+use std::collections::VecDeque;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +47,12 @@ use tracing::{error, info, warn};
 
 /// How many decoded batches may wait between reader and writer. Small on purpose: it
 /// only smooths the hand-over between parsing and sending.
-const QUEUE_BATCHES: usize = 8;
+const QUEUE_BATCHES: usize = 4;
+
+/// The longest a written batch waits before its connection is checked to confirm it.
+/// The receiver reads records within milliseconds; a receiver that is shutting down
+/// closes its connections within this time, and that close is what the check sees.
+const SETTLE_MAX: Duration = Duration::from_millis(250);
 
 /// How often the progress line is logged.
 const PROGRESS_EVERY: Duration = Duration::from_secs(60);
@@ -74,26 +87,27 @@ impl TenantTask {
     /// `shutdown.give_up` fires. Returns an error only when the tenant cannot start at
     /// all (a corrupt state file).
     pub async fn run(self, shutdown: Shutdown) -> Result<(), StateError> {
-        let state = StateFile::new(&self.state_dir, &self.config.entity_name);
-        let mut backoff = Backoff::new(BackoffPolicy::default());
-        loop {
-            // Re-read the file on every (re)start: it is the truth about delivery.
-            let saved = state.load()?;
-            let outcome = self.run_once(saved, &state, &shutdown).await;
-            match outcome {
-                Outcome::Stopped => return Ok(()),
-                Outcome::Failed(reason) => {
-                    let delay = backoff.next_delay(NORMAL, &mut rand::rng());
-                    error!(tenant = %self.config.entity_name, reason = %reason, delay_ms = delay.as_millis() as u64,
-                        "tenant pipeline failed; restarting from the last committed position");
-                    self.observer.error(reason);
-                    tokio::select! {
-                        _ = shutdown.stop_reading.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(delay) => {}
-                    }
+        let name = self.config.entity_name.clone();
+        let observer = self.observer.clone();
+        let stop = shutdown.stop_reading.clone();
+        let task = Arc::new(self);
+        supervise(
+            &name,
+            &observer,
+            &stop,
+            BackoffPolicy::default(),
+            move || {
+                let task = Arc::clone(&task);
+                let shutdown = shutdown.clone();
+                async move {
+                    // Re-read the file on every (re)start: it is the truth about delivery.
+                    let state = StateFile::new(&task.state_dir, &task.config.entity_name);
+                    let saved = state.load()?;
+                    Ok(task.run_once(saved, &state, &shutdown).await)
                 }
-            }
-        }
+            },
+        )
+        .await
     }
 
     async fn run_once(
@@ -122,12 +136,15 @@ impl TenantTask {
             self.observer.clone(),
             reader_cancel.clone(),
         ));
-        let (tx, rx) = mpsc::channel::<Batch>(QUEUE_BATCHES);
-        let reader = tokio::spawn(read_batches(source, tx));
+        let (tx, rx) = mpsc::channel::<(u64, Batch)>(QUEUE_BATCHES);
+        let (rewind_tx, rewind_rx) = mpsc::unbounded_channel();
+        let reader = tokio::spawn(read_batches(source, tx, rewind_rx));
+        let settle = SETTLE_MAX.min(self.commit_interval / 2);
         let writer = Writer {
             name: name.clone(),
             observer: self.observer.clone(),
-            commit_interval: self.commit_interval,
+            settle,
+            commit_every: self.commit_interval.saturating_sub(settle),
             state: state.clone(),
             formatter: Formatter::new(
                 self.config.syslog.format,
@@ -137,7 +154,13 @@ impl TenantTask {
             sink,
             dead_letters: DeadLetterFile::new(&self.state_dir, name),
             delivered_total: saved.as_ref().map_or(0, |s| s.delivered),
+            confirmed: committed,
             pending: None,
+            unconfirmed: VecDeque::new(),
+            epoch: 0,
+            rewind: rewind_tx,
+            backoff: Backoff::new(BackoffPolicy::default()),
+            failures: 0,
             last_commit: Instant::now(),
             progress: Progress::new(),
             messages: Vec::new(),
@@ -157,17 +180,96 @@ impl TenantTask {
     }
 }
 
-enum Outcome {
+/// How one run of a tenant's pipeline ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Shutdown was requested and the pipeline drained.
     Stopped,
+    /// Something ended the pipeline that should not have; restart it.
     Failed(String),
 }
 
+/// Runs `attempt` (in its own task, so that a panic is caught) until it reports
+/// [`Outcome::Stopped`] or a start-up error, restarting it after a backoff whenever it
+/// fails or panics. Failures are logged and counted; shutdown cancels the wait at once.
+/// This is the only place that restarts a tenant.
+pub async fn supervise<F, Fut>(
+    name: &str,
+    observer: &TenantObserver,
+    stop: &CancellationToken,
+    policy: BackoffPolicy,
+    mut attempt: F,
+) -> Result<(), StateError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Outcome, StateError>> + Send + 'static,
+{
+    let mut backoff = Backoff::new(policy);
+    loop {
+        let reason = match tokio::spawn(attempt()).await {
+            Ok(Ok(Outcome::Stopped)) => return Ok(()),
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(Outcome::Failed(reason))) => reason,
+            Err(join) if join.is_panic() => {
+                let payload = join.into_panic();
+                let text = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".into());
+                format!("the tenant pipeline panicked: {text}")
+            }
+            Err(join) => format!("the tenant pipeline was cancelled: {join}"),
+        };
+        observer.restarted();
+        observer.error(reason.clone());
+        let delay = backoff.next_delay(NORMAL, &mut rand::rng());
+        error!(
+            tenant = %name,
+            reason = %reason,
+            delay_ms = delay.as_millis() as u64,
+            "tenant pipeline failed; restarting from the last committed position"
+        );
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
 /// The reader task: the source reconnects on its own and ends only on cancellation.
-async fn read_batches(mut source: EventSource, tx: mpsc::Sender<Batch>) {
-    while let Some(batch) = source.next().await {
-        // Waits while the queue is full: back-pressure instead of unbounded memory.
-        if tx.send(batch).await.is_err() {
-            break;
+/// Each batch carries the number of rewinds seen so far, so the writer can drop
+/// batches read before its latest rewind request.
+async fn read_batches(
+    mut source: EventSource,
+    tx: mpsc::Sender<(u64, Batch)>,
+    mut rewinds: mpsc::UnboundedReceiver<Option<Position>>,
+) {
+    let mut epoch = 0u64;
+    loop {
+        let batch = tokio::select! {
+            biased;
+            Some(to) = rewinds.recv() => {
+                epoch += 1;
+                source.reset_to(to);
+                continue;
+            }
+            batch = source.next() => batch,
+        };
+        let Some(batch) = batch else { break };
+        // Waits while the queue is full: back-pressure instead of unbounded memory. A
+        // rewind may arrive meanwhile; the batch in hand is then stale and dropped.
+        tokio::select! {
+            biased;
+            Some(to) = rewinds.recv() => {
+                epoch += 1;
+                source.reset_to(to);
+            }
+            sent = tx.send((epoch, batch)) => {
+                if sent.is_err() {
+                    break;
+                }
+            }
         }
     }
 }
@@ -228,46 +330,82 @@ fn apply_status(before: &SourceSnapshot, now: &SourceSnapshot, observer: &Tenant
     }
 }
 
-/// The writer half: format, deliver, commit.
+/// The writer half: format, send, confirm, commit.
 struct Writer {
     name: String,
     observer: TenantObserver,
-    commit_interval: Duration,
+    /// How long a written batch waits before its connection can confirm it.
+    settle: Duration,
+    /// How often a delivered position is written: `commit_interval − settle`, so a
+    /// position reaches the disk within `commit_interval` of its batch being written.
+    commit_every: Duration,
     state: StateFile,
     formatter: Formatter,
     sink: Sink,
     dead_letters: DeadLetterFile,
     /// Events delivered since the state file was created.
     delivered_total: u64,
-    /// A delivered position not yet written.
+    /// The last delivered position (where a rewind goes back to).
+    confirmed: Option<Position>,
+    /// A delivered position not yet written to the state file.
     pending: Option<Position>,
+    /// Batches written but not yet confirmed, oldest first.
+    unconfirmed: VecDeque<Written>,
+    /// Rewinds requested so far; batches the reader tagged earlier are stale.
+    epoch: u64,
+    rewind: mpsc::UnboundedSender<Option<Position>>,
+    backoff: Backoff,
+    failures: u32,
     last_commit: Instant,
     progress: Progress,
     /// Reused between batches.
     messages: Vec<RenderedMessage>,
 }
 
+/// A batch handed to the sink, waiting for confirmation.
+struct Written {
+    at: Instant,
+    /// The sink connection that carried it; 0 when there was nothing to write.
+    connection: u64,
+    position: Option<Position>,
+    events: u64,
+    lag: Option<Duration>,
+}
+
 impl Writer {
-    async fn run(mut self, mut rx: mpsc::Receiver<Batch>, give_up: CancellationToken) {
+    async fn run(mut self, mut rx: mpsc::Receiver<(u64, Batch)>, give_up: CancellationToken) {
         let mut progress_tick =
             tokio::time::interval_at(Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
         loop {
-            let commit_due = self.last_commit + self.commit_interval;
-            let batch = tokio::select! {
-                batch = rx.recv() => batch,
+            let commit_due = self.last_commit + self.commit_every;
+            let confirm_due = self.unconfirmed.front().map(|w| w.at + self.settle);
+            tokio::select! {
+                item = rx.recv() => {
+                    let Some((epoch, batch)) = item else { break };
+                    if epoch != self.epoch {
+                        continue; // read before the latest rewind; it will come again
+                    }
+                    if !self.handle(batch, &give_up).await {
+                        warn!(tenant = %self.name, "shutdown deadline reached before the destination accepted the current batch; it is not committed and will be read again at the next start");
+                        break;
+                    }
+                }
+                _ = sleep_until_some(confirm_due), if confirm_due.is_some() => {
+                    self.check_connection().await;
+                }
                 _ = tokio::time::sleep_until(commit_due), if self.pending.is_some() => {
                     self.commit();
-                    continue;
                 }
-                _ = progress_tick.tick() => {
-                    self.log_progress("progress");
-                    continue;
-                }
-            };
-            let Some(batch) = batch else { break };
-            if !self.deliver(batch, &give_up).await {
-                warn!(tenant = %self.name, "shutdown deadline reached before the destination accepted the current batch; it is not committed and will be read again at the next start");
-                break;
+                _ = progress_tick.tick() => self.log_progress("progress"),
+            }
+        }
+        // Shutdown: give the last batches their settle time (unless the grace period is
+        // over), confirm what the connection vouches for, and commit that.
+        if let Some(last) = self.unconfirmed.back() {
+            let until = last.at + self.settle;
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => self.check_connection().await,
+                _ = give_up.cancelled() => {}
             }
         }
         self.commit();
@@ -275,9 +413,26 @@ impl Writer {
         self.log_progress("stopped");
     }
 
-    /// Delivers one batch, retrying the same records until the destination accepts all
-    /// of them. Returns false only when `give_up` fired first.
-    async fn deliver(&mut self, batch: Batch, give_up: &CancellationToken) -> bool {
+    /// Formats and sends one batch. Returns false only when `give_up` fired first.
+    async fn handle(&mut self, mut batch: Batch, give_up: &CancellationToken) -> bool {
+        // Each event is decoded just before it is formatted and dropped right after, so
+        // only JSON text waits in the queue.
+        self.messages.clear();
+        let mut last_created = None;
+        for raw in &batch.events {
+            match raw.decode() {
+                Ok(event) => {
+                    self.formatter.render(&event, &mut self.messages);
+                    last_created = event.created_time().map(str::to_owned);
+                }
+                // The source checked that the item is a JSON object, so this is not
+                // expected; if it happens, the event is kept, not lost.
+                Err(e) => batch.dead_letters.push(DeadLetter {
+                    reason: format!("event cannot be decoded: {e}"),
+                    raw: raw.json().to_string(),
+                }),
+            }
+        }
         if !batch.dead_letters.is_empty() {
             let n = batch.dead_letters.len() as u64;
             match self.dead_letters.append(&batch.dead_letters) {
@@ -290,13 +445,9 @@ impl Writer {
             }
             self.observer.dead_lettered(n);
         }
-        self.messages.clear();
-        for event in &batch.events {
-            self.formatter.render(event, &mut self.messages);
-        }
-        let mut backoff = Backoff::new(BackoffPolicy::default());
-        let mut failures = 0u32;
-        while !self.messages.is_empty() {
+        let at = Instant::now();
+        let mut connection = 0;
+        if !self.messages.is_empty() {
             let sent = tokio::select! {
                 sent = self.sink.send(&self.messages) => sent,
                 _ = give_up.cancelled() => return false,
@@ -305,40 +456,104 @@ impl Writer {
                 Ok(report) => {
                     self.observer
                         .sent(report.bytes as u64, report.truncated as u64);
-                    if failures > 0 {
+                    if self.failures > 0 {
                         info!(tenant = %self.name, "syslog destination accepts records again");
+                        self.failures = 0;
+                        self.backoff.reset();
                     }
-                    break;
+                    connection = report.connection;
+                    if self
+                        .unconfirmed
+                        .iter()
+                        .any(|w| w.connection != 0 && w.connection != connection)
+                    {
+                        // The sink found its previous connection closed and opened a new
+                        // one: what went out on the old one may never have been read.
+                        self.rewind(
+                            "the syslog connection closed before earlier records were confirmed",
+                        );
+                        return true;
+                    }
+                    // `send` has just read the connection and found it open.
+                    self.confirm(Some(connection), Instant::now());
                 }
                 Err(e) => {
-                    failures += 1;
-                    let delay = backoff.next_delay(NORMAL, &mut rand::rng());
-                    warn!(tenant = %self.name, error = %e, attempt = failures, delay_ms = delay.as_millis() as u64, "syslog delivery failed; the batch will be sent again");
+                    self.failures += 1;
+                    let delay = self.backoff.next_delay(NORMAL, &mut rand::rng());
+                    warn!(tenant = %self.name, error = %e, attempt = self.failures, delay_ms = delay.as_millis() as u64, "syslog delivery failed; re-reading from the last delivered position after the delay");
                     self.observer.error(format!("syslog delivery failed: {e}"));
                     self.observer.sink_reconnect();
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = give_up.cancelled() => return false,
                     }
+                    self.rewind("syslog delivery failed");
+                    return true;
                 }
             }
         }
-        let events = batch.events.len() as u64;
-        self.delivered_total += events;
-        let lag = batch
-            .events
-            .last()
-            .and_then(|e| e.created_time())
-            .and_then(lag_of);
-        self.observer.delivered(events, lag);
-        self.progress.add(events, lag, batch.position.as_ref());
-        if let Some(position) = batch.position {
-            self.pending = Some(position);
-        }
-        if self.last_commit.elapsed() >= self.commit_interval {
-            self.commit();
-        }
+        let lag = last_created.as_deref().and_then(lag_of);
+        self.unconfirmed.push_back(Written {
+            at,
+            connection,
+            position: batch.position,
+            events: batch.events.len() as u64,
+            lag,
+        });
         true
+    }
+
+    /// Reads the sink's connection and confirms what it vouches for; a closed
+    /// connection with unconfirmed batches on it means a rewind.
+    async fn check_connection(&mut self) {
+        let healthy = self.sink.healthy_connection().await;
+        self.confirm(healthy, Instant::now());
+        let lost = self
+            .unconfirmed
+            .iter()
+            .any(|w| w.connection != 0 && Some(w.connection) != healthy);
+        if lost {
+            self.rewind("the syslog connection closed before the last records were confirmed");
+        }
+    }
+
+    /// Confirms, oldest first, the batches written at least `settle` before `now` on
+    /// the connection `healthy` (or with nothing to write).
+    fn confirm(&mut self, healthy: Option<u64>, now: Instant) {
+        while let Some(w) = self.unconfirmed.front() {
+            let settled = w.at + self.settle <= now;
+            let vouched = w.connection == 0 || Some(w.connection) == healthy;
+            if !(settled && vouched) {
+                break;
+            }
+            let Some(w) = self.unconfirmed.pop_front() else {
+                break;
+            };
+            self.delivered_total += w.events;
+            self.observer.delivered(w.events, w.lag);
+            self.progress.add(w.events, w.lag, w.position.as_ref());
+            if let Some(position) = w.position {
+                self.confirmed = Some(position.clone());
+                self.pending = Some(position);
+            }
+        }
+    }
+
+    /// Forgets every unconfirmed batch and has the reader re-read from the last
+    /// delivered position.
+    fn rewind(&mut self, reason: &str) {
+        let events: u64 = self.unconfirmed.iter().map(|w| w.events).sum();
+        warn!(
+            tenant = %self.name,
+            reason,
+            unconfirmed_events = events,
+            from = self.confirmed.as_ref().map_or("the start position", |p| p.as_str()),
+            "re-reading the stream from the last delivered position"
+        );
+        self.unconfirmed.clear();
+        self.epoch += 1;
+        // The reader ends only after the writer; a closed channel means shutdown.
+        let _ = self.rewind.send(self.confirmed.clone());
     }
 
     /// Writes the delivered position, if it moved.
@@ -376,6 +591,15 @@ impl Writer {
             position = report.position.as_deref().unwrap_or("-"),
             "{what}"
         );
+    }
+}
+
+/// Sleeps until `at`, or forever when there is nothing to wait for (the caller's
+/// `select!` guard keeps that branch off then).
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -432,5 +656,90 @@ impl Progress {
         self.since = Instant::now();
         self.events = 0;
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::Observer;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn quick() -> BackoffPolicy {
+        BackoffPolicy {
+            base: Duration::from_millis(10),
+            cap: Duration::from_millis(20),
+            ..BackoffPolicy::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stage_that_panics_once_is_restarted_and_goes_on() {
+        let observer = Observer::new();
+        let tenant = observer.tenant("acme", Duration::from_secs(15));
+        let attempts = Arc::new(AtomicU32::new(0));
+        let counted = attempts.clone();
+        let stop = CancellationToken::new();
+        let result = supervise("acme", &tenant, &stop, quick(), move || {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    panic!("stage blew up");
+                }
+                Ok(Outcome::Stopped)
+            }
+        })
+        .await;
+        assert!(result.is_ok());
+        assert_eq!(attempts.load(Ordering::SeqCst), 2);
+        let text = observer.metrics_text();
+        assert!(
+            text.contains("mrav2_tenant_restarts_total{tenant=\"acme\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_are_retried_until_stop_and_never_end_the_tenant_alone() {
+        let observer = Observer::new();
+        let tenant = observer.tenant("acme", Duration::from_secs(15));
+        let attempts = Arc::new(AtomicU32::new(0));
+        let counted = attempts.clone();
+        let stop = CancellationToken::new();
+        let stopper = stop.clone();
+        let result = supervise("acme", &tenant, &stop, quick(), move || {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            if n == 5 {
+                stopper.cancel();
+            }
+            async move { Ok(Outcome::Failed(format!("failure {n}"))) }
+        })
+        .await;
+        assert!(result.is_ok());
+        assert_eq!(attempts.load(Ordering::SeqCst), 6);
+        assert_eq!(
+            observer.health().tenants[0].last_error.as_deref(),
+            Some("failure 5")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_state_file_is_a_start_up_error_not_a_retry() {
+        let observer = Observer::new();
+        let tenant = observer.tenant("acme", Duration::from_secs(15));
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path(), "acme");
+        std::fs::write(file.path(), "garbage").unwrap();
+        let stop = CancellationToken::new();
+        let result = supervise("acme", &tenant, &stop, quick(), move || {
+            let file = file.clone();
+            async move {
+                file.load()?;
+                Ok(Outcome::Stopped)
+            }
+        })
+        .await;
+        let err = result.unwrap_err().to_string();
+        assert!(err.contains("acme.position.json"), "{err}");
     }
 }

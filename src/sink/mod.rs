@@ -35,6 +35,9 @@ pub struct Sink {
     writer: syslog::RecordWriter,
     connector: Connector,
     transport: Option<Transport>,
+    /// Counts the connections opened, so a caller can tell whether two batches went
+    /// out on the same connection.
+    connections: u64,
     /// Framed records of the current batch, reused from batch to batch.
     buf: Vec<u8>,
     /// Where each record of the current batch sits in `buf`.
@@ -54,6 +57,9 @@ pub struct SendReport {
     /// UDP records the operating system refused as too large (`EMSGSIZE`); logged, and
     /// not sent. Always 0 for the stream transports.
     pub oversized: usize,
+    /// Which connection carried the batch (1 for the first one the sink opened, and
+    /// so on). 0 when nothing was written.
+    pub connection: u64,
 }
 
 /// Why a batch was not delivered. The connection has been dropped; send the batch again
@@ -100,6 +106,7 @@ impl Sink {
             writer: syslog::RecordWriter::new(config),
             connector: Connector::new(config)?,
             transport: None,
+            connections: 0,
             buf: Vec::new(),
             records: Vec::new(),
             truncation_warnings: RateLimit::default(),
@@ -171,6 +178,7 @@ impl Sink {
             Some(transport) => transport,
             None => {
                 let transport = self.connector.connect().await?;
+                self.connections += 1;
                 tracing::info!(tenant = %self.tenant, destination = %self.connector.destination(), "syslog connected");
                 transport
             }
@@ -209,7 +217,27 @@ impl Sink {
             bytes,
             truncated,
             oversized: outcome.oversized.len(),
+            connection: self.connections,
         })
+    }
+
+    /// The connection that is open and still healthy now (read without blocking, as
+    /// before every write), or `None`. A connection found closed by the receiver is
+    /// dropped. The caller uses this to confirm that batches written some time ago on
+    /// that connection were not left unread by a receiver that went away.
+    pub async fn healthy_connection(&mut self) -> Option<u64> {
+        let mut transport = self.transport.take()?;
+        match transport.check_health().await {
+            Ok(()) => {
+                self.transport = Some(transport);
+                Some(self.connections)
+            }
+            Err(e) => {
+                tracing::info!(tenant = %self.tenant, error = %e, "syslog connection lost");
+                transport.close(CLOSE_AFTER_ERROR_TIMEOUT).await;
+                None
+            }
+        }
     }
 
     /// Closes the connection cleanly (TLS close_notify, then FIN), within 2 s. The sink

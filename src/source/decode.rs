@@ -5,10 +5,9 @@
 //! other items are still delivered. Nothing here fails: whatever cannot be decoded
 //! becomes a [`DeadLetter`] and the position still advances past it.
 
-use crate::event::{Batch, DeadLetter, MraEvent, Position};
+use crate::event::{Batch, DeadLetter, Position, RawEvent};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
 /// Why a batch has no position of its own (for the caller's warning).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,13 +29,27 @@ pub fn decode_batch(data: &str, message_id: Option<&str>) -> (Batch, PositionSou
         events: Vec<&'a RawValue>,
     }
 
+    /// An event object, reduced to its `id` (any JSON type; only a string counts).
+    #[derive(Deserialize)]
+    struct IdProbe<'a> {
+        #[serde(borrow, default)]
+        id: Option<&'a RawValue>,
+    }
+
     let mut batch = Batch::default();
     match serde_json::from_str::<Envelope<'_>>(data) {
         Ok(envelope) => {
             batch.events.reserve(envelope.events.len());
             for raw in envelope.events {
-                match serde_json::from_str::<Map<String, Value>>(raw.get()) {
-                    Ok(fields) => batch.events.push(MraEvent::new(fields)),
+                // Only the `id` is read here; the rest of the object is skipped without
+                // allocating and decoded when the event is formatted.
+                match serde_json::from_str::<IdProbe<'_>>(raw.get()) {
+                    Ok(probe) => {
+                        let id = probe.id.and_then(|id| {
+                            serde_json::from_str::<std::borrow::Cow<'_, str>>(id.get()).ok()
+                        });
+                        batch.events.push(RawEvent::new(raw.get(), id.as_deref()));
+                    }
                     Err(_) => batch.dead_letters.push(DeadLetter {
                         reason: "events item is not a JSON object".into(),
                         raw: raw.get().to_string(),
@@ -86,7 +99,7 @@ mod tests {
             Some("m"),
         );
         assert_eq!(b.events.len(), 2);
-        assert_eq!(b.events[0].event_type(), Some("THREAT"));
+        assert_eq!(b.events[0].decode().unwrap().event_type(), Some("THREAT"));
         assert_eq!(b.position, Position::new("m"));
         assert_eq!(src, PositionSource::MessageId);
     }
@@ -104,7 +117,13 @@ mod tests {
     #[test]
     fn key_order_and_unknown_fields_are_kept() {
         let (b, _) = decode_batch(r#"{"events":[{"z":1,"id":"a","q":{"k":[1,2]}}]}"#, None);
-        let keys: Vec<_> = b.events[0].fields.keys().cloned().collect();
+        let keys: Vec<_> = b.events[0]
+            .decode()
+            .unwrap()
+            .fields
+            .keys()
+            .cloned()
+            .collect();
         assert_eq!(keys, ["z", "id", "q"]);
     }
 

@@ -26,6 +26,7 @@ use client::{ApiClients, ClientError};
 use oauth::{TokenError, TokenSource};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -81,7 +82,7 @@ pub struct SourceStatus {
 struct StatusInner {
     last_error: Option<String>,
     last_activity: Option<Instant>,
-    reconnects: BTreeMap<&'static str, u64>,
+    reconnects: BTreeMap<String, u64>,
 }
 
 /// A copy of [`SourceStatus`] at one moment.
@@ -94,8 +95,9 @@ pub struct SourceSnapshot {
     pub last_error: Option<String>,
     /// The last time the stream showed life (connection opened, heartbeat, batch).
     pub last_activity: Option<Instant>,
-    /// Reconnects by reason (`planned`, `server_error`, `idle_timeout`, …).
-    pub reconnects: BTreeMap<&'static str, u64>,
+    /// Reconnects by reason: `status_503`, `stall`, `end`, `reconnect`, `eof`,
+    /// `transport`, `token_unavailable`, … (the `reason` label of the metric).
+    pub reconnects: BTreeMap<String, u64>,
     /// Token requests sent.
     pub token_fetches: u64,
     /// Events dropped as duplicates (§4.4).
@@ -137,12 +139,17 @@ impl SourceStatus {
         self.lock().last_activity = Some(Instant::now());
     }
 
-    fn reconnect(&self, reason: &'static str, error: Option<String>, unhealthy: bool) {
+    fn reconnect(&self, reason: &str, error: Option<String>, unhealthy: bool) {
         if unhealthy {
             self.healthy.store(false, Ordering::Relaxed);
         }
         let mut inner = self.lock();
-        *inner.reconnects.entry(reason).or_default() += 1;
+        match inner.reconnects.get_mut(reason) {
+            Some(n) => *n += 1,
+            None => {
+                inner.reconnects.insert(reason.to_string(), 1);
+            }
+        }
         if error.is_some() {
             inner.last_error = error;
         }
@@ -359,20 +366,21 @@ impl EventSource {
                     tracing::debug!(tenant = %self.tenant, "heartbeat");
                     self.status.alive();
                 }
-                Ok(Some(StreamItem::PlannedClose { retry })) => {
+                Ok(Some(StreamItem::PlannedClose { end, retry })) => {
                     self.conn = None;
+                    let reason = if end { "end" } else { "reconnect" };
                     if stable {
                         self.backoff.reset();
                     }
                     let wait = self.backoff.planned_delay(&mut self.rng);
                     tracing::warn!(
                         tenant = %self.tenant,
-                        reason = "planned",
+                        reason,
                         retry = ?retry,
                         delay = ?wait,
                         "stream closed by the server (reconnect/end); reconnecting"
                     );
-                    self.status.reconnect("planned", None, false);
+                    self.status.reconnect(reason, None, false);
                     self.wait = Some(wait);
                 }
                 Ok(Some(StreamItem::Unknown { event })) => {
@@ -485,13 +493,13 @@ impl EventSource {
                     self.retried_401 = true;
                     tracing::warn!(
                         tenant = %self.tenant,
-                        reason = "unauthorized",
+                        reason = "status_401",
                         error = %e,
                         delay = ?Duration::ZERO,
                         "stream refused the access token; fetching a new one and retrying once"
                     );
                     self.status
-                        .reconnect("unauthorized", Some(e.to_string()), false);
+                        .reconnect("status_401", Some(e.to_string()), false);
                 }
                 Err(e) => return Err(Failure::Open(e)),
             }
@@ -505,7 +513,7 @@ impl EventSource {
             Failure::Token(e) => (
                 e.delay(&policy),
                 e.makes_unhealthy(),
-                token_reason(e),
+                Cow::Borrowed(token_reason(e)),
                 e.to_string(),
             ),
             Failure::Open(e) => {
@@ -532,10 +540,11 @@ impl EventSource {
                     self.backoff.reset();
                 }
                 let (reason, unhealthy) = match error {
-                    ReadError::Idle(_) => ("idle_timeout", false),
+                    ReadError::Idle(_) => ("stall", false),
                     ReadError::Transport(_) => ("read_error", false),
                     ReadError::TooLarge { .. } => ("too_large", true),
                 };
+                let reason = Cow::Borrowed(reason);
                 (
                     Delay::Normal { retry_after: None },
                     unhealthy,
@@ -550,11 +559,12 @@ impl EventSource {
                 (
                     Delay::Normal { retry_after: None },
                     false,
-                    "eof",
+                    Cow::Borrowed("eof"),
                     "stream ended without reconnect or end".to_string(),
                 )
             }
         };
+        let reason: &str = &reason;
         let wait = self.backoff.next_delay(delay, &mut self.rng);
         let failures = self.backoff.failures();
         if matches!(
@@ -586,23 +596,16 @@ fn token_reason(e: &TokenError) -> &'static str {
     }
 }
 
-fn open_reason(e: &OpenError) -> &'static str {
+fn open_reason(e: &OpenError) -> Cow<'static, str> {
     match e {
         OpenError::Transport {
             proxy_auth: true, ..
-        } => "proxy_auth",
-        OpenError::Transport { .. } => "transport",
-        OpenError::HeaderTimeout(_) => "header_timeout",
-        OpenError::NotEventStream { .. } => "not_event_stream",
-        OpenError::Status { status, .. } => match *status {
-            204 => "no_content",
-            401 => "unauthorized",
-            403 => "forbidden",
-            407 => "proxy_auth",
-            429 | 503 => "throttled",
-            s if s >= 500 => "server_error",
-            _ => "client_error",
-        },
+        } => "proxy_auth".into(),
+        OpenError::Transport { .. } => "transport".into(),
+        OpenError::HeaderTimeout(_) => "header_timeout".into(),
+        OpenError::NotEventStream { .. } => "not_event_stream".into(),
+        OpenError::Status { status: 407, .. } => "proxy_auth".into(),
+        OpenError::Status { status, .. } => format!("status_{status}").into(),
     }
 }
 

@@ -45,8 +45,9 @@ pub enum StreamItem {
     Batch(Batch),
     /// `heartbeat`.
     Heartbeat,
-    /// `reconnect` or `end`: the server closes this connection on purpose.
-    PlannedClose { retry: Option<Duration> },
+    /// `reconnect` or `end` (`end` = true): the server closes this connection on
+    /// purpose.
+    PlannedClose { end: bool, retry: Option<Duration> },
     /// Any other frame (unknown event name, id-only or retry-only message).
     Unknown { event: String },
 }
@@ -303,6 +304,7 @@ impl Connection {
             }
             "heartbeat" => StreamItem::Heartbeat,
             "reconnect" | "end" => StreamItem::PlannedClose {
+                end: frame.event == "end",
                 retry: frame.retry.map(Duration::from_millis),
             },
             _ => StreamItem::Unknown { event: frame.event },

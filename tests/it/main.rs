@@ -5,11 +5,18 @@
 // the crate-wide `unwrap_used` lint is for production code.
 #![allow(clippy::unwrap_used)]
 
+mod checklist;
 mod config;
 mod golden;
 mod kit;
+mod operations;
+mod output;
+mod packaging;
+mod pipeline;
 mod proxy;
 mod receiver;
 mod rsyslog;
+mod secrets;
 mod simulator;
 mod source;
+mod systemd;

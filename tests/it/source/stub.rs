@@ -3,8 +3,6 @@
 //! every request. It follows `mra-v2-api.md` §8 loosely: ids are served strictly after
 //! the resume id (or at it, with `inclusive`).
 
-#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
-
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
