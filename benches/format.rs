@@ -1,10 +1,12 @@
-//! Throughput of the renderers (`format`): QRadar LEEF 2.0 (TAB delimiter), Splunk
-//! JSON and Splunk kv, over 1,000 events cycled from the spec's examples (the same
-//! events as `benches/sse.rs`, already decoded).
+//! Throughput of what the tenant's writer does with each event before the syslog
+//! header: decoding its JSON text into an `MraEvent` (`format/decode`), then rendering
+//! it (`format/leef`, QRadar LEEF 2.0 with the TAB delimiter; `format/splunk-json`;
+//! `format/splunk-kv`), over 1,000 events cycled from the spec's examples (the same
+//! events as `benches/sse.rs`). The renderers get events decoded beforehand.
 //!
-//! Each renderer has two ids: `<format>/events` reports events/s and `<format>/bytes`
-//! reports MB/s of rendered message text (the bytes the renderer produces). The output
-//! vector is reused across iterations, as the tenant task does.
+//! Each has two ids: `…/events` reports events/s and `…/bytes` reports MB/s: of JSON
+//! text read for `decode`, of rendered message text written for the renderers. The
+//! output vector is reused across iterations, as the writer does.
 
 mod corpus;
 
@@ -12,7 +14,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mrav2_syslog_connector::config::Format;
-use mrav2_syslog_connector::event::MraEvent;
+use mrav2_syslog_connector::event::{MraEvent, RawEvent};
 use mrav2_syslog_connector::format::{Formatter, RenderedMessage};
 
 const EVENTS: usize = 1_000;
@@ -24,9 +26,40 @@ fn render_all(formatter: &Formatter, events: &[MraEvent], out: &mut Vec<Rendered
     }
 }
 
+fn decode_all(raw: &[RawEvent]) -> usize {
+    raw.iter()
+        .map(|event| {
+            event
+                .decode()
+                .expect("the example events are objects")
+                .fields
+                .len()
+        })
+        .sum()
+}
+
 fn bench_format(c: &mut Criterion) {
     let events = corpus::events(EVENTS);
     let mut group = c.benchmark_group("format");
+
+    let raw: Vec<RawEvent> = events
+        .iter()
+        .map(|event| {
+            let json = serde_json::to_string(&event.fields).expect("a map serialises");
+            RawEvent::new(&json, event.id())
+        })
+        .collect();
+    let json_bytes: usize = raw.iter().map(|event| event.json().len()).sum();
+    for (unit, throughput) in [
+        ("events", Throughput::Elements(EVENTS as u64)),
+        ("bytes", Throughput::Bytes(json_bytes as u64)),
+    ] {
+        group.throughput(throughput);
+        group.bench_function(format!("decode/{unit}"), |b| {
+            b.iter(|| decode_all(black_box(&raw)));
+        });
+    }
+
     for (name, format) in [
         ("leef", Format::Leef { delimiter: '\t' }),
         ("splunk-json", Format::SplunkJson),
