@@ -7,6 +7,7 @@
 
 mod checklist;
 mod config;
+mod demo;
 mod golden;
 mod kit;
 mod operations;
