@@ -34,7 +34,7 @@ use crate::observe::TenantObserver;
 use crate::position::{SavedPosition, StateError, StateFile};
 use crate::sink::Sink;
 use crate::source::{EventSource, SourceSnapshot, SourceStatus, StartPoint};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::path::PathBuf;
@@ -418,13 +418,9 @@ impl Writer {
         // Each event is decoded just before it is formatted and dropped right after, so
         // only JSON text waits in the queue.
         self.messages.clear();
-        let mut last_created = None;
         for raw in &batch.events {
             match raw.decode() {
-                Ok(event) => {
-                    self.formatter.render(&event, &mut self.messages);
-                    last_created = event.created_time().map(str::to_owned);
-                }
+                Ok(event) => self.formatter.render(&event, &mut self.messages),
                 // The source checked that the item is a JSON object, so this is not
                 // expected; if it happens, the event is kept, not lost.
                 Err(e) => batch.dead_letters.push(DeadLetter {
@@ -492,7 +488,12 @@ impl Writer {
                 }
             }
         }
-        let lag = last_created.as_deref().and_then(lag_of);
+        // The formatter already parsed the last event's `created_time`.
+        let lag = self
+            .messages
+            .last()
+            .and_then(|m| m.event_time)
+            .and_then(|created| (Utc::now() - created.with_timezone(&Utc)).to_std().ok());
         self.unconfirmed.push_back(Written {
             at,
             connection,
@@ -601,14 +602,6 @@ async fn sleep_until_some(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-/// Now minus an event's `created_time`, when it parses and lies in the past.
-fn lag_of(created_time: &str) -> Option<Duration> {
-    let created: DateTime<Utc> = DateTime::parse_from_rfc3339(created_time)
-        .ok()?
-        .with_timezone(&Utc);
-    (Utc::now() - created).to_std().ok()
 }
 
 /// What the progress line reports about the last interval.

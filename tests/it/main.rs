@@ -7,6 +7,8 @@
 
 mod checklist;
 mod config;
+mod demo;
+mod fixture;
 mod golden;
 mod kit;
 mod operations;

@@ -4,38 +4,13 @@
 //! binary, the simulator as its own process, and a raw TCP listener as the syslog
 //! destination (these tests look at the connector, not at the records).
 
-use crate::kit::{PATIENCE, Running, Sim, eventually, write_config};
+use crate::fixture::{Setup, TENANT, config, sim, tcp};
+use crate::kit::{PATIENCE, Running, eventually, write_config};
 use crate::receiver::RawTcpListener;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-
-const TENANT: &str = "acme";
-const KEY: &str = "acme-application-key";
-
-fn sim(extra: &[&str]) -> Sim {
-    let tenant = format!("{TENANT}={KEY}");
-    let mut args = vec![
-        "--tenant",
-        &tenant,
-        "--types",
-        "THREAT,DEVICE",
-        "--heartbeat-ms",
-        "200",
-    ];
-    args.extend_from_slice(extra);
-    Sim::start(&args)
-}
-
-/// A one-tenant config for `api_domain`, sending LF-framed TCP to `port`.
-fn config(api_domain: &str, port: u16, connector: &str) -> String {
-    format!(
-        "[lookout]\nentity_name = {TENANT}\napi_domain = {api_domain}\napi_key = {KEY}\nsse_timeout = 10\n\
-         [syslog]\nhost = 127.0.0.1\nport = {port}\nprotocol = tcp\n\
-         [connector]\ncommit_interval_ms = 200\n{connector}\n"
-    )
-}
 
 /// Records so far at the raw listener (LF framing: one per line).
 fn records(listener: &RawTcpListener) -> usize {
@@ -56,25 +31,12 @@ fn os(p: &Path) -> &OsStr {
 async fn sighup_after_renaming_the_log_file_reopens_it_and_changes_nothing_else() {
     let listener = RawTcpListener::start().await;
     let sim = sim(&["--events", "10", "--rate", "10"]);
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let (cfg, state, log) = (
-        dir.path().join("config.ini"),
-        dir.path().join("state"),
-        dir.path().join("connector.log"),
-    );
-    write_config(&cfg, &config(&sim.url(), listener.port(), ""));
+    let setup = Setup::new(&config(&sim.url(), &tcp(listener.port()), "", ""));
+    let log = setup.path("connector.log");
     // -v: heartbeats every 200 ms give the log a steady stream of lines.
-    let mut running = Running::spawn(
-        &[
-            OsStr::new("--config"),
-            os(&cfg),
-            OsStr::new("--state-dir"),
-            os(&state),
-            OsStr::new("--log-file"),
-            os(&log),
-            OsStr::new("-v"),
-        ],
-        &dir.path().join("connector.stderr"),
+    let mut running = setup.spawn(
+        &[OsStr::new("--log-file"), os(&log), OsStr::new("-v")],
+        "connector.stderr",
         Some(&log),
     );
     let pid = running.pid();
@@ -85,7 +47,7 @@ async fn sighup_after_renaming_the_log_file_reopens_it_and_changes_nothing_else(
     )
     .await;
 
-    let rotated = dir.path().join("connector.log.1");
+    let rotated = setup.path("connector.log.1");
     std::fs::rename(&log, &rotated).expect("rename the log file");
     let flowing = records(&listener);
     running.signal(Signal::SIGHUP);
@@ -157,32 +119,23 @@ fn pid_in(file: &Path) -> Option<i32> {
 async fn a_second_daemon_on_the_same_pid_file_exits_1_naming_the_file() {
     let listener = RawTcpListener::start().await;
     let sim = sim(&["--events", "10", "--rate", "1"]);
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let (cfg, state, pid_file) = (
-        dir.path().join("config.ini"),
-        dir.path().join("state"),
-        dir.path().join("connector.pid"),
-    );
-    write_config(&cfg, &config(&sim.url(), listener.port(), ""));
+    let setup = Setup::new(&config(&sim.url(), &tcp(listener.port()), "", ""));
+    let pid_file = setup.path("connector.pid");
     let daemon = |log: &PathBuf, stderr: &str| {
-        Running::spawn(
+        setup.spawn(
             &[
-                OsStr::new("--config"),
-                os(&cfg),
-                OsStr::new("--state-dir"),
-                os(&state),
                 OsStr::new("--log-file"),
                 os(log),
                 OsStr::new("--daemon"),
                 OsStr::new("--pid-file"),
                 os(&pid_file),
             ],
-            &dir.path().join(stderr),
+            stderr,
             Some(log),
         )
     };
 
-    let first_log = dir.path().join("first.log");
+    let first_log = setup.path("first.log");
     let mut launcher = daemon(&first_log, "first.stderr");
     let status = launcher.wait_exit(PATIENCE).await;
     assert!(
@@ -212,7 +165,7 @@ async fn a_second_daemon_on_the_same_pid_file_exits_1_naming_the_file() {
     )
     .await;
 
-    let second_log = dir.path().join("second.log");
+    let second_log = setup.path("second.log");
     let mut second = daemon(&second_log, "second.stderr");
     let status = second.wait_exit(PATIENCE).await;
     if let Some(pid) = pid_in(&pid_file).filter(|&p| p != first) {
@@ -257,7 +210,7 @@ async fn a_read_only_state_dir_exits_1_naming_it() {
     );
     std::fs::create_dir(&ro).expect("state directory");
     // Nothing listens there: if the connector started anyway it would only retry.
-    write_config(&cfg, &config("http://127.0.0.1:9", 9, ""));
+    write_config(&cfg, &config("http://127.0.0.1:9", &tcp(9), "", ""));
     let stderr = dir.path().join("connector.stderr");
     // The owner of a file we just made is our effective user.
     let root = {
@@ -320,7 +273,7 @@ async fn state_directory_from_the_environment_holds_the_state_file() {
     let config_dir = tempfile::tempdir().expect("temporary directory");
     let state_dir = tempfile::tempdir().expect("temporary directory");
     let cfg = config_dir.path().join("config.ini");
-    write_config(&cfg, &config(&sim.url(), listener.port(), ""));
+    write_config(&cfg, &config(&sim.url(), &tcp(listener.port()), "", ""));
     let mut running = Running::spawn_with_env(
         &[OsStr::new("--config"), os(&cfg)],
         &[("STATE_DIRECTORY", state_dir.path().as_os_str())],
@@ -353,25 +306,16 @@ async fn state_directory_from_the_environment_holds_the_state_file() {
 async fn the_default_level_logs_no_heartbeats_or_records_and_verbose_shows_heartbeats() {
     let listener = RawTcpListener::start().await;
     let sim = sim(&["--events", "20", "--rate", "10"]);
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let (cfg, state) = (dir.path().join("config.ini"), dir.path().join("state"));
-    write_config(&cfg, &config(&sim.url(), listener.port(), ""));
+    let setup = Setup::new(&config(&sim.url(), &tcp(listener.port()), "", ""));
     let run = |log: &Path, verbose: bool, stderr: &str| {
-        let mut args = vec![
-            OsStr::new("--config"),
-            os(&cfg),
-            OsStr::new("--state-dir"),
-            os(&state),
-            OsStr::new("--log-file"),
-            os(log),
-        ];
+        let mut args = vec![OsStr::new("--log-file"), os(log)];
         if verbose {
             args.push(OsStr::new("-v"));
         }
-        Running::spawn(&args, &dir.path().join(stderr), Some(log))
+        setup.spawn(&args, stderr, Some(log))
     };
 
-    let info_log = dir.path().join("info.log");
+    let info_log = setup.path("info.log");
     let mut quiet = run(&info_log, false, "info.stderr");
     eventually(
         || format!("records do not flow\n{}", quiet.output()),
@@ -395,7 +339,7 @@ async fn the_default_level_logs_no_heartbeats_or_records_and_verbose_shows_heart
         noisy.join("\n")
     );
 
-    let debug_log = dir.path().join("debug.log");
+    let debug_log = setup.path("debug.log");
     let mut verbose = run(&debug_log, true, "debug.stderr");
     eventually(
         || format!("no heartbeat line with -v\n{}", verbose.output()),

@@ -2,54 +2,21 @@
 //! HOSTNAME field (known-failures 2), Splunk output over syslog (3), and one
 //! long-lived connection with no descriptor leak (29).
 
-use crate::kit::{PATIENCE, Running, Sim, TICK, eventually, write_config};
+use crate::fixture::{self, KEY, Setup, TENANT, lookout, sim, tcp};
+use crate::kit::{PATIENCE, Sim, TICK, eventually};
 use crate::receiver::{RawTcpListener, Rsyslog};
 use mrav2_syslog_connector::config::load::sanitize_hostname;
 use std::collections::BTreeSet;
-use std::ffi::OsStr;
-use std::path::Path;
 use tokio::time::Instant;
 
-const TENANT: &str = "acme";
-const KEY: &str = "acme-application-key";
-
-fn sim(extra: &[&str]) -> Sim {
-    let tenant = format!("{TENANT}={KEY}");
-    let mut args = vec![
-        "--tenant",
-        &tenant,
-        "--types",
-        "THREAT,DEVICE",
-        "--heartbeat-ms",
-        "200",
-    ];
-    args.extend_from_slice(extra);
-    Sim::start(&args)
-}
-
-/// Runs the connector on `[lookout]` for `sim` plus `syslog` (the `[syslog]` body), in
-/// a directory of its own.
-fn run(dir: &Path, sim: &Sim, syslog: &str) -> Running {
-    let cfg = dir.join("config.ini");
-    write_config(
-        &cfg,
-        &format!(
-            "[lookout]\nentity_name = {TENANT}\napi_domain = {}\napi_key = {KEY}\n\
-             [syslog]\nhost = 127.0.0.1\n{syslog}\n",
-            sim.url()
-        ),
-    );
-    let state = dir.join("state");
-    Running::spawn(
-        &[
-            OsStr::new("--config"),
-            cfg.as_os_str(),
-            OsStr::new("--state-dir"),
-            state.as_os_str(),
-        ],
-        &dir.join("connector.stderr"),
-        None,
-    )
+/// A [`Setup`] with `[lookout]` for `sim` (the connector's own defaults otherwise) and
+/// `syslog` as the `[syslog]` body.
+fn setup(sim: &Sim, syslog: &str) -> Setup {
+    Setup::new(&format!(
+        "{}{}\n",
+        lookout(&sim.url(), KEY, ""),
+        fixture::syslog(syslog)
+    ))
 }
 
 /// The records at a raw LF-framed listener.
@@ -86,12 +53,8 @@ async fn records_carry_the_machine_name_or_the_qradar_log_source_identifier() {
         ),
     ] {
         let listener = RawTcpListener::start().await;
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let mut connector = run(
-            dir.path(),
-            &sim,
-            &format!("protocol = tcp\nport = {}\n{extra}", listener.port()),
-        );
+        let setup = setup(&sim, &format!("{}{extra}", tcp(listener.port())));
+        let mut connector = setup.run(&[]);
         eventually(
             || format!("fewer than 5 records\n{}", connector.output()),
             PATIENCE,
@@ -118,9 +81,7 @@ async fn splunk_json_and_kv_records_reach_rsyslog_with_every_event() {
     let sim = sim(&["--events", "20", "--batch-size", "5", "--rate", "0"]);
     let ids: BTreeSet<String> = sim.event_ids(TENANT).into_iter().collect();
     for (format, tag) in [("json", "splunkjson"), ("kv", "splunkkv")] {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let mut connector = run(
-            dir.path(),
+        let setup = setup(
             &sim,
             &format!(
                 "protocol = tcp\nport = {}\nforwarder_type = splunk\nsplunk_format = {format}\n\
@@ -128,6 +89,7 @@ async fn splunk_json_and_kv_records_reach_rsyslog_with_every_event() {
                 rsyslog.tcp_port
             ),
         );
+        let mut connector = setup.run(&[]);
         let bodies = || -> Vec<String> {
             std::fs::read_to_string(&file)
                 .unwrap_or_default()
@@ -181,12 +143,8 @@ async fn ten_thousand_batches_use_one_connection_and_no_more_descriptors() {
     const BATCHES: usize = 10_000;
     let listener = RawTcpListener::start().await;
     let sim = sim(&["--firehose", "--events", "10000", "--batch-size", "1"]);
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let mut connector = run(
-        dir.path(),
-        &sim,
-        &format!("protocol = tcp\nport = {}\n", listener.port()),
-    );
+    let setup = setup(&sim, &tcp(listener.port()));
+    let mut connector = setup.run(&[]);
     let records = || listener.received().iter().filter(|&&b| b == b'\n').count();
     // Descriptors once the pipeline is warm (tokens, stream and sink open), then
     // throughout the rest of the run.

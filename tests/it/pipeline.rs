@@ -8,119 +8,22 @@
 //! THREAT and DEVICE events only (the connector's default types), which give exactly
 //! one record each, so a repeated id is a repeated delivery.
 
+use crate::fixture::{Setup, SimSpec, TENANT, config, tcp};
 use crate::kit::{
     PATIENCE, Running, Seeded, Sim, TICK, eventually, free_port, http_get, query_params, received,
-    received_ids, saved_position, write_config,
+    received_ids,
 };
 use crate::receiver::Rsyslog;
 use mrav2_syslog_connector::observe::HealthReport;
 use nix::sys::signal::Signal;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::ffi::OsStr;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::time::Instant;
 
-const TENANT: &str = "acme";
-const KEY: &str = "acme-application-key";
-
-/// The shared part of every simulator command line: one tenant, the connector's default
-/// types, fast heartbeats (so a short `sse_timeout` never fires by accident) and a
-/// fixed seed.
-fn sim(extra: &[&str]) -> Sim {
-    sim_with_scenario(None, extra)
-}
-
-fn sim_with_scenario(scenario: Option<&str>, extra: &[&str]) -> Sim {
-    sim_at("127.0.0.1:0", scenario, extra)
-}
-
-fn sim_at(listen: &str, scenario: Option<&str>, extra: &[&str]) -> Sim {
-    let tenant = format!("{TENANT}={KEY}");
-    let mut args = vec![
-        "--tenant",
-        &tenant,
-        "--types",
-        "THREAT,DEVICE",
-        "--heartbeat-ms",
-        "200",
-        "--seed",
-        "7",
-    ];
-    args.extend_from_slice(extra);
-    Sim::start_at(listen, scenario, &args)
-}
-
-/// One connector installation: a directory with `config.ini`, `state/` and the
-/// stderr of every run.
-struct Setup {
-    dir: tempfile::TempDir,
-}
-
-impl Setup {
-    fn new(config: &str) -> Setup {
-        let setup = Setup {
-            dir: tempfile::tempdir().expect("temporary directory"),
-        };
-        setup.write(config);
-        setup
-    }
-
-    fn write(&self, config: &str) {
-        write_config(&self.config(), config);
-    }
-
-    fn config(&self) -> PathBuf {
-        self.dir.path().join("config.ini")
-    }
-
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
-    fn stderr(&self) -> PathBuf {
-        self.dir.path().join("connector.stderr")
-    }
-
-    /// `mrav2-syslog-connector --config config.ini --state-dir state EXTRA…`.
-    fn run(&self, extra: &[&str]) -> Running {
-        let (config, state) = (self.config(), self.state());
-        let mut args: Vec<&OsStr> = vec![
-            OsStr::new("--config"),
-            config.as_os_str(),
-            OsStr::new("--state-dir"),
-            state.as_os_str(),
-        ];
-        args.extend(extra.iter().map(OsStr::new));
-        Running::spawn(&args, &self.stderr(), None)
-    }
-
-    fn position(&self) -> Option<String> {
-        saved_position(&self.state(), TENANT)
-    }
-}
-
-/// A one-tenant config for `sim`: `syslog` and `connector` are the bodies of those
-/// sections, `lookout` is added to `[lookout]`.
-fn config(sim: &Sim, syslog: &str, lookout: &str, connector: &str) -> String {
-    // Defaults for these tests, unless the caller sets them (a key twice is an error).
-    let sse_timeout = if lookout.contains("sse_timeout") {
-        ""
-    } else {
-        "sse_timeout = 10\n"
-    };
-    let commit = if connector.contains("commit_interval_ms") {
-        ""
-    } else {
-        "commit_interval_ms = 200\n"
-    };
-    format!(
-        "[lookout]\nentity_name = {TENANT}\napi_domain = {}\napi_key = {KEY}\n{sse_timeout}{lookout}\n\
-         [syslog]\nhost = 127.0.0.1\n{syslog}\n\
-         [connector]\n{commit}{connector}\n",
-        sim.url()
-    )
-}
+/// The simulator of these tests: the shared one-tenant simulator with a fixed seed.
+const SIM: SimSpec<'static> = SimSpec::new().seed("7");
 
 /// Waits for `n` lines in `file`; on failure shows what the connector said.
 async fn lines(file: &Path, n: usize, connector: &Running) {
@@ -146,10 +49,6 @@ async fn lines(file: &Path, n: usize, connector: &Running) {
         },
     )
     .await;
-}
-
-fn tcp(rsyslog: &Rsyslog) -> String {
-    format!("protocol = tcp\nport = {}\n", rsyslog.tcp_port)
 }
 
 fn tls(rsyslog: &Rsyslog) -> String {
@@ -240,6 +139,66 @@ fn metric(addr: std::net::SocketAddr, name: &str, tenant: &str) -> f64 {
         .sum()
 }
 
+/// A [`Setup`] for `sim` with `metrics_listen` on a free port, and that address.
+fn with_metrics(sim: &Sim, syslog: &str, lookout: &str) -> (Setup, SocketAddr) {
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let setup = Setup::new(&config(
+        &sim.url(),
+        syslog,
+        lookout,
+        &format!("metrics_listen = {metrics}\n"),
+    ));
+    (setup, metrics.parse().expect("metrics address"))
+}
+
+/// rsyslog with its TCP output file, `spec` started with `extra`, and a [`Setup`]
+/// sending to rsyslog over TCP with `lookout` added to `[lookout]` (not yet running).
+/// Keep every part bound (`_rsyslog`, not `_`) to the end: dropping one stops it.
+async fn to_rsyslog(
+    spec: SimSpec<'_>,
+    extra: &[&str],
+    lookout: &str,
+) -> (Rsyslog, PathBuf, Sim, Setup) {
+    let rsyslog = Rsyslog::start().await;
+    let file = rsyslog.path("tcp.log");
+    let sim = spec.start(extra);
+    let setup = Setup::new(&config(&sim.url(), &tcp(rsyslog.tcp_port), lookout, ""));
+    (rsyslog, file, sim, setup)
+}
+
+/// What [`stalled`] starts: rsyslog with its TCP output file, the simulator and a
+/// [`Setup`] with metrics (not yet running).
+struct Stalled {
+    rsyslog: Rsyslog,
+    file: PathBuf,
+    sim: Sim,
+    setup: Setup,
+    metrics: SocketAddr,
+}
+
+/// rsyslog, a simulator of `events` events in batches of 5 at 10/s that stalls after
+/// three batches ([`STALL_AFTER_3`]), and a TCP [`Setup`] to rsyslog with metrics.
+async fn stalled(events: &str) -> Stalled {
+    let rsyslog = Rsyslog::start().await;
+    let file = rsyslog.path("tcp.log");
+    let sim = SIM.scenario(STALL_AFTER_3).start(&[
+        "--events",
+        events,
+        "--batch-size",
+        "5",
+        "--rate",
+        "10",
+    ]);
+    let (setup, metrics) = with_metrics(&sim, &tcp(rsyslog.tcp_port), "");
+    Stalled {
+        rsyslog,
+        file,
+        sim,
+        setup,
+        metrics,
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // (a) kill -9 at random moments
 // ---------------------------------------------------------------------------------
@@ -268,7 +227,7 @@ async fn kill_9_at_random_moments_loses_nothing_and_duplicates_stay_within_a_com
     const COMMIT_MS: u64 = 200;
     let rsyslog = Rsyslog::start().await;
     let file = rsyslog.path("tcp.log");
-    let sim = sim(&["--events", "20", "--batch-size", "10", "--rate", "20"]);
+    let sim = SIM.start(&["--events", "20", "--batch-size", "10", "--rate", "20"]);
     let setup = Setup::new("");
     let mut moments = Seeded(0x6b69_6c6c_2d39);
     let mut lifetimes = Vec::new();
@@ -276,8 +235,8 @@ async fn kill_9_at_random_moments_loses_nothing_and_duplicates_stay_within_a_com
     let mut last = None;
     for run in 0..=KILLS {
         setup.write(&config(
-            &sim,
-            &format!("{}app_name = killrun{run}\n", tcp(&rsyslog)),
+            &sim.url(),
+            &format!("{}app_name = killrun{run}\n", tcp(rsyslog.tcp_port)),
             "",
             &format!("commit_interval_ms = {COMMIT_MS}\n"),
         ));
@@ -373,13 +332,12 @@ async fn restart_mid_stream(tls_transport: bool) {
     let (file, syslog) = if tls_transport {
         (rsyslog.path("tls.log"), tls(&rsyslog))
     } else {
-        (rsyslog.path("tcp.log"), tcp(&rsyslog))
+        (rsyslog.path("tcp.log"), tcp(rsyslog.tcp_port))
     };
-    let sim = sim_with_scenario(
-        Some(STALL_AFTER_3),
-        &["--events", "60", "--batch-size", "5", "--rate", "10"],
-    );
-    let setup = Setup::new(&config(&sim, &syslog, "", ""));
+    let sim =
+        SIM.scenario(STALL_AFTER_3)
+            .start(&["--events", "60", "--batch-size", "5", "--rate", "10"]);
+    let setup = Setup::new(&config(&sim.url(), &syslog, "", ""));
     let mut connector = setup.run(&[]);
 
     lines(&file, 15, &connector).await;
@@ -435,20 +393,13 @@ async fn rsyslog_restarted_mid_stream_over_tls_loses_nothing() {
 #[tokio::test]
 async fn rsyslog_down_for_a_while_drops_nothing_and_never_commits_ahead_of_delivery() {
     const DOWN: Duration = Duration::from_secs(12);
-    let mut rsyslog = Rsyslog::start().await;
-    let file = rsyslog.path("tcp.log");
-    let sim = sim_with_scenario(
-        Some(STALL_AFTER_3),
-        &["--events", "30", "--batch-size", "5", "--rate", "10"],
-    );
-    let metrics = format!("127.0.0.1:{}", free_port());
-    let setup = Setup::new(&config(
-        &sim,
-        &tcp(&rsyslog),
-        "",
-        &format!("metrics_listen = {metrics}\n"),
-    ));
-    let metrics = metrics.parse().expect("metrics address");
+    let Stalled {
+        mut rsyslog,
+        file,
+        sim,
+        setup,
+        metrics,
+    } = stalled("30").await;
     let mut connector = setup.run(&[]);
     let mut seen: BTreeSet<String> = BTreeSet::new();
 
@@ -523,10 +474,12 @@ const FIVE_SECONDS: Duration = Duration::from_millis(5500);
 /// after it.
 #[tokio::test]
 async fn sigterm_during_a_firehose_saves_the_last_delivered_batch_and_exits_0() {
-    let rsyslog = Rsyslog::start().await;
-    let file = rsyslog.path("tcp.log");
-    let sim = sim(&["--firehose", "--events", "20000", "--batch-size", "100"]);
-    let setup = Setup::new(&config(&sim, &tcp(&rsyslog), "", ""));
+    let (_rsyslog, file, sim, setup) = to_rsyslog(
+        SIM,
+        &["--firehose", "--events", "20000", "--batch-size", "100"],
+        "",
+    )
+    .await;
     let mut connector = setup.run(&[]);
 
     lines(&file, 300, &connector).await;
@@ -573,15 +526,14 @@ async fn sigterm_during_a_firehose_saves_the_last_delivered_batch_and_exits_0() 
 /// within 1 s of SIGTERM, although `sse_timeout` is far away.
 #[tokio::test]
 async fn sigterm_during_a_stalled_stream_exits_within_one_second() {
-    let rsyslog = Rsyslog::start().await;
-    let file = rsyslog.path("tcp.log");
     let scenario =
         r#"{"faults":[{"endpoint":"stream","request":1,"after_batches":2,"action":"stall"}]}"#;
-    let sim = sim_with_scenario(
-        Some(scenario),
+    let (_rsyslog, file, sim, setup) = to_rsyslog(
+        SIM.scenario(scenario),
         &["--events", "50", "--batch-size", "5", "--rate", "0"],
-    );
-    let setup = Setup::new(&config(&sim, &tcp(&rsyslog), "sse_timeout = 60\n", ""));
+        "sse_timeout = 60\n",
+    )
+    .await;
     let mut connector = setup.run(&[]);
 
     lines(&file, 10, &connector).await;
@@ -620,21 +572,15 @@ async fn sigterm_during_a_stalled_stream_exits_within_one_second() {
 /// still exits 0 within 5 s, and the saved position is one rsyslog has.
 #[tokio::test]
 async fn sigterm_with_rsyslog_stopped_exits_0_without_committing_past_delivery() {
-    let mut rsyslog = Rsyslog::start().await;
-    let file = rsyslog.path("tcp.log");
     // rsyslog is stopped inside a stall, see STALL_AFTER_3.
-    let sim = sim_with_scenario(
-        Some(STALL_AFTER_3),
-        &["--events", "40", "--batch-size", "5", "--rate", "10"],
-    );
-    let metrics = format!("127.0.0.1:{}", free_port());
-    let setup = Setup::new(&config(
-        &sim,
-        &tcp(&rsyslog),
-        "",
-        &format!("metrics_listen = {metrics}\n"),
-    ));
-    let metrics = metrics.parse().expect("metrics address");
+    let Stalled {
+        mut rsyslog,
+        file,
+        // Dropping the simulator would stop it: keep it to the end.
+        sim: _sim,
+        setup,
+        metrics,
+    } = stalled("40").await;
     let mut connector = setup.run(&[]);
 
     lines(&file, 15, &connector).await;
@@ -710,7 +656,7 @@ async fn three_tenants_one_with_a_wrong_key_the_others_deliver_and_health_names_
          [syslog]\nhost = 127.0.0.1\n{}\n\
          [connector]\nmetrics_listen = {metrics}\ncommit_interval_ms = 200\n",
         sim.url(),
-        tcp(&rsyslog)
+        tcp(rsyslog.tcp_port)
     ));
     let metrics: std::net::SocketAddr = metrics.parse().expect("metrics address");
     let mut connector = setup.run(&[]);
@@ -782,14 +728,13 @@ async fn three_tenants_one_with_a_wrong_key_the_others_deliver_and_health_names_
 /// reaches rsyslog.
 #[tokio::test]
 async fn an_invalid_json_batch_is_dead_lettered_and_later_batches_arrive() {
-    let rsyslog = Rsyslog::start().await;
-    let file = rsyslog.path("tcp.log");
     let scenario = r#"{"faults":[{"endpoint":"stream","request":1,"after_batches":2,"action":"invalid_json"}]}"#;
-    let sim = sim_with_scenario(
-        Some(scenario),
+    let (_rsyslog, file, sim, setup) = to_rsyslog(
+        SIM.scenario(scenario),
         &["--events", "30", "--batch-size", "5", "--rate", "0"],
-    );
-    let setup = Setup::new(&config(&sim, &tcp(&rsyslog), "", ""));
+        "",
+    )
+    .await;
     let mut connector = setup.run(&[]);
 
     let ids = sim.event_ids(TENANT);
@@ -846,10 +791,12 @@ async fn an_invalid_json_batch_is_dead_lettered_and_later_batches_arrive() {
 /// `Last-Event-ID`, and no event reaches rsyslog twice.
 #[tokio::test]
 async fn a_restart_resumes_from_the_state_file_and_sends_no_event_twice() {
-    let rsyslog = Rsyslog::start().await;
-    let file = rsyslog.path("tcp.log");
-    let sim = sim(&["--events", "100", "--batch-size", "10", "--rate", "10"]);
-    let setup = Setup::new(&config(&sim, &tcp(&rsyslog), "", ""));
+    let (_rsyslog, file, sim, setup) = to_rsyslog(
+        SIM,
+        &["--events", "100", "--batch-size", "10", "--rate", "10"],
+        "",
+    )
+    .await;
 
     let mut first = setup.run(&[]);
     let history = sim.event_ids(TENANT)[..100].to_vec();
@@ -899,10 +846,10 @@ async fn a_restart_resumes_from_the_state_file_and_sends_no_event_twice() {
 async fn stream_position_uuid_without_a_state_file_is_the_first_requests_id() {
     const POSITION: &str = "01a1aac4-759e-7c9d-bf7a-861b26a9b1a3";
     let listener = crate::receiver::RawTcpListener::start().await;
-    let sim = sim(&["--events", "10", "--rate", "0"]);
+    let sim = SIM.start(&["--events", "10", "--rate", "0"]);
     let setup = Setup::new(&config(
-        &sim,
-        &format!("protocol = tcp\nport = {}\n", listener.port()),
+        &sim.url(),
+        &tcp(listener.port()),
         &format!("stream_position = {POSITION}\n"),
         "",
     ));
@@ -930,10 +877,12 @@ async fn stream_position_uuid_without_a_state_file_is_the_first_requests_id() {
 /// ids in order (the Python connector died after the first batch).
 #[tokio::test]
 async fn fifty_batches_of_ten_arrive_complete_and_in_order() {
-    let rsyslog = Rsyslog::start().await;
-    let file = rsyslog.path("tcp.log");
-    let sim = sim(&["--events", "500", "--batch-size", "10", "--rate", "0"]);
-    let setup = Setup::new(&config(&sim, &tcp(&rsyslog), "", ""));
+    let (_rsyslog, file, sim, setup) = to_rsyslog(
+        SIM,
+        &["--events", "500", "--batch-size", "10", "--rate", "0"],
+        "",
+    )
+    .await;
     let mut connector = setup.run(&[]);
     let ids = sim.event_ids(TENANT);
     assert_eq!(ids.len(), 500);
@@ -955,7 +904,7 @@ async fn fifty_batches_of_ten_arrive_complete_and_in_order() {
 async fn an_inclusive_resume_after_a_restart_is_de_duplicated() {
     let rsyslog = Rsyslog::start().await;
     let file = rsyslog.path("tcp.log");
-    let sim = sim(&[
+    let sim = SIM.start(&[
         "--events",
         "30",
         "--batch-size",
@@ -964,14 +913,7 @@ async fn an_inclusive_resume_after_a_restart_is_de_duplicated() {
         "0",
         "--resume-at-id",
     ]);
-    let metrics = format!("127.0.0.1:{}", free_port());
-    let setup = Setup::new(&config(
-        &sim,
-        &tcp(&rsyslog),
-        "",
-        &format!("metrics_listen = {metrics}\n"),
-    ));
-    let metrics = metrics.parse().expect("metrics address");
+    let (setup, metrics) = with_metrics(&sim, &tcp(rsyslog.tcp_port), "");
     let ids = sim.event_ids(TENANT);
 
     let mut first = setup.run(&[]);
@@ -997,21 +939,14 @@ async fn an_inclusive_resume_after_a_restart_is_de_duplicated() {
 /// every generated id arrives (duplicates allowed, gaps not).
 #[tokio::test]
 async fn kill_9_while_rsyslog_is_down_loses_nothing_after_both_restart() {
-    let mut rsyslog = Rsyslog::start().await;
-    let file = rsyslog.path("tcp.log");
     // rsyslog is stopped inside a stall, see STALL_AFTER_3.
-    let sim = sim_with_scenario(
-        Some(STALL_AFTER_3),
-        &["--events", "40", "--batch-size", "5", "--rate", "10"],
-    );
-    let metrics = format!("127.0.0.1:{}", free_port());
-    let setup = Setup::new(&config(
-        &sim,
-        &tcp(&rsyslog),
-        "",
-        &format!("metrics_listen = {metrics}\n"),
-    ));
-    let metrics = metrics.parse().expect("metrics address");
+    let Stalled {
+        mut rsyslog,
+        file,
+        sim,
+        setup,
+        metrics,
+    } = stalled("40").await;
     let mut first = setup.run(&[]);
 
     lines(&file, 15, &first).await;
@@ -1049,16 +984,9 @@ async fn kill_9_while_rsyslog_is_down_loses_nothing_after_both_restart() {
 async fn health_turns_503_when_the_api_goes_away_and_200_when_it_returns() {
     let listener = crate::receiver::RawTcpListener::start().await;
     let args = ["--events", "20", "--batch-size", "5", "--rate", "5"];
-    let sim = sim(&args);
+    let sim = SIM.start(&args);
     let api = sim.addr.to_string();
-    let metrics = format!("127.0.0.1:{}", free_port());
-    let setup = Setup::new(&config(
-        &sim,
-        &format!("protocol = tcp\nport = {}\n", listener.port()),
-        "sse_timeout = 1\n",
-        &format!("metrics_listen = {metrics}\n"),
-    ));
-    let metrics: std::net::SocketAddr = metrics.parse().expect("metrics address");
+    let (setup, metrics) = with_metrics(&sim, &tcp(listener.port()), "sse_timeout = 1\n");
     let mut connector = setup.run(&[]);
     let records = || listener.received().iter().filter(|&&b| b == b'\n').count();
     let health = || {
@@ -1100,7 +1028,7 @@ async fn health_turns_503_when_the_api_goes_away_and_200_when_it_returns() {
         gone.elapsed()
     );
 
-    let sim = sim_at(&api, None, &args);
+    let sim = SIM.at(&api).start(&args);
     let before = records();
     eventually(
         || {
@@ -1129,7 +1057,7 @@ async fn a_receiver_that_resets_with_unread_records_loses_nothing() {
     use std::io::{BufRead, BufReader};
     use std::sync::{Arc, Mutex};
 
-    let sim = sim(&["--events", "3000", "--batch-size", "10", "--rate", "0"]);
+    let sim = SIM.start(&["--events", "3000", "--batch-size", "10", "--rate", "0"]);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("address").port();
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -1179,7 +1107,7 @@ async fn a_receiver_that_resets_with_unread_records_loses_nothing() {
         });
     }
     let syslog = format!("port = {port}\nprotocol = tcp\n");
-    let setup = Setup::new(&config(&sim, &syslog, "", ""));
+    let setup = Setup::new(&config(&sim.url(), &syslog, "", ""));
     let mut connector = setup.run(&[]);
     let ids = sim.event_ids(TENANT);
     assert_eq!(ids.len(), 3000);

@@ -2,6 +2,7 @@
 //! API behind an `http://` proxy is tunnelled with CONNECT, trusting `ca_file`; a 407
 //! is reported as refused credentials; the proxy password never shows up in any error.
 
+use crate::fixture::stdout_config;
 use crate::kit::ConnectProxy;
 use crate::source::stub::{KEY, Plan, Stub, collect, eventually, fast, tenant};
 use mrav2_syslog_connector::config::{Proxy, ProxyConfig, Secret, TenantConfig};
@@ -16,6 +17,18 @@ const PASSWORD: &str = "pr0xy s3cret:@/%pw";
 /// Whether a text shows the password, plain or percent-encoded.
 fn leaks(text: &str) -> bool {
     text.contains("s3cret")
+}
+
+/// A source for `tenant` through `proxy`, from the beginning, with fast retries.
+fn source(tenant: &TenantConfig, proxy: &ProxyConfig) -> EventSource {
+    EventSource::new(
+        tenant,
+        proxy,
+        StartPoint::Beginning,
+        CancellationToken::new(),
+    )
+    .unwrap()
+    .with_policy(fast())
 }
 
 /// A test CA and a leaf for 127.0.0.1 signed by it: (CA PEM, leaf PEM, leaf key PEM).
@@ -68,14 +81,7 @@ fn explicit(proxy: &ConnectProxy, user: &str, password: &str) -> ProxyConfig {
 async fn an_https_api_goes_through_an_http_proxy_with_connect() {
     let api = https_stub(Plan::new(6, 3)).await;
     let proxy = ConnectProxy::start(Some(("alice", PASSWORD))).await;
-    let mut s = EventSource::new(
-        &api.tenant,
-        &explicit(&proxy, "alice", PASSWORD),
-        StartPoint::Beginning,
-        CancellationToken::new(),
-    )
-    .unwrap()
-    .with_policy(fast());
+    let mut s = source(&api.tenant, &explicit(&proxy, "alice", PASSWORD));
     assert_eq!(collect(&mut s, 6).await, api.stub.plan().ids);
 
     let seen = proxy.requests();
@@ -110,14 +116,7 @@ async fn no_proxy_hosts_bypass_the_proxy() {
         password: None,
         no_proxy: vec!["127.0.0.1".into()],
     });
-    let mut s = EventSource::new(
-        &api.tenant,
-        &config,
-        StartPoint::Beginning,
-        CancellationToken::new(),
-    )
-    .unwrap()
-    .with_policy(fast());
+    let mut s = source(&api.tenant, &config);
     assert_eq!(collect(&mut s, 3).await, api.stub.plan().ids);
     assert!(proxy.requests().is_empty(), "{:?}", proxy.requests());
 }
@@ -137,14 +136,7 @@ async fn a_407_says_the_proxy_refused_the_credentials_without_the_password() {
     assert!(!err.contains(KEY), "{err}");
 
     // The running source reports the same, unhealthy, and keeps trying.
-    let mut s = EventSource::new(
-        &api.tenant,
-        &config,
-        StartPoint::Beginning,
-        CancellationToken::new(),
-    )
-    .unwrap()
-    .with_policy(fast());
+    let mut s = source(&api.tenant, &config);
     let status = s.status();
     assert!(!leaks(&format!("{s:?}")));
     let reader = tokio::spawn(async move { s.next().await });
@@ -239,14 +231,7 @@ async fn the_https_simulator_through_an_http_connect_proxy() {
     t.types = mrav2_syslog_connector::event::EventType::ALL.to_vec();
     t.ca_file = Some(ca_path);
     let proxy = ConnectProxy::start(Some(("alice", PASSWORD))).await;
-    let mut s = EventSource::new(
-        &t,
-        &explicit(&proxy, "alice", PASSWORD),
-        StartPoint::Beginning,
-        CancellationToken::new(),
-    )
-    .unwrap()
-    .with_policy(fast());
+    let mut s = source(&t, &explicit(&proxy, "alice", PASSWORD));
     assert_eq!(collect(&mut s, 20).await, sim.event_ids("acme"));
     let seen = proxy.requests();
     assert!(!seen.is_empty());
@@ -276,10 +261,7 @@ async fn without_a_proxy_section_the_environment_proxy_is_used() {
     let config = dir.path().join("c.ini");
     std::fs::write(
         &config,
-        format!(
-            "[lookout]\nentity_name = acme\napi_domain = http://{addr}\napi_key = acme-key\n\n\
-             [syslog]\nprotocol = stdout\n"
-        ),
+        stdout_config(&format!("http://{addr}"), "acme-key"),
     )
     .unwrap();
     let mut child = crate::kit::connector()

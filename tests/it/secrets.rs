@@ -13,27 +13,28 @@
 //! token of its own with the same key to learn what issued tokens look like, and scans
 //! for that token and for its prefix, which every token of this simulator shares.
 
-use crate::kit::{PATIENCE, Running, Sim, base64, connector, free_port, write_config};
+use crate::fixture::{self, SimSpec, TENANT, tcp};
+use crate::kit::{PATIENCE, Running, base64, connector, free_port, write_config};
 use crate::receiver::RawTcpListener;
 use std::ffi::OsStr;
 use std::path::Path;
 use std::time::Duration;
 use tokio::time::Instant;
 
-const TENANT: &str = "acme";
+/// A key of its own for [`TENANT`], distinctive enough to find in any output.
 const KEY: &str = "k3y-9f2c41d7e0b85a36-Distinctive";
 const WRONG_KEY: &str = "wr0ng-5be1c09a77d3f4e2-Distinctive";
 const PROXY_USER: &str = "proxyuser-3c1f";
 const PROXY_PASSWORD: &str = "pr0xyPass-d41e8a90c7b2";
 
+/// `[lookout]` with `key` at `api_domain`, and a short `sse_timeout`.
 fn lookout(api_domain: &str, key: &str) -> String {
-    format!(
-        "[lookout]\nentity_name = {TENANT}\napi_domain = {api_domain}\napi_key = {key}\nsse_timeout = 5\n"
-    )
+    fixture::lookout(api_domain, key, "sse_timeout = 5\n")
 }
 
+/// `[syslog]` for LF-framed TCP to `port`.
 fn syslog(port: u16) -> String {
-    format!("[syslog]\nhost = 127.0.0.1\nport = {port}\nprotocol = tcp\n")
+    fixture::syslog(&tcp(port))
 }
 
 /// `[proxy]` with credentials, on a port where nothing listens.
@@ -114,26 +115,16 @@ async fn no_secret_appears_in_any_output() {
         {"endpoint":"stream","request":1,"after_batches":2,"action":"drop"},
         {"endpoint":"stream","request":2,"action":"expire_tokens"}
     ]}"#;
-    let tenant = format!("{TENANT}={KEY}");
-    let sim = Sim::start_with_scenario(
-        Some(scenario),
-        &[
-            "--tenant",
-            &tenant,
-            "--types",
-            "THREAT,DEVICE",
-            "--heartbeat-ms",
-            "200",
-            "--token-ttl",
-            "2",
-            "--events",
-            "20",
-            "--batch-size",
-            "5",
-            "--rate",
-            "5",
-        ],
-    );
+    let sim = SimSpec::new().key(KEY).scenario(scenario).start(&[
+        "--token-ttl",
+        "2",
+        "--events",
+        "20",
+        "--batch-size",
+        "5",
+        "--rate",
+        "5",
+    ]);
     let dir = tempfile::tempdir().expect("temporary directory");
     let dir = dir.path();
     let api = sim.url();
@@ -141,9 +132,9 @@ async fn no_secret_appears_in_any_output() {
     let wrong = format!("{}{}", lookout(&api, WRONG_KEY), syslog(listener.port()));
     let proxied = format!("{good}{}", proxy(free_port()));
     let broken = format!(
-        "{}{}port = 99999\n{}",
+        "{}{}{}",
         lookout(&api, KEY),
-        "[syslog]\nhost = 127.0.0.1\n",
+        fixture::syslog("port = 99999\n"),
         proxy(free_port())
     );
 

@@ -1,6 +1,7 @@
 //! The service-manager handshake, against a notify socket of our own: `READY=1` once the
 //! tenants run, watchdog pings while the runtime works, `STOPPING=1` on SIGTERM, exit 0.
 
+use crate::fixture::stdout_config;
 use crate::kit::connector;
 use mrav2_syslog_connector::simulator::{self, SimOptions};
 use nix::sys::signal::{Signal, kill};
@@ -45,10 +46,7 @@ async fn ready_watchdog_and_stopping_reach_the_notify_socket() {
     let config = dir.path().join("c.ini");
     std::fs::write(
         &config,
-        format!(
-            "[lookout]\nentity_name = acme\napi_domain = http://{addr}\napi_key = acme-key\n\n\
-             [syslog]\nprotocol = stdout\n"
-        ),
+        stdout_config(&format!("http://{addr}"), "acme-key"),
     )
     .unwrap();
     let socket_path = dir.path().join("notify.sock");
