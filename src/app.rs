@@ -43,6 +43,7 @@ pub async fn run(
     log: Option<&LogHandle>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
+    let mut signals = Signals::register()?;
     crate::tls::install_crypto_provider();
     ensure_writable(&state_dir)?;
     for warning in &config.warnings {
@@ -123,7 +124,7 @@ pub async fn run(
     notify_systemd(&[sd_notify::NotifyState::Ready]);
     let watchdog = spawn_watchdog(root.clone());
 
-    wait_for_stop(log, &stop).await?;
+    wait_for_stop(&mut signals, log, &stop).await?;
 
     info!("shutting down: delivering what was read, then saving positions");
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
@@ -176,11 +177,31 @@ fn describe_start(start: &StartPoint) -> String {
     }
 }
 
+/// The signals the connector handles, registered before anything else starts so that
+/// an early SIGHUP (logrotate) cannot take the default action and end the process.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn register() -> anyhow::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            hup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
+        })
+    }
+}
+
 /// Waits for SIGTERM, SIGINT or `stop`; SIGHUP re-opens the log file meanwhile.
-async fn wait_for_stop(log: Option<&LogHandle>, stop: &CancellationToken) -> anyhow::Result<()> {
-    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+async fn wait_for_stop(
+    signals: &mut Signals,
+    log: Option<&LogHandle>,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    let Signals { term, int, hup } = signals;
     loop {
         tokio::select! {
             _ = term.recv() => { info!(signal = "SIGTERM", "stop requested"); return Ok(()) }
