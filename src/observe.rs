@@ -165,7 +165,7 @@ impl Observer {
         );
         registry.register(
             "sink_reconnects",
-            "Connections opened to the syslog destination after the first",
+            "Failed deliveries to the syslog destination; each is followed by a reconnect",
             m.sink_reconnects.clone(),
         );
         registry.register(

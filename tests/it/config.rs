@@ -200,11 +200,48 @@ fn a_missing_file_exits_78() {
     );
 }
 
-#[test]
-fn probe_is_not_available_yet() {
-    let (_dir, path) = config_file(GOOD);
-    let out = run(&["check-config", "--probe", "--config", path_arg(&path)]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+/// `check-config --probe` against the built-in simulator and a local TCP listener:
+/// every step is reported, a good setup exits 0, a rejected key exits 1 and says why.
+#[tokio::test(flavor = "multi_thread")]
+async fn probe_reports_each_step_against_loopback_services() {
+    use mrav2_syslog_connector::simulator::{self, SimOptions};
+    let options = SimOptions {
+        events: 3,
+        rate: 0,
+        tenants: [("acme".to_string(), "acme-key".to_string())].into(),
+        ..SimOptions::default()
+    };
+    let (addr, sim) = simulator::start(options).await.unwrap();
+    let syslog = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = syslog.local_addr().unwrap().port();
+    for (key, code, needle) in [
+        ("acme-key", 0, "syslog: ok: connected to"),
+        ("wrong-key", 1, "application key rejected for tenant acme"),
+    ] {
+        let text = format!(
+            "[lookout]\nentity_name = acme\napi_domain = http://{addr}\napi_key = {key}\n\n\
+             [syslog]\nhost = 127.0.0.1\nport = {port}\n"
+        );
+        let (_dir, path) = config_file(&text);
+        let path = path.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            run(&["check-config", "--probe", "--config", path_arg(&path)])
+        })
+        .await
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert_eq!(out.status.code(), Some(code), "{stdout}{}", stderr(&out));
+        assert!(stdout.contains("probe acme:"), "{stdout}");
+        assert!(stdout.contains(needle), "{stdout}");
+        if code == 0 {
+            assert!(stdout.contains("token: ok"), "{stdout}");
+            assert!(
+                stdout.contains("stream: ok: 200 text/event-stream"),
+                "{stdout}"
+            );
+        }
+    }
+    sim.shutdown().await;
 }
 
 #[test]
