@@ -82,14 +82,14 @@ pub async fn run(
         let syslog = &tenant.syslog;
         info!(
             tenant = %tenant.entity_name,
-            api = %tenant.api_domain,
+            api = %tenant.api_base(),
             types = %tenant.types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(","),
             start = %describe_start(&StartPoint::resolve(
                 saved.as_ref().and_then(|s| Position::new(s.position.clone())),
                 tenant
             )),
-            destination = %describe_destination(syslog),
-            format = %describe_format(syslog.format),
+            destination = %syslog.destination(),
+            format = %syslog.format,
             header = %format!("{:?}", syslog.header).to_lowercase(),
             state_file = %state.path().display(),
             "tenant configured"
@@ -146,27 +146,6 @@ pub async fn run(
     }
     info!("stopped");
     Ok(())
-}
-
-fn describe_destination(syslog: &crate::config::SyslogConfig) -> String {
-    use crate::config::Protocol;
-    let scheme = match syslog.protocol {
-        Protocol::Stdout => return "stdout".into(),
-        Protocol::Udp => "udp",
-        Protocol::Tcp => "tcp",
-        Protocol::Tls => "tls",
-    };
-    format!("{scheme}://{}:{}", syslog.host, syslog.port)
-}
-
-fn describe_format(format: crate::config::Format) -> String {
-    use crate::config::Format;
-    match format {
-        Format::Leef { delimiter: '\t' } => "qradar LEEF".into(),
-        Format::Leef { delimiter } => format!("qradar LEEF, delimiter {delimiter:?}"),
-        Format::SplunkJson => "splunk json".into(),
-        Format::SplunkKv => "splunk kv".into(),
-    }
 }
 
 fn describe_start(start: &StartPoint) -> String {

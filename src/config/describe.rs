@@ -3,8 +3,10 @@
 //! of any summary, and proxy addresses carry no credentials once validated.
 
 use super::{
-    Config, Format, Framing, HeaderFormat, HeaderTime, Protocol, ProxyConfig, TenantConfig,
+    Config, Format, Framing, HeaderFormat, HeaderTime, Protocol, ProxyConfig, SyslogConfig,
+    TenantConfig,
 };
+use std::fmt;
 
 impl TenantConfig {
     /// `api_domain` as text without a trailing `/`, ready for `format!("{base}/path")`.
@@ -26,48 +28,8 @@ impl TenantConfig {
     pub fn summary(&self) -> String {
         let types: Vec<&str> = self.types.iter().map(|t| t.as_str()).collect();
         let s = &self.syslog;
-        let destination = match s.protocol {
-            Protocol::Stdout => "stdout".to_string(),
-            Protocol::Udp => format!("udp {}:{}", s.host, s.port),
-            Protocol::Tcp | Protocol::Tls => format!(
-                "{} {}:{} ({} framing{})",
-                if s.protocol == Protocol::Tls {
-                    "tls"
-                } else {
-                    "tcp"
-                },
-                s.host,
-                s.port,
-                match s.framing {
-                    Framing::Lf => "lf",
-                    Framing::OctetCounting => "octet-counting",
-                },
-                if s.protocol == Protocol::Tls {
-                    format!(
-                        ", server name {}{}{}",
-                        s.tls.server_name,
-                        if s.tls.verify {
-                            ""
-                        } else {
-                            ", verification off"
-                        },
-                        if s.tls.client_auth.is_some() {
-                            ", client certificate"
-                        } else {
-                            ""
-                        }
-                    )
-                } else {
-                    String::new()
-                }
-            ),
-        };
-        let format = match s.format {
-            Format::Leef { delimiter: '\t' } => "qradar leef 2.0 (delimiter tab)".to_string(),
-            Format::Leef { delimiter } => format!("qradar leef 2.0 (delimiter {delimiter})"),
-            Format::SplunkJson => "splunk json".to_string(),
-            Format::SplunkKv => "splunk kv".to_string(),
-        };
+        let destination = s.destination();
+        let format = s.format.to_string();
         let header = match s.header {
             HeaderFormat::Rfc3164 => "rfc3164",
             HeaderFormat::Rfc5424 => "rfc5424",
@@ -96,6 +58,50 @@ impl TenantConfig {
             out.push_str(&format!("\n  identifier:  {k}={v}"));
         }
         out
+    }
+}
+
+impl SyslogConfig {
+    /// Where records go, e.g. `tcp 10.0.0.5:514 (lf framing)`, `udp host:514`, `stdout`,
+    /// or for TLS also the server name and the checks.
+    pub fn destination(&self) -> String {
+        let framing = match self.framing {
+            Framing::Lf => "lf",
+            Framing::OctetCounting => "octet-counting",
+        };
+        match self.protocol {
+            Protocol::Stdout => "stdout".to_string(),
+            Protocol::Udp => format!("udp {}:{}", self.host, self.port),
+            Protocol::Tcp => format!("tcp {}:{} ({framing} framing)", self.host, self.port),
+            Protocol::Tls => format!(
+                "tls {}:{} ({framing} framing, server name {}{}{})",
+                self.host,
+                self.port,
+                self.tls.server_name,
+                if self.tls.verify {
+                    ""
+                } else {
+                    ", verification off"
+                },
+                if self.tls.client_auth.is_some() {
+                    ", client certificate"
+                } else {
+                    ""
+                }
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    /// `qradar leef 2.0 (delimiter tab)`, `splunk json`, `splunk kv`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Format::Leef { delimiter: '\t' } => f.write_str("qradar leef 2.0 (delimiter tab)"),
+            Format::Leef { delimiter } => write!(f, "qradar leef 2.0 (delimiter {delimiter})"),
+            Format::SplunkJson => f.write_str("splunk json"),
+            Format::SplunkKv => f.write_str("splunk kv"),
+        }
     }
 }
 
