@@ -343,15 +343,18 @@ impl TenantObserver {
         }
     }
 
-    /// One stream reconnect, with a short reason (`status_503`, `stall`, `end`, …).
-    pub fn stream_reconnect(&self, reason: &str) {
+    /// `n` stream reconnects with a short reason (`status_503`, `stall`, `end`, …).
+    pub fn stream_reconnects(&self, reason: &str, n: u64) {
+        if n == 0 {
+            return;
+        }
         self.metrics
             .stream_reconnects
             .get_or_create(&ReasonLabel {
                 tenant: self.label.tenant.clone(),
                 reason: reason.to_string(),
             })
-            .inc();
+            .inc_by(n);
     }
 
     /// Access tokens fetched.
@@ -479,7 +482,7 @@ mod tests {
         let t = observer.tenant("acme", Duration::from_secs(15));
         t.received(5);
         t.delivered(4, Some(Duration::from_millis(1500)));
-        t.stream_reconnect("status_503");
+        t.stream_reconnects("status_503", 1);
         t.sent(1000, 1);
         t.committed("abc");
         let text = observer.metrics_text();

@@ -307,9 +307,7 @@ fn apply_status(before: &SourceSnapshot, now: &SourceSnapshot, observer: &Tenant
     observer.token_fetches(now.token_fetches.saturating_sub(before.token_fetches));
     for (reason, count) in &now.reconnects {
         let old = before.reconnects.get(reason).copied().unwrap_or(0);
-        for _ in old..*count {
-            observer.stream_reconnect(reason);
-        }
+        observer.stream_reconnects(reason, count.saturating_sub(old));
     }
     if now.last_activity != before.last_activity && now.last_activity.is_some() {
         observer.alive();
