@@ -80,7 +80,7 @@ pub fn init(log_file: Option<&Path>, verbose: bool) -> io::Result<LogHandle> {
     let default_filter = format!("warn,mrav2_syslog_connector={default_level}");
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let (writer, guard, file, ansi) = match log_file {
+    let (writer, guard, file) = match log_file {
         Some(path) => {
             let file = ReopenableFile::open(path).map_err(|e| {
                 io::Error::new(
@@ -91,19 +91,20 @@ pub fn init(log_file: Option<&Path>, verbose: bool) -> io::Result<LogHandle> {
             let (writer, guard) = NonBlockingBuilder::default()
                 .lossy(false)
                 .finish(file.clone());
-            (writer, guard, Some(file), false)
+            (writer, guard, Some(file))
         }
         None => {
             let (writer, guard) = NonBlockingBuilder::default()
                 .lossy(false)
                 .finish(io::stderr());
-            (writer, guard, None, false)
+            (writer, guard, None)
         }
     };
     let installed = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
-        .with_ansi(ansi)
+        // Plain text everywhere: log files, the journal and pipes take no colour codes.
+        .with_ansi(false)
         .with_target(false)
         .try_init();
     if let Err(e) = installed {
