@@ -47,7 +47,8 @@ fn bench_syslog(c: &mut Criterion) {
     let formatter = Formatter::new(Format::Leef { delimiter: '\t' }, "acme", None);
     let mut messages = Vec::new();
     for event in &events {
-        formatter.render(event, &mut messages);
+        let event = event.decode().expect("the example events are objects");
+        formatter.render(&event, &mut messages);
     }
     let now = Utc::now();
 

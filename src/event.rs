@@ -4,19 +4,20 @@
 //! kept) with the few envelope fields that stages branch on pulled out once. Nothing
 //! here does I/O.
 
-use serde_json::{Map, Value};
+use crate::json::{Object, Value};
 use std::fmt;
 
-/// One event object exactly as received, plus its envelope fields.
+/// One event object exactly as received, decoded into a tree that borrows from the
+/// event's JSON text (see [`crate::json`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct MraEvent {
+pub struct MraEvent<'a> {
     /// The whole event object, key order as received.
-    pub fields: Map<String, Value>,
+    pub fields: Object<'a>,
 }
 
-impl MraEvent {
+impl<'a> MraEvent<'a> {
     /// Wraps a decoded JSON object.
-    pub fn new(fields: Map<String, Value>) -> Self {
+    pub fn new(fields: Object<'a>) -> Self {
         Self { fields }
     }
 
@@ -33,6 +34,13 @@ impl MraEvent {
     /// The event's `created_time` as received, when it is a string.
     pub fn created_time(&self) -> Option<&str> {
         self.fields.get("created_time").and_then(Value::as_str)
+    }
+}
+
+/// An owned copy of an event built with `serde_json` (tests, benchmarks).
+impl From<&serde_json::Map<String, serde_json::Value>> for MraEvent<'static> {
+    fn from(fields: &serde_json::Map<String, serde_json::Value>) -> Self {
+        Self::new(Object::from(fields))
     }
 }
 
@@ -65,9 +73,9 @@ impl RawEvent {
         &self.json
     }
 
-    /// Decodes the object (key order as received).
-    pub fn decode(&self) -> Result<MraEvent, serde_json::Error> {
-        serde_json::from_str(&self.json).map(MraEvent::new)
+    /// Decodes the object (key order as received), borrowing from this event's text.
+    pub fn decode(&self) -> Result<MraEvent<'_>, serde_json::Error> {
+        Object::parse(&self.json).map(MraEvent::new)
     }
 }
 
@@ -185,7 +193,7 @@ mod tests {
         assert_eq!(raw.id(), Some("a1"));
         let event = raw.decode().unwrap();
         assert_eq!(event.id(), Some("a1"));
-        let keys: Vec<_> = event.fields.keys().cloned().collect();
+        let keys: Vec<_> = event.fields.iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["type", "id", "x"]);
         assert!(RawEvent::new("[1]", None).decode().is_err());
     }

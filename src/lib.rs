@@ -16,6 +16,7 @@
 //! - [`config`]: INI text → raw → validated [`config::Config`]; every problem collected.
 //! - [`event`]: the words every stage shares: [`event::MraEvent`], [`event::Batch`],
 //!   [`event::Position`].
+//! - [`json`]: the borrowed JSON tree an event is decoded into for formatting.
 //! - [`backoff`]: the reconnect delay arithmetic (pure), used by source and sink.
 //! - [`source`]: token lifecycle, SSE parser, the authenticated stream that never gives up.
 //! - [`mod@format`]: QRadar LEEF and Splunk renderers (pure).
@@ -37,6 +38,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod event;
 pub mod format;
+pub mod json;
 pub mod logging;
 pub mod observe;
 pub mod position;

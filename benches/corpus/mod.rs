@@ -13,14 +13,14 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use mrav2_syslog_connector::event::MraEvent;
+use mrav2_syslog_connector::event::RawEvent;
 use serde_json::{Map, Value};
 
 /// Events per `events` message, as in the issue (and the simulator's `--batch-size`).
 pub const BATCH_SIZE: usize = 100;
 
 /// The example events, in file-name order.
-pub fn example_events() -> Vec<MraEvent> {
+pub fn example_events() -> Vec<Map<String, Value>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/events");
     let mut paths: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
@@ -33,23 +33,22 @@ pub fn example_events() -> Vec<MraEvent> {
         .iter()
         .map(|p| {
             let text = std::fs::read_to_string(p).expect("example event is readable");
-            let fields: Map<String, Value> =
-                serde_json::from_str(&text).expect("example event is a JSON object");
-            MraEvent::new(fields)
+            serde_json::from_str(&text).expect("example event is a JSON object")
         })
         .collect()
 }
 
-/// `count` events cycled from the examples, each with a fresh id.
-pub fn events(count: usize) -> Vec<MraEvent> {
+/// `count` events cycled from the examples, each with a fresh id, as the writer gets
+/// them: compact JSON text and the id.
+pub fn events(count: usize) -> Vec<RawEvent> {
     let examples = example_events();
     (0..count)
         .map(|n| {
-            let mut event = examples[n % examples.len()].clone();
-            event
-                .fields
-                .insert("id".into(), Value::String(event_id(n as u64)));
-            event
+            let mut fields = examples[n % examples.len()].clone();
+            let id = event_id(n as u64);
+            fields.insert("id".into(), Value::String(id.clone()));
+            let json = serde_json::to_string(&fields).expect("a map serialises");
+            RawEvent::new(&json, Some(&id))
         })
         .collect()
 }
@@ -69,16 +68,16 @@ pub fn event_id(n: u64) -> String {
 
 /// The `text/event-stream` body carrying `events` in batches of [`BATCH_SIZE`], exactly
 /// as the API writes it (`id:`, `event:events`, one `data:` line per batch).
-pub fn sse_stream(events: &[MraEvent]) -> String {
+pub fn sse_stream(events: &[RawEvent]) -> String {
     let mut out = String::new();
     for (n, batch) in events.chunks(BATCH_SIZE).enumerate() {
-        let last = batch.last().and_then(MraEvent::id).unwrap_or("0");
+        let last = batch.last().and_then(RawEvent::id).unwrap_or("0");
         let _ = write!(out, "id:{last}\nevent:events\ndata:{{\"events\":[");
         for (i, event) in batch.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
-            out.push_str(&serde_json::to_string(&event.fields).expect("a map serialises"));
+            out.push_str(event.json());
         }
         out.push_str("]}\n\n");
         if n % 10 == 9 {

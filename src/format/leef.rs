@@ -11,7 +11,7 @@
 
 use super::value::{Escaper, Out, is_present, is_scalar, write_display, write_value};
 use super::{Envelope, RenderedMessage};
-use serde_json::{Map, Value};
+use crate::json::{Object, Value};
 
 /// Where an attribute's value comes from.
 #[derive(Debug, Clone, Copy)]
@@ -364,7 +364,7 @@ pub(crate) struct Settings<'a> {
 /// Appends the LEEF records of one event: one per smishing detection, else one.
 pub(crate) fn render(
     settings: &Settings<'_>,
-    fields: &Map<String, Value>,
+    fields: &Object<'_>,
     envelope: &Envelope<'_>,
     out: &mut Vec<RenderedMessage>,
 ) {
@@ -403,7 +403,7 @@ pub(crate) fn render(
 }
 
 /// The LEEF severity `sev`, 1–10 (§6.4).
-pub(crate) fn leef_severity(fields: &Map<String, Value>) -> u8 {
+pub(crate) fn leef_severity(fields: &Object<'_>) -> u8 {
     match fields.get("type").and_then(Value::as_str) {
         Some("THREAT") => match threat_severity(fields) {
             Some("CRITICAL") => 10,
@@ -420,7 +420,7 @@ pub(crate) fn leef_severity(fields: &Map<String, Value>) -> u8 {
 }
 
 /// `threat.severity`, when it is a string.
-pub(crate) fn threat_severity(fields: &Map<String, Value>) -> Option<&str> {
+pub(crate) fn threat_severity<'a>(fields: &'a Object<'_>) -> Option<&'a str> {
     fields
         .get("threat")
         .and_then(|threat| threat.get("severity"))
@@ -439,9 +439,9 @@ fn dev_time(envelope: &Envelope<'_>) -> Option<i64> {
 
 /// One record: the event, seen with at most one smishing detection (§4).
 struct Record<'a> {
-    fields: &'a Map<String, Value>,
+    fields: &'a Object<'a>,
     event_type: Option<&'a str>,
-    detection: Option<(usize, &'a Value)>,
+    detection: Option<(usize, &'a Value<'a>)>,
     dev_time: Option<i64>,
 }
 
@@ -449,13 +449,13 @@ struct Record<'a> {
 #[derive(Default)]
 struct ParentCache<'a> {
     path: Option<&'static [&'static str]>,
-    object: Option<&'a Map<String, Value>>,
+    object: Option<&'a Object<'a>>,
 }
 
 /// The category of §3, before rendering.
 enum Category<'a> {
-    One(&'a Value),
-    Two(&'a Value, &'a Value),
+    One(&'a Value<'a>),
+    Two(&'a Value<'a>, &'a Value<'a>),
     Unknown,
 }
 
@@ -622,11 +622,11 @@ impl<'a> Record<'a> {
     }
 
     /// The value at `path`, if every step is an object holding the next key.
-    fn lookup(&self, path: &[&str]) -> Option<&'a Value> {
+    fn lookup(&self, path: &[&str]) -> Option<&'a Value<'a>> {
         let (first, rest) = path.split_first()?;
-        let mut value = self.fields.get(*first)?;
+        let mut value = self.fields.get(first)?;
         for key in rest {
-            value = value.as_object()?.get(*key)?;
+            value = value.as_object()?.get(key)?;
         }
         Some(value)
     }
@@ -638,43 +638,32 @@ impl<'a> Record<'a> {
         &self,
         path: &'static [&'static str],
         parents: &mut ParentCache<'a>,
-    ) -> Option<&'a Value> {
+    ) -> Option<&'a Value<'a>> {
         let (leaf, parent) = path.split_last()?;
         if parents.path != Some(parent) {
             parents.path = Some(parent);
             parents.object = self.object_at(parent);
         }
-        get(parents.object?, leaf)
+        parents.object?.get(leaf)
     }
 
     /// The object at `path` (the event itself for an empty path).
-    fn object_at(&self, path: &[&str]) -> Option<&'a Map<String, Value>> {
+    fn object_at(&self, path: &[&str]) -> Option<&'a Object<'a>> {
         let mut object = self.fields;
         for key in path {
-            object = get(object, key)?.as_object()?;
+            object = object.get(key)?.as_object()?;
         }
         Some(object)
     }
 
     /// The value at `path` when it is a string, number or boolean.
-    fn scalar(&self, path: &[&str]) -> Option<&'a Value> {
+    fn scalar(&self, path: &[&str]) -> Option<&'a Value<'a>> {
         self.lookup(path).filter(|v| is_scalar(v))
     }
 
     /// `field` of this record's detection.
-    fn detection_field(&self, field: &str) -> Option<&'a Value> {
+    fn detection_field(&self, field: &str) -> Option<&'a Value<'a>> {
         self.detection?.1.as_object()?.get(field)
-    }
-}
-
-/// `object[key]`. Event objects are small, and for a handful of keys comparing them is
-/// cheaper than hashing the key, so short objects are scanned.
-#[inline]
-fn get<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    if object.len() <= 8 {
-        object.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
-    } else {
-        object.get(key)
     }
 }
 

@@ -18,8 +18,8 @@ mod tests;
 
 use crate::config::Format;
 use crate::event::MraEvent;
+use crate::json::{Object, Value};
 use chrono::{DateTime, FixedOffset};
-use serde_json::{Map, Value};
 
 pub use leef::unescape_leef;
 pub use splunk::unescape_kv;
@@ -65,7 +65,7 @@ impl Formatter {
     /// Appends the messages for `event` to `out`: one, or one per smishing detection
     /// in LEEF. A custom identifier whose key is empty or `qradarLogSourceIdentifier`
     /// is not added (that one names the log source in the syslog header instead).
-    pub fn render(&self, event: &MraEvent, out: &mut Vec<RenderedMessage>) {
+    pub fn render(&self, event: &MraEvent<'_>, out: &mut Vec<RenderedMessage>) {
         let fields = &event.fields;
         let envelope = Envelope::of(fields);
         let custom_identifier = self
@@ -105,7 +105,7 @@ pub(crate) struct Envelope<'a> {
 }
 
 impl<'a> Envelope<'a> {
-    fn of(fields: &'a Map<String, Value>) -> Self {
+    fn of(fields: &'a Object<'_>) -> Self {
         let event_type = fields.get("type").and_then(Value::as_str);
         Self {
             severity: syslog_severity(fields),
@@ -132,7 +132,7 @@ impl<'a> Envelope<'a> {
 
 /// The syslog severity of an event's records, 0–7 (`leef-mapping.md` §6.5). The same
 /// for LEEF and Splunk.
-pub fn syslog_severity(fields: &Map<String, Value>) -> u8 {
+pub fn syslog_severity(fields: &Object<'_>) -> u8 {
     match fields.get("type").and_then(Value::as_str) {
         Some("THREAT") => match leef::threat_severity(fields) {
             Some("CRITICAL") => 2,

@@ -11,7 +11,7 @@ use super::value::{Escaper, Out, is_present, unescape, write_value};
 use super::*;
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
-use serde_json::Number;
+use serde_json::{Map, Number, Value};
 
 const CUSTOM_KEY: &str = "siteId";
 const CUSTOM_VALUE: &str = "lon^1|\"x\"\t\\";
@@ -193,7 +193,7 @@ fn formatter(format: Format) -> Formatter {
 
 /// Renders `fields` in every format and checks every property.
 fn check_all(fields: &Map<String, Value>, delimiter: char) -> Result<(), TestCaseError> {
-    let event = MraEvent::new(fields.clone());
+    let event = MraEvent::from(fields);
     for format in [
         Format::Leef { delimiter },
         Format::SplunkJson,
@@ -240,8 +240,12 @@ fn detections(fields: &Map<String, Value>) -> Option<&[Value]> {
 
 fn rendered(value: &Value, one_zero: bool) -> String {
     let mut out = String::new();
-    write_value(&mut out, value, one_zero);
+    write_value(&mut out, &crate::json::Value::from(value), one_zero);
     out
+}
+
+fn present(value: &Value) -> bool {
+    is_present(&crate::json::Value::from(value))
 }
 
 fn lookup<'a>(fields: &'a Map<String, Value>, path: &[&str]) -> Option<&'a Value> {
@@ -341,16 +345,16 @@ fn check_leef(
         let expected = match attribute.source {
             Source::EntityName => Some("acme".to_string()),
             Source::Path(path) => lookup(fields, path)
-                .filter(|v| is_present(v))
+                .filter(|v| present(v))
                 .map(|v| rendered(v, false)),
             Source::OneZero(path) => lookup(fields, path)
-                .filter(|v| is_present(v))
+                .filter(|v| present(v))
                 .map(|v| rendered(v, true)),
             Source::Composite { .. } => continue,
             Source::DetectionIndex => detection.map(|(i, _)| i.to_string()),
             Source::Detection(field) => detection
                 .and_then(|(_, d)| d.get(field))
-                .filter(|v| is_present(v))
+                .filter(|v| present(v))
                 .map(|v| rendered(v, false)),
         };
         prop_assert_eq!(
@@ -419,7 +423,7 @@ fn leaves(path: &str, value: &Value, out: &mut Vec<(String, String)>) {
                 leaves(&format!("{path}.{}", sanitise(key)), child, out);
             }
         }
-        leaf if is_present(leaf) => out.push((path.to_string(), rendered(leaf, false))),
+        leaf if present(leaf) => out.push((path.to_string(), rendered(leaf, false))),
         _ => {}
     }
 }

@@ -8,7 +8,7 @@
 //! substitute or append as they go.
 
 use super::value::{Escaper, Out, is_present, write_json, write_json_str, write_value};
-use serde_json::{Map, Value};
+use crate::json::{Object, Value};
 
 /// The keys §1 adds to an event, with the semantics of assigning them in order to a
 /// dictionary that keeps insertion order: a key the event already has keeps its place
@@ -21,7 +21,7 @@ impl<'a> Additions<'a> {
     /// The additions for an event: `entName`, then `type` if absent, then the custom
     /// identifier (already filtered by the caller).
     pub(crate) fn new(
-        fields: &Map<String, Value>,
+        fields: &Object<'_>,
         entity_name: &'a str,
         custom_identifier: Option<(&'a str, &'a str)>,
     ) -> Self {
@@ -65,13 +65,13 @@ impl<'a> Additions<'a> {
     /// The assigned keys the event does not have, in order.
     fn appended<'s>(
         &'s self,
-        fields: &'s Map<String, Value>,
+        fields: &'s Object<'_>,
     ) -> impl Iterator<Item = (&'a str, &'a str)> + 's {
         self.entries
             .iter()
             .flatten()
             .copied()
-            .filter(|(k, _)| !fields.contains_key(*k))
+            .filter(|(k, _)| !fields.contains_key(k))
     }
 }
 
@@ -81,7 +81,7 @@ pub fn unescape_kv(value: &str) -> String {
 }
 
 /// `json` mode (§2): the event as received, compact, with the additions.
-pub(crate) fn render_json(fields: &Map<String, Value>, additions: &Additions<'_>) -> String {
+pub(crate) fn render_json(fields: &Object<'_>, additions: &Additions<'_>) -> String {
     let mut text = String::with_capacity(1536);
     text.push('{');
     let mut first = true;
@@ -90,7 +90,7 @@ pub(crate) fn render_json(fields: &Map<String, Value>, additions: &Additions<'_>
             text.push(',');
         }
     };
-    for (key, value) in fields {
+    for (key, value) in fields.iter() {
         comma(&mut text);
         write_json_str(&mut text, key);
         text.push(':');
@@ -110,12 +110,12 @@ pub(crate) fn render_json(fields: &Map<String, Value>, additions: &Additions<'_>
 }
 
 /// `kv` mode (§3): `key="value"` per leaf, dotted paths depth first, added keys last.
-pub(crate) fn render_kv(fields: &Map<String, Value>, additions: &Additions<'_>) -> String {
+pub(crate) fn render_kv(fields: &Object<'_>, additions: &Additions<'_>) -> String {
     let mut kv = Kv {
         text: String::with_capacity(1536),
         path: String::with_capacity(64),
     };
-    for (key, value) in fields {
+    for (key, value) in fields.iter() {
         kv.path.clear();
         push_sanitised(&mut kv.path, key);
         match additions.get(key) {
@@ -139,11 +139,11 @@ struct Kv {
 
 impl Kv {
     /// Writes the leaves under the current path.
-    fn walk(&mut self, value: &Value) {
+    fn walk(&mut self, value: &Value<'_>) {
         match value {
             Value::Object(fields) => {
                 let len = self.path.len();
-                for (key, child) in fields {
+                for (key, child) in fields.iter() {
                     self.path.push('.');
                     push_sanitised(&mut self.path, key);
                     self.walk(child);

@@ -8,7 +8,7 @@
 //! written by hand from the rules.
 
 use super::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// The §7 configuration: `entity_name = acme`, and a log identifier that names the
 /// QRadar log source (so no custom attribute).
@@ -25,15 +25,16 @@ fn formatter(format: Format) -> Formatter {
 
 const TAB: Format = Format::Leef { delimiter: '\t' };
 
-fn event(value: Value) -> MraEvent {
+fn event(value: Value) -> MraEvent<'static> {
     match value {
-        Value::Object(fields) => MraEvent::new(fields),
+        Value::Object(fields) => MraEvent::from(&fields),
         other => panic!("test events are objects, not {other}"),
     }
 }
 
-fn parse_event(text: &str) -> MraEvent {
-    event(serde_json::from_str(text).expect("example events are valid JSON"))
+/// Decodes `text` as the connector decodes a received event (borrowing from it).
+fn parse_event(text: &str) -> MraEvent<'_> {
+    MraEvent::new(crate::json::Object::parse(text).expect("example events are JSON objects"))
 }
 
 fn render(format: Format, event: &MraEvent) -> Vec<RenderedMessage> {

@@ -7,7 +7,7 @@
 //! is therefore escaped exactly once however it was assembled (joined arrays,
 //! composites, compact JSON), and no intermediate string is built.
 
-use serde_json::{Map, Value};
+use crate::json::{Object, Value};
 use std::fmt;
 
 /// Somewhere text can be appended. Appending never fails.
@@ -148,7 +148,7 @@ pub fn unescape(value: &str, special: char) -> String {
 
 /// Whether `value` renders to something under §6.2: `null`, `[]` and `{}` do not.
 #[inline]
-pub(crate) fn is_present(value: &Value) -> bool {
+pub(crate) fn is_present(value: &Value<'_>) -> bool {
     match value {
         Value::Null => false,
         Value::Array(items) => !items.is_empty(),
@@ -159,14 +159,14 @@ pub(crate) fn is_present(value: &Value) -> bool {
 
 /// Whether `value` is a string, number or boolean.
 #[inline]
-pub(crate) fn is_scalar(value: &Value) -> bool {
+pub(crate) fn is_scalar(value: &Value<'_>) -> bool {
     matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_))
 }
 
 /// Writes `value` as §6.2 renders it, unescaped (the caller's `out` escapes). With
 /// `one_zero`, a boolean is `1`/`0` (§5.4). Writes nothing for a value that is not
 /// [`is_present`]; callers check first so they can leave out the whole attribute.
-pub(crate) fn write_value<O: Out>(out: &mut O, value: &Value, one_zero: bool) {
+pub(crate) fn write_value<O: Out>(out: &mut O, value: &Value<'_>, one_zero: bool) {
     match value {
         Value::Null => {}
         Value::String(s) => out.put(s),
@@ -193,7 +193,7 @@ pub(crate) fn write_value<O: Out>(out: &mut O, value: &Value, one_zero: bool) {
 /// Writes `value` as compact JSON, byte for byte what `serde_json::to_string` gives
 /// (keys in received order, no spaces, UTF-8 as is, control characters as JSON
 /// escapes, `/` not escaped).
-pub(crate) fn write_json<O: Out>(out: &mut O, value: &Value) {
+pub(crate) fn write_json<O: Out>(out: &mut O, value: &Value<'_>) {
     match value {
         Value::Null => out.put("null"),
         Value::Bool(true) => out.put("true"),
@@ -215,7 +215,7 @@ pub(crate) fn write_json<O: Out>(out: &mut O, value: &Value) {
 }
 
 /// Writes one object as compact JSON.
-pub(crate) fn write_json_object<O: Out>(out: &mut O, fields: &Map<String, Value>) {
+pub(crate) fn write_json_object<O: Out>(out: &mut O, fields: &Object<'_>) {
     out.put("{");
     for (i, (key, item)) in fields.iter().enumerate() {
         if i > 0 {
@@ -287,15 +287,19 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn tree(v: &serde_json::Value) -> Value<'static> {
+        Value::from(v)
+    }
+
     fn esc(s: &str, special: char) -> String {
         let mut out = String::new();
         Escaper::new(&mut out, special).put(s);
         out
     }
 
-    fn rendered(v: &Value) -> String {
+    fn rendered(v: &serde_json::Value) -> String {
         let mut out = String::new();
-        write_value(&mut out, v, false);
+        write_value(&mut out, &tree(v), false);
         out
     }
 
@@ -340,10 +344,10 @@ mod tests {
             "{\"k\":\"é\\n\\u001b/\",\"n\":[1,{}]}"
         );
         let mut one_zero = String::new();
-        write_value(&mut one_zero, &json!(false), true);
+        write_value(&mut one_zero, &tree(&json!(false)), true);
         assert_eq!(one_zero, "0");
         for absent in [json!(null), json!([]), json!({})] {
-            assert!(!is_present(&absent));
+            assert!(!is_present(&tree(&absent)));
             assert_eq!(rendered(&absent), "");
         }
     }
@@ -352,7 +356,7 @@ mod tests {
     fn compact_json_matches_serde_json() {
         let v = json!({"b": [1.5, -0.0, 1e300, "x\u{8}\u{c}\u{7f}\"\\"], "a": {"z": null}});
         let mut out = String::new();
-        write_json(&mut out, &v);
+        write_json(&mut out, &tree(&v));
         assert_eq!(Some(out), serde_json::to_string(&v).ok());
     }
 }

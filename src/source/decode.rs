@@ -121,8 +121,8 @@ mod tests {
             .decode()
             .unwrap()
             .fields
-            .keys()
-            .cloned()
+            .iter()
+            .map(|(k, _)| k.to_string())
             .collect();
         assert_eq!(keys, ["z", "id", "q"]);
     }

@@ -11,7 +11,7 @@
 
 use chrono::{FixedOffset, TimeZone, Utc};
 use mrav2_syslog_connector::config::{self, Format};
-use mrav2_syslog_connector::event::MraEvent;
+use mrav2_syslog_connector::event::RawEvent;
 use mrav2_syslog_connector::format::Formatter;
 use mrav2_syslog_connector::sink::syslog::{RecordWriter, Zone};
 use std::path::{Path, PathBuf};
@@ -111,10 +111,12 @@ fn config_for(format: &str, header: &str) -> config::SyslogConfig {
 fn records(stem: &str, format: Format, syslog: &config::SyslogConfig) -> String {
     let path = golden_dir().join("events").join(format!("{stem}.json"));
     let text = std::fs::read_to_string(&path).unwrap();
-    let fields: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+    // Decoded as the connector decodes a received event (borrowing from the text).
+    let raw = RawEvent::new(&text, None);
+    let event = raw.decode().unwrap();
     let formatter = Formatter::new(format, "acme", None);
     let mut messages = Vec::new();
-    formatter.render(&MraEvent::new(fields), &mut messages);
+    formatter.render(&event, &mut messages);
     let writer =
         RecordWriter::new(syslog).with_zone(Zone::Fixed(FixedOffset::east_opt(0).unwrap()));
     // A fixed "now" far from every event time: a header taken from it would show.

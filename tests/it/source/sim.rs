@@ -409,7 +409,8 @@ async fn sim_huge_event_under_and_over_the_limit() {
             let url = decoded
                 .fields
                 .get("threat")
-                .and_then(|t| t.pointer("/details/url"))
+                .and_then(|t| t.get("details"))
+                .and_then(|d| d.get("url"))
                 .and_then(|u| u.as_str())
                 .unwrap_or("");
             longest = longest.max(url.len());
