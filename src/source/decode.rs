@@ -5,9 +5,11 @@
 //! other items are still delivered. Nothing here fails: whatever cannot be decoded
 //! becomes a [`DeadLetter`] and the position still advances past it.
 
-use crate::event::{Batch, DeadLetter, Position, RawEvent};
+use crate::event::{Batch, DeadLetter, Position, RawEvent, RawId};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use std::ops::Range;
+use std::sync::Arc;
 
 /// Why a batch has no position of its own (for the caller's warning).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,8 +23,9 @@ pub enum PositionSource {
 }
 
 /// Decodes the data of one `events` message. `message_id` is the frame's last-event-id
-/// when the message carried its own `id` field.
-pub fn decode_batch(data: &str, message_id: Option<&str>) -> (Batch, PositionSource) {
+/// when the message carried its own `id` field. The events keep `data` (shared, not
+/// copied) and their place in it.
+pub fn decode_batch(data: String, message_id: Option<&str>) -> (Batch, PositionSource) {
     #[derive(Deserialize)]
     struct Envelope<'a> {
         #[serde(borrow)]
@@ -36,30 +39,39 @@ pub fn decode_batch(data: &str, message_id: Option<&str>) -> (Batch, PositionSou
         id: Option<&'a RawValue>,
     }
 
+    let text = Arc::new(data);
     let mut batch = Batch::default();
-    match serde_json::from_str::<Envelope<'_>>(data) {
+    match serde_json::from_str::<Envelope<'_>>(&text) {
         Ok(envelope) => {
             batch.events.reserve(envelope.events.len());
             for raw in envelope.events {
                 // Only the `id` is read here; the rest of the object is skipped without
                 // allocating and decoded when the event is formatted.
-                match serde_json::from_str::<IdProbe<'_>>(raw.get()) {
+                let json = raw.get();
+                match serde_json::from_str::<IdProbe<'_>>(json) {
                     Ok(probe) => {
-                        let id = probe.id.and_then(|id| {
-                            serde_json::from_str::<std::borrow::Cow<'_, str>>(id.get()).ok()
-                        });
-                        batch.events.push(RawEvent::new(raw.get(), id.as_deref()));
+                        let id = probe.id.map_or(RawId::None, |id| raw_id(&text, id.get()));
+                        let event = match span_in(&text, json) {
+                            Some(span) => RawEvent::within(&text, span, id),
+                            None => {
+                                // Not expected: serde_json borrows raw values from the
+                                // text it parses. A copy is still correct.
+                                let id = RawEvent::within(&text, 0..0, id).id().map(String::from);
+                                RawEvent::new(json, id.as_deref())
+                            }
+                        };
+                        batch.events.push(event);
                     }
                     Err(_) => batch.dead_letters.push(DeadLetter {
                         reason: "events item is not a JSON object".into(),
-                        raw: raw.get().to_string(),
+                        raw: json.to_string(),
                     }),
                 }
             }
         }
         Err(e) => batch.dead_letters.push(DeadLetter {
-            reason: envelope_reason(data, &e),
-            raw: data.to_string(),
+            reason: envelope_reason(&text, &e),
+            raw: text.to_string(),
         }),
     }
 
@@ -80,6 +92,32 @@ pub fn decode_batch(data: &str, message_id: Option<&str>) -> (Batch, PositionSou
     (batch, source)
 }
 
+/// Where `part`, a slice of `whole`, lies in it; `None` if it is not a slice of it.
+fn span_in(whole: &str, part: &str) -> Option<Range<usize>> {
+    // Address arithmetic only; nothing is dereferenced.
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    (end <= whole.len()).then_some(start..end)
+}
+
+/// The id of an event from the raw JSON of its `id` value (a slice of `text`): a string
+/// without escapes is kept as its place in `text`; one with escapes is unescaped; any
+/// other JSON type is no id.
+fn raw_id(text: &str, id: &str) -> RawId {
+    let inner = id.strip_prefix('"').and_then(|rest| rest.strip_suffix('"'));
+    match inner {
+        Some(inner) if !inner.contains('\\') => match span_in(text, inner) {
+            Some(span) => RawId::At(span),
+            None => RawId::Unescaped(inner.into()),
+        },
+        Some(_) => match serde_json::from_str::<String>(id) {
+            Ok(id) => RawId::Unescaped(id.into()),
+            Err(_) => RawId::None,
+        },
+        None => RawId::None,
+    }
+}
+
 fn envelope_reason(data: &str, error: &serde_json::Error) -> String {
     // Tell "not JSON at all" from "JSON, but not {"events": [...]}".
     match serde_json::from_str::<serde::de::IgnoredAny>(data) {
@@ -92,9 +130,13 @@ fn envelope_reason(data: &str, error: &serde_json::Error) -> String {
 mod tests {
     use super::*;
 
+    fn decode(data: &str, message_id: Option<&str>) -> (Batch, PositionSource) {
+        decode_batch(data.to_string(), message_id)
+    }
+
     #[test]
     fn a_batch_takes_the_message_id_as_position() {
-        let (b, src) = decode_batch(
+        let (b, src) = decode(
             r#"{"events":[{"id":"a","type":"THREAT"},{"id":"b"}]}"#,
             Some("m"),
         );
@@ -106,17 +148,17 @@ mod tests {
 
     #[test]
     fn without_message_id_the_last_event_id_is_the_position() {
-        let (b, src) = decode_batch(r#"{"events":[{"id":"a"},{"id":"b"}]}"#, None);
+        let (b, src) = decode(r#"{"events":[{"id":"a"},{"id":"b"}]}"#, None);
         assert_eq!(b.position, Position::new("b"));
         assert_eq!(src, PositionSource::LastEvent);
-        let (b, src) = decode_batch(r#"{"events":[{"x":1}]}"#, None);
+        let (b, src) = decode(r#"{"events":[{"x":1}]}"#, None);
         assert_eq!((b.position, src), (None, PositionSource::None));
         assert_eq!(b.events.len(), 1);
     }
 
     #[test]
     fn key_order_and_unknown_fields_are_kept() {
-        let (b, _) = decode_batch(r#"{"events":[{"z":1,"id":"a","q":{"k":[1,2]}}]}"#, None);
+        let (b, _) = decode(r#"{"events":[{"z":1,"id":"a","q":{"k":[1,2]}}]}"#, None);
         let keys: Vec<_> = b.events[0]
             .decode()
             .unwrap()
@@ -129,7 +171,7 @@ mod tests {
 
     #[test]
     fn invalid_json_is_one_dead_letter_and_the_position_still_advances() {
-        let (b, _) = decode_batch("{not json", Some("m7"));
+        let (b, _) = decode("{not json", Some("m7"));
         assert!(b.events.is_empty());
         assert_eq!(b.dead_letters.len(), 1);
         assert_eq!(b.dead_letters[0].raw, "{not json");
@@ -144,7 +186,7 @@ mod tests {
     #[test]
     fn a_missing_or_wrong_events_member_is_a_dead_letter() {
         for data in [r#"{"foo":[]}"#, r#"{"events":{}}"#, "[]", "42"] {
-            let (b, _) = decode_batch(data, Some("m"));
+            let (b, _) = decode(data, Some("m"));
             assert_eq!(b.dead_letters.len(), 1, "{data}");
             assert!(
                 b.dead_letters[0].reason.starts_with("not an object"),
@@ -156,7 +198,7 @@ mod tests {
 
     #[test]
     fn a_non_object_item_is_dead_lettered_alone() {
-        let (b, _) = decode_batch(r#"{"events":[{"id":"a"}, 5, "x", {"id":"b"}]}"#, None);
+        let (b, _) = decode(r#"{"events":[{"id":"a"}, 5, "x", {"id":"b"}]}"#, None);
         assert_eq!(b.events.len(), 2);
         assert_eq!(b.dead_letters.len(), 2);
         assert_eq!(b.dead_letters[0].raw, "5");
@@ -165,8 +207,37 @@ mod tests {
     }
 
     #[test]
+    fn events_keep_their_text_and_id_from_the_shared_message() {
+        let data =
+            r#"{"events":[ {"id":"a1","n":[1]} ,{"x":{"id":"inner"},"id":"b\u0032"},{"id":7},{}]}"#;
+        let (b, _) = decode(data, None);
+        let seen: Vec<_> = b.events.iter().map(|e| (e.json(), e.id())).collect();
+        assert_eq!(
+            seen,
+            [
+                (r#"{"id":"a1","n":[1]}"#, Some("a1")),
+                (r#"{"x":{"id":"inner"},"id":"b\u0032"}"#, Some("b2")),
+                (r#"{"id":7}"#, None),
+                ("{}", None),
+            ]
+        );
+        // The last event with a string id gives the position, unescaped.
+        assert_eq!(b.position, Position::new("b2"));
+        assert_eq!(
+            b.events[1]
+                .decode()
+                .unwrap()
+                .fields
+                .get("x")
+                .and_then(|x| x.get("id"))
+                .and_then(|v| v.as_str()),
+            Some("inner")
+        );
+    }
+
+    #[test]
     fn an_empty_array_delivers_nothing_but_moves_the_position() {
-        let (b, _) = decode_batch(r#"{"events":[]}"#, Some("m"));
+        let (b, _) = decode(r#"{"events":[]}"#, Some("m"));
         assert!(b.events.is_empty() && b.dead_letters.is_empty());
         assert_eq!(b.position, Position::new("m"));
     }

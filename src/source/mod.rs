@@ -23,11 +23,13 @@ use crate::config::{ProxyConfig, TenantConfig};
 use crate::event::{Batch, EventType, Position};
 use chrono::{DateTime, Utc};
 use client::{ApiClients, ClientError};
+use hashbrown::HashTable;
 use oauth::{TokenError, TokenSource};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -156,20 +158,40 @@ impl SourceStatus {
     }
 }
 
-/// The ids of the last [`DEDUP_WINDOW`] delivered events.
-#[derive(Debug, Default)]
+/// The ids of the last [`DEDUP_WINDOW`] delivered events: a ring of keys in arrival
+/// order, and a hash table holding each key's slot in the ring. Every tenant keeps one
+/// at all times, so it is built for size: 24 bytes per id in the ring plus about 5 in
+/// the table (under 300 KB when full), where a `VecDeque` and a `HashSet` of the keys
+/// took over 1 MB per tenant.
+#[derive(Default)]
 struct RecentIds {
-    order: VecDeque<IdKey>,
-    set: HashSet<IdKey>,
+    /// Grows to [`DEDUP_WINDOW`]; then `next` names the oldest slot, overwritten next.
+    ring: Vec<IdKey>,
+    next: usize,
+    /// Ring slots, found by the hash of the key they hold.
+    slots: HashTable<u16>,
+    hasher: foldhash::fast::RandomState,
+}
+
+// Ring slots are stored as `u16`.
+const _: () = assert!(DEDUP_WINDOW <= u16::MAX as usize + 1);
+
+impl std::fmt::Debug for RecentIds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecentIds")
+            .field("len", &self.ring.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// An event id as the de-duplication window keeps it. Ids are compared only for
 /// equality; a lowercase hyphenated UUID (what Lookout sends) maps one-to-one onto its
 /// 128 bits, which take a fraction of the memory of the string. Anything else is kept
-/// as text. With 10,000 ids per tenant and many tenants, this is most of the window.
+/// as text. The UUID is two `u64`s rather than a `u128` so that the key is 24 bytes,
+/// not 32 (a `u128` is 16-byte aligned).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum IdKey {
-    Uuid(u128),
+    Uuid([u64; 2]),
     Other(Box<str>),
 }
 
@@ -182,7 +204,10 @@ impl IdKey {
                 _ => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
             });
         match uuid::Uuid::try_parse(id) {
-            Ok(uuid) if canonical => IdKey::Uuid(uuid.as_u128()),
+            Ok(uuid) if canonical => {
+                let (high, low) = uuid.as_u64_pair();
+                IdKey::Uuid([high, low])
+            }
             _ => IdKey::Other(id.into()),
         }
     }
@@ -192,22 +217,48 @@ impl RecentIds {
     /// Records `id`; false when it was already there.
     fn insert(&mut self, id: &str) -> bool {
         let key = IdKey::new(id);
-        if self.set.contains(&key) {
+        let hash = self.hasher.hash_one(&key);
+        let Self {
+            ring,
+            next,
+            slots,
+            hasher,
+        } = self;
+        if slots
+            .find(hash, |&slot| ring[usize::from(slot)] == key)
+            .is_some()
+        {
             return false;
         }
-        if self.order.len() >= DEDUP_WINDOW
-            && let Some(old) = self.order.pop_front()
-        {
-            self.set.remove(&old);
-        }
-        self.order.push_back(key.clone());
-        self.set.insert(key);
+        let slot = if ring.len() < DEDUP_WINDOW {
+            if ring.len() == ring.capacity() {
+                // Grow by doubling, but never past the window.
+                let more = ring.capacity().max(64).min(DEDUP_WINDOW - ring.len());
+                ring.reserve_exact(more);
+            }
+            ring.push(key);
+            ring.len() - 1
+        } else {
+            let slot = *next;
+            *next = (slot + 1) % DEDUP_WINDOW;
+            let old = hasher.hash_one(&ring[slot]);
+            if let Ok(entry) = slots.find_entry(old, |&s| usize::from(s) == slot) {
+                entry.remove();
+            }
+            ring[slot] = key;
+            slot
+        };
+        // `slot < DEDUP_WINDOW`, which fits in a u16 (asserted above).
+        slots.insert_unique(hash, slot as u16, |&s| {
+            hasher.hash_one(&ring[usize::from(s)])
+        });
         true
     }
 
     fn clear(&mut self) {
-        self.order.clear();
-        self.set.clear();
+        self.ring.clear();
+        self.next = 0;
+        self.slots.clear();
     }
 }
 
@@ -734,8 +785,42 @@ mod tests {
         assert!(!ids.insert("not-a-uuid"));
         assert_eq!(
             IdKey::new("01a1aac4-759e-7c9d-bf7a-861b26a9b1a3"),
-            IdKey::Uuid(0x01a1aac4_759e_7c9d_bf7a_861b26a9b1a3)
+            IdKey::Uuid([0x01a1_aac4_759e_7c9d, 0xbf7a_861b_26a9_b1a3])
         );
+    }
+
+    #[test]
+    fn the_dedup_window_answers_like_a_queue_and_a_set() {
+        // The model: the last DEDUP_WINDOW accepted ids, oldest first.
+        let mut model_order = std::collections::VecDeque::new();
+        let mut model_set = HashSet::new();
+        let mut window = RecentIds::default();
+        let mut rng = StdRng::seed_from_u64(7);
+        // Ids drawn from a range a little wider than the window, so that repeats fall
+        // both inside it (dropped) and just outside it (accepted again); every fourth
+        // is not a UUID.
+        for round in 0..4 * DEDUP_WINDOW {
+            let n: u64 = rand::Rng::random_range(&mut rng, 0..(DEDUP_WINDOW as u64 * 5 / 4));
+            let id = if n.is_multiple_of(4) {
+                format!("id-{n}")
+            } else {
+                format!("01a1aac4-759e-7c9d-bf7a-{n:012x}")
+            };
+            let expected = !model_set.contains(&id);
+            if expected {
+                if model_order.len() == DEDUP_WINDOW
+                    && let Some(old) = model_order.pop_front()
+                {
+                    model_set.remove(&old);
+                }
+                model_order.push_back(id.clone());
+                model_set.insert(id.clone());
+            }
+            assert_eq!(window.insert(&id), expected, "round {round}, id {id}");
+        }
+        assert_eq!(window.slots.len(), DEDUP_WINDOW);
+        window.clear();
+        assert!(window.insert(model_order.back().expect("ids were accepted")));
     }
 
     #[test]
@@ -746,7 +831,12 @@ mod tests {
         for i in 0..DEDUP_WINDOW {
             assert!(r.insert(&i.to_string()));
         }
-        assert_eq!(r.order.len(), DEDUP_WINDOW);
+        assert_eq!(r.ring.len(), DEDUP_WINDOW);
+        assert_eq!(
+            r.ring.capacity(),
+            DEDUP_WINDOW,
+            "the ring never over-allocates"
+        );
         // "a" was pushed out by the 10,000 newer ids.
         assert!(r.insert("a"));
         assert!(!r.insert(&(DEDUP_WINDOW - 1).to_string()));

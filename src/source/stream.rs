@@ -289,7 +289,7 @@ impl Connection {
         }
         match frame.event.as_str() {
             "events" => {
-                let Some(data) = frame.data.as_deref() else {
+                let Some(data) = frame.data else {
                     return StreamItem::Unknown { event: frame.event };
                 };
                 let message_id = frame.id_field.then_some(frame.last_id.as_str());
