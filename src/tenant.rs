@@ -46,8 +46,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 /// How many decoded batches may wait between reader and writer. Small on purpose: it
-/// only smooths the hand-over between parsing and sending.
-const QUEUE_BATCHES: usize = 4;
+/// only smooths the hand-over between parsing and sending, and with many tenants
+/// backfilling at once every queued batch is memory (tens of KB each). Two keep reader
+/// and writer busy at the same time (one was measurably slower).
+const QUEUE_BATCHES: usize = 2;
+
+/// About how many bytes of rendered messages are handed to the sink at a time (see
+/// [`Writer::handle`]). Large enough that a write is not a syscall per record.
+const SEND_PIECE: usize = 32 * 1024;
 
 /// The longest a written batch waits before its connection is checked to confirm it.
 /// The receiver reads records within milliseconds; a receiver that is shutting down
@@ -247,6 +253,21 @@ async fn read_batches(
 ) {
     let mut epoch = 0u64;
     loop {
+        // Room in the queue first, then the next batch: a batch is read from the
+        // stream only when it can be handed on, so a stalled writer holds the stream
+        // (back-pressure) without a decoded batch waiting here as well.
+        let permit = tokio::select! {
+            biased;
+            Some(to) = rewinds.recv() => {
+                epoch += 1;
+                source.reset_to(to);
+                continue;
+            }
+            permit = tx.reserve() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
         let batch = tokio::select! {
             biased;
             Some(to) = rewinds.recv() => {
@@ -257,20 +278,7 @@ async fn read_batches(
             batch = source.next() => batch,
         };
         let Some(batch) = batch else { break };
-        // Waits while the queue is full: back-pressure instead of unbounded memory. A
-        // rewind may arrive meanwhile; the batch in hand is then stale and dropped.
-        tokio::select! {
-            biased;
-            Some(to) = rewinds.recv() => {
-                epoch += 1;
-                source.reset_to(to);
-            }
-            sent = tx.send((epoch, batch)) => {
-                if sent.is_err() {
-                    break;
-                }
-            }
-        }
+        permit.send((epoch, batch));
     }
 }
 
@@ -360,6 +368,16 @@ struct Writer {
     messages: Vec<RenderedMessage>,
 }
 
+/// How sending one piece of a batch ended.
+enum Piece {
+    /// Written on this connection.
+    Sent(u64),
+    /// The source was rewound; the rest of the batch is dropped (it will be read again).
+    Rewound,
+    /// The shutdown deadline came first.
+    GaveUp,
+}
+
 /// A batch handed to the sink, waiting for confirmation.
 struct Written {
     at: Instant,
@@ -412,11 +430,22 @@ impl Writer {
     }
 
     /// Formats and sends one batch. Returns false only when `give_up` fired first.
+    ///
+    /// Records go to the sink in pieces of about [`SEND_PIECE`] bytes as they are
+    /// rendered, so neither the rendered messages nor the framed bytes of a whole batch
+    /// are held at once (with many tenants that is most of the memory). Each piece
+    /// waits for confirmation like a batch of its own; only the last carries the
+    /// batch's position, so the position is committed only when every piece was
+    /// confirmed.
     async fn handle(&mut self, mut batch: Batch, give_up: &CancellationToken) -> bool {
-        // Each event is decoded just before it is formatted and dropped right after, so
-        // only JSON text waits in the queue.
         self.messages.clear();
-        for raw in &batch.events {
+        let mut rendered = 0;
+        let mut events = 0;
+        let last = batch.events.len().saturating_sub(1);
+        for (i, raw) in batch.events.iter().enumerate() {
+            // Each event is decoded just before it is formatted and dropped right
+            // after, so only JSON text waits in the queue.
+            let before = self.messages.len();
             match raw.decode() {
                 Ok(event) => self.formatter.render(&event, &mut self.messages),
                 // The source checked that the item is a JSON object, so this is not
@@ -426,6 +455,35 @@ impl Writer {
                     raw: raw.json().to_string(),
                 }),
             }
+            events += 1;
+            rendered += self.messages[before..]
+                .iter()
+                .map(|m| m.text.len())
+                .sum::<usize>();
+            if (rendered < SEND_PIECE && i < last) || self.messages.is_empty() {
+                continue;
+            }
+            let at = Instant::now();
+            let connection = match self.send_piece(give_up).await {
+                Piece::Sent(connection) => connection,
+                Piece::Rewound => return true,
+                Piece::GaveUp => return false,
+            };
+            // The formatter already parsed the event's `created_time`.
+            let lag = self
+                .messages
+                .last()
+                .and_then(|m| m.event_time)
+                .and_then(|created| (Utc::now() - created.with_timezone(&Utc)).to_std().ok());
+            self.unconfirmed.push_back(Written {
+                at,
+                connection,
+                position: None,
+                events: std::mem::take(&mut events),
+                lag,
+            });
+            self.messages.clear();
+            rendered = 0;
         }
         if !batch.dead_letters.is_empty() {
             let n = batch.dead_letters.len() as u64;
@@ -439,67 +497,69 @@ impl Writer {
             }
             self.observer.dead_lettered(n);
         }
-        let at = Instant::now();
-        let mut connection = 0;
-        if !self.messages.is_empty() {
-            let sent = tokio::select! {
-                sent = self.sink.send(&self.messages) => sent,
-                _ = give_up.cancelled() => return false,
-            };
-            match sent {
-                Ok(report) => {
-                    self.observer
-                        .sent(report.bytes as u64, report.truncated as u64);
-                    if self.failures > 0 {
-                        info!(tenant = %self.name, "syslog destination accepts records again");
-                        self.failures = 0;
-                        self.backoff.reset();
-                    }
-                    connection = report.connection;
-                    if self
-                        .unconfirmed
-                        .iter()
-                        .any(|w| w.connection != 0 && w.connection != connection)
-                    {
-                        // The sink found its previous connection closed and opened a new
-                        // one: what went out on the old one may never have been read.
-                        self.rewind(
-                            "the syslog connection closed before earlier records were confirmed",
-                        );
-                        return true;
-                    }
-                    // `send` has just read the connection and found it open.
-                    self.confirm(Some(connection), Instant::now());
+        // The batch's position goes with its last piece; a batch that gave no record
+        // (no events, or none decodable) is a piece of its own, with no connection.
+        match self.unconfirmed.back_mut() {
+            Some(piece) if events == 0 && !batch.events.is_empty() && piece.position.is_none() => {
+                piece.position = batch.position;
+            }
+            _ => self.unconfirmed.push_back(Written {
+                at: Instant::now(),
+                connection: 0,
+                position: batch.position,
+                events,
+                lag: None,
+            }),
+        }
+        true
+    }
+
+    /// Sends the rendered messages of one piece of a batch.
+    async fn send_piece(&mut self, give_up: &CancellationToken) -> Piece {
+        let sent = tokio::select! {
+            sent = self.sink.send(&self.messages) => sent,
+            _ = give_up.cancelled() => return Piece::GaveUp,
+        };
+        match sent {
+            Ok(report) => {
+                self.observer
+                    .sent(report.bytes as u64, report.truncated as u64);
+                if self.failures > 0 {
+                    info!(tenant = %self.name, "syslog destination accepts records again");
+                    self.failures = 0;
+                    self.backoff.reset();
                 }
-                Err(e) => {
-                    self.failures += 1;
-                    let delay = self.backoff.next_delay(NORMAL, &mut rand::rng());
-                    warn!(tenant = %self.name, error = %e, attempt = self.failures, delay_ms = delay.as_millis() as u64, "syslog delivery failed; re-reading from the last delivered position after the delay");
-                    self.observer.error(format!("syslog delivery failed: {e}"));
-                    self.observer.sink_reconnect();
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = give_up.cancelled() => return false,
-                    }
-                    self.rewind("syslog delivery failed");
-                    return true;
+                let connection = report.connection;
+                if self
+                    .unconfirmed
+                    .iter()
+                    .any(|w| w.connection != 0 && w.connection != connection)
+                {
+                    // The sink found its previous connection closed and opened a new
+                    // one: what went out on the old one may never have been read.
+                    self.rewind(
+                        "the syslog connection closed before earlier records were confirmed",
+                    );
+                    return Piece::Rewound;
                 }
+                // `send` has just read the connection and found it open.
+                self.confirm(Some(connection), Instant::now());
+                Piece::Sent(connection)
+            }
+            Err(e) => {
+                self.failures += 1;
+                let delay = self.backoff.next_delay(NORMAL, &mut rand::rng());
+                warn!(tenant = %self.name, error = %e, attempt = self.failures, delay_ms = delay.as_millis() as u64, "syslog delivery failed; re-reading from the last delivered position after the delay");
+                self.observer.error(format!("syslog delivery failed: {e}"));
+                self.observer.sink_reconnect();
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = give_up.cancelled() => return Piece::GaveUp,
+                }
+                self.rewind("syslog delivery failed");
+                Piece::Rewound
             }
         }
-        // The formatter already parsed the last event's `created_time`.
-        let lag = self
-            .messages
-            .last()
-            .and_then(|m| m.event_time)
-            .and_then(|created| (Utc::now() - created.with_timezone(&Utc)).to_std().ok());
-        self.unconfirmed.push_back(Written {
-            at,
-            connection,
-            position: batch.position,
-            events: batch.events.len() as u64,
-            lag,
-        });
-        true
     }
 
     /// Reads the sink's connection and confirms what it vouches for; a closed

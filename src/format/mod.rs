@@ -119,7 +119,11 @@ impl<'a> Envelope<'a> {
     }
 
     /// A message with this envelope and `text`.
-    pub(crate) fn message(&self, text: String) -> RenderedMessage {
+    pub(crate) fn message(&self, mut text: String) -> RenderedMessage {
+        // Renderers start with room for a large record; a batch of messages waits for
+        // the sink in every tenant at once, so give back what was not used (an
+        // in-place shrink, not a copy).
+        text.shrink_to_fit();
         RenderedMessage {
             text,
             severity: self.severity,

@@ -6,9 +6,19 @@
 //! (the Application Key must never follow a redirect to another host). Neither
 //! advertises a compressed encoding (§3.2): reqwest is built without its decompression
 //! features, so it sends no `Accept-Encoding`.
+//!
+//! The trusted roots (the system's, plus `ca_file`'s) are loaded once per distinct
+//! `ca_file` content and shared by every client that uses them: left to itself, each
+//! reqwest client loads the system store into a verifier of its own, about 65 KB per
+//! client, two clients per tenant, and many tenants per process. Connections and
+//! connection pools are not shared; each tenant's clients are its own.
 
 use crate::config::{ProxyConfig, TenantConfig};
+use rustls::RootCertStore;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 /// Connect (TCP + TLS) timeout of every API request (§3.3).
@@ -26,11 +36,8 @@ pub enum ClientError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("[lookout] ca_file {path}: no usable PEM certificate: {source}")]
-    CaFilePem {
-        path: PathBuf,
-        source: reqwest::Error,
-    },
+    #[error("[lookout] ca_file {path}: no usable PEM certificate: {reason}")]
+    CaFilePem { path: PathBuf, reason: String },
     #[error("[proxy] address {address}: {source}")]
     Proxy {
         address: String,
@@ -38,6 +45,8 @@ pub enum ClientError {
     },
     #[error("cannot build the HTTP client: {0}")]
     Build(reqwest::Error),
+    #[error("cannot build the TLS configuration of the HTTP client: {0}")]
+    Tls(rustls::Error),
 }
 
 /// The pair of clients one tenant uses. Its `Debug` shows nothing of the clients:
@@ -61,21 +70,19 @@ impl ApiClients {
     /// built with `rustls-no-provider`).
     pub fn new(tenant: &TenantConfig, proxy: &ProxyConfig) -> Result<Self, ClientError> {
         crate::tls::install_crypto_provider();
-        let roots = match &tenant.ca_file {
-            None => Vec::new(),
-            Some(path) => {
-                let pem = std::fs::read(path).map_err(|source| ClientError::CaFileRead {
+        let ca_pem = match &tenant.ca_file {
+            None => None,
+            Some(path) => Some(
+                std::fs::read(path).map_err(|source| ClientError::CaFileRead {
                     path: path.clone(),
                     source,
-                })?;
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
-                    ClientError::CaFilePem {
-                        path: path.clone(),
-                        source,
-                    }
-                })?
-            }
+                })?,
+            ),
         };
+        let roots = shared_roots(ca_pem.as_deref()).map_err(|reason| ClientError::CaFilePem {
+            path: tenant.ca_file.clone().unwrap_or_default(),
+            reason,
+        })?;
         let stream = builder(&roots, proxy)?
             .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
             .build()
@@ -88,15 +95,66 @@ impl ApiClients {
     }
 }
 
+/// The root stores in use, by the `ca_file` content they were built with (`None`: the
+/// system store alone). Held weakly: a store is dropped with the last client using it,
+/// so a tenant restarted later reads its `ca_file` and the system store afresh.
+static ROOT_STORES: Mutex<Vec<RootStoreEntry>> = Mutex::new(Vec::new());
+
+/// The `ca_file` content a root store was built with, and the store.
+type RootStoreEntry = (Option<Vec<u8>>, Weak<RootCertStore>);
+
+/// The system's roots plus the certificates of `ca_pem`, shared with every other client
+/// built with the same `ca_pem`. Errors name what is wrong with `ca_pem`.
+fn shared_roots(ca_pem: Option<&[u8]>) -> Result<Arc<RootCertStore>, String> {
+    // Held while a store is built, so that tenants starting together load it once.
+    let mut stores = ROOT_STORES.lock().unwrap_or_else(PoisonError::into_inner);
+    stores.retain(|(_, store)| store.strong_count() > 0);
+    if let Some(store) = stores
+        .iter()
+        .filter(|(pem, _)| pem.as_deref() == ca_pem)
+        .find_map(|(_, store)| store.upgrade())
+    {
+        return Ok(store);
+    }
+    let mut roots = RootCertStore::empty();
+    let system = rustls_native_certs::load_native_certs();
+    for e in &system.errors {
+        tracing::debug!(error = %e, "skipping part of the system trust store");
+    }
+    roots.add_parsable_certificates(system.certs);
+    if let Some(pem) = ca_pem {
+        let certs = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        if certs.is_empty() {
+            return Err("no PEM certificate in it".to_owned());
+        }
+        let (added, _ignored) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err("none of its certificates is a usable CA certificate".to_owned());
+        }
+    }
+    let store = Arc::new(roots);
+    stores.push((ca_pem.map(<[u8]>::to_vec), Arc::downgrade(&store)));
+    Ok(store)
+}
+
 fn builder(
-    roots: &[reqwest::Certificate],
+    roots: &Arc<RootCertStore>,
     proxy: &ProxyConfig,
 ) -> Result<reqwest::ClientBuilder, ClientError> {
+    let mut tls = rustls::ClientConfig::builder_with_provider(crate::tls::crypto_provider())
+        .with_safe_default_protocol_versions()
+        .map_err(ClientError::Tls)?
+        .with_root_certificates(Arc::clone(roots))
+        .with_no_client_auth();
+    // What reqwest offers when it builds the configuration itself (it clears this for
+    // TLS to a proxy).
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let mut b = reqwest::Client::builder()
         .user_agent(crate::USER_AGENT)
         .connect_timeout(CONNECT_TIMEOUT)
-        // The system roots stay; the ca_file roots are added to them.
-        .tls_certs_merge(roots.iter().cloned());
+        .tls_backend_preconfigured(tls);
     match proxy {
         // reqwest reads HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY by default.
         ProxyConfig::FromEnvironment => {}
@@ -201,6 +259,46 @@ pub async fn read_excerpt(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ca_pem(name: &str) -> Vec<u8> {
+        let mut params = rcgen::CertificateParams::new(Vec::new()).expect("empty SAN list");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let key = rcgen::KeyPair::generate().expect("a key pair");
+        let cert = params.self_signed(&key).expect("a self-signed CA");
+        cert.pem().into_bytes()
+    }
+
+    #[test]
+    fn clients_with_the_same_roots_share_one_store() {
+        let a = ca_pem("a");
+        let b = ca_pem("b");
+        let with_a = shared_roots(Some(&a)).unwrap();
+        let system = shared_roots(None).unwrap();
+        assert!(Arc::ptr_eq(&with_a, &shared_roots(Some(&a)).unwrap()));
+        assert!(Arc::ptr_eq(&system, &shared_roots(None).unwrap()));
+        let with_b = shared_roots(Some(&b)).unwrap();
+        assert!(!Arc::ptr_eq(&with_a, &with_b));
+        assert!(!Arc::ptr_eq(&with_a, &system));
+        assert_eq!(with_a.len(), system.len() + 1, "the system roots stay");
+        // Once no client holds it, a store is built afresh.
+        let weak = Arc::downgrade(&with_b);
+        drop(with_b);
+        assert!(weak.upgrade().is_none());
+        assert_eq!(shared_roots(Some(&b)).unwrap().len(), system.len() + 1);
+    }
+
+    #[test]
+    fn a_ca_file_without_a_usable_certificate_is_refused() {
+        assert_eq!(
+            shared_roots(Some(b"not pem")).unwrap_err(),
+            "no PEM certificate in it"
+        );
+        let text = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(shared_roots(Some(text)).is_err());
+    }
 
     #[test]
     fn excerpts_are_bounded_and_printable() {

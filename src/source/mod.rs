@@ -28,7 +28,7 @@ use oauth::{TokenError, TokenSource};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -160,18 +160,28 @@ impl SourceStatus {
 
 /// The ids of the last [`DEDUP_WINDOW`] delivered events: a ring of keys in arrival
 /// order, and a hash table holding each key's slot in the ring. Every tenant keeps one
-/// at all times, so it is built for size: 24 bytes per id in the ring plus about 5 in
-/// the table (under 300 KB when full), where a `VecDeque` and a `HashSet` of the keys
+/// at all times, so it is built for size: 16 bytes per id in the ring plus about 5 in
+/// the table (about 210 KB when full), where a `VecDeque` and a `HashSet` of the keys
 /// took over 1 MB per tenant.
+///
+/// Ids are compared only for equality. A lowercase hyphenated UUID (what Lookout
+/// sends) maps one-to-one onto its 128 bits, which is what the ring holds. Any other id
+/// is kept as text in `others`, by slot, and its ring entry is [`OTHER`]; a UUID whose
+/// bits happen to equal [`OTHER`] is told apart by having no entry in `others`.
 #[derive(Default)]
 struct RecentIds {
     /// Grows to [`DEDUP_WINDOW`]; then `next` names the oldest slot, overwritten next.
-    ring: Vec<IdKey>,
+    ring: Vec<[u64; 2]>,
     next: usize,
-    /// Ring slots, found by the hash of the key they hold.
+    /// The ids that are not UUIDs, by ring slot.
+    others: HashMap<u16, Box<str>>,
+    /// Ring slots, found by the hash of the id they hold.
     slots: HashTable<u16>,
     hasher: foldhash::fast::RandomState,
 }
+
+/// The ring entry of an id that is not a UUID.
+const OTHER: [u64; 2] = [u64::MAX; 2];
 
 // Ring slots are stored as `u16`.
 const _: () = assert!(DEDUP_WINDOW <= u16::MAX as usize + 1);
@@ -184,19 +194,15 @@ impl std::fmt::Debug for RecentIds {
     }
 }
 
-/// An event id as the de-duplication window keeps it. Ids are compared only for
-/// equality; a lowercase hyphenated UUID (what Lookout sends) maps one-to-one onto its
-/// 128 bits, which take a fraction of the memory of the string. Anything else is kept
-/// as text. The UUID is two `u64`s rather than a `u128` so that the key is 24 bytes,
-/// not 32 (a `u128` is 16-byte aligned).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum IdKey {
+/// An event id as the window sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum IdKey<'a> {
     Uuid([u64; 2]),
-    Other(Box<str>),
+    Other(&'a str),
 }
 
-impl IdKey {
-    fn new(id: &str) -> Self {
+impl<'a> IdKey<'a> {
+    fn new(id: &'a str) -> Self {
         let b = id.as_bytes();
         let canonical = b.len() == 36
             && b.iter().enumerate().all(|(i, &c)| match i {
@@ -208,7 +214,7 @@ impl IdKey {
                 let (high, low) = uuid.as_u64_pair();
                 IdKey::Uuid([high, low])
             }
-            _ => IdKey::Other(id.into()),
+            _ => IdKey::Other(id),
         }
     }
 }
@@ -217,48 +223,81 @@ impl RecentIds {
     /// Records `id`; false when it was already there.
     fn insert(&mut self, id: &str) -> bool {
         let key = IdKey::new(id);
-        let hash = self.hasher.hash_one(&key);
-        let Self {
-            ring,
-            next,
-            slots,
-            hasher,
-        } = self;
-        if slots
-            .find(hash, |&slot| ring[usize::from(slot)] == key)
+        let hash = self.hasher.hash_one(key);
+        if self
+            .slots
+            .find(hash, |&slot| self.key_at(slot) == Some(key))
             .is_some()
         {
             return false;
         }
-        let slot = if ring.len() < DEDUP_WINDOW {
-            if ring.len() == ring.capacity() {
+        let slot = if self.ring.len() < DEDUP_WINDOW {
+            if self.ring.len() == self.ring.capacity() {
                 // Grow by doubling, but never past the window.
-                let more = ring.capacity().max(64).min(DEDUP_WINDOW - ring.len());
-                ring.reserve_exact(more);
+                let more = self
+                    .ring
+                    .capacity()
+                    .max(64)
+                    .min(DEDUP_WINDOW - self.ring.len());
+                self.ring.reserve_exact(more);
             }
-            ring.push(key);
-            ring.len() - 1
+            self.ring.push(OTHER);
+            self.ring.len() - 1
         } else {
-            let slot = *next;
-            *next = (slot + 1) % DEDUP_WINDOW;
-            let old = hasher.hash_one(&ring[slot]);
-            if let Ok(entry) = slots.find_entry(old, |&s| usize::from(s) == slot) {
-                entry.remove();
+            let slot = self.next;
+            self.next = (slot + 1) % DEDUP_WINDOW;
+            // `slot < DEDUP_WINDOW`, which fits in a u16 (asserted above).
+            let slot = slot as u16;
+            if let Some(old) = self.key_at(slot) {
+                let old = self.hasher.hash_one(old);
+                if let Ok(entry) = self.slots.find_entry(old, |&s| s == slot) {
+                    entry.remove();
+                }
             }
-            ring[slot] = key;
-            slot
+            self.others.remove(&slot);
+            usize::from(slot)
         };
-        // `slot < DEDUP_WINDOW`, which fits in a u16 (asserted above).
-        slots.insert_unique(hash, slot as u16, |&s| {
-            hasher.hash_one(&ring[usize::from(s)])
-        });
+        let slot16 = slot as u16;
+        match key {
+            IdKey::Uuid(bits) => self.ring[slot] = bits,
+            IdKey::Other(text) => {
+                self.ring[slot] = OTHER;
+                self.others.insert(slot16, text.into());
+            }
+        }
+        let Self {
+            ring,
+            others,
+            slots,
+            hasher,
+            ..
+        } = self;
+        slots.insert_unique(hash, slot16, |&s| hasher.hash_one(key_in(ring, others, s)));
         true
+    }
+
+    /// The id in `slot`.
+    fn key_at(&self, slot: u16) -> Option<IdKey<'_>> {
+        self.ring
+            .get(usize::from(slot))
+            .map(|_| key_in(&self.ring, &self.others, slot))
     }
 
     fn clear(&mut self) {
         self.ring.clear();
         self.next = 0;
+        self.others.clear();
         self.slots.clear();
+    }
+}
+
+/// The id in `slot` of `ring`, which must be a slot in use.
+fn key_in<'a>(ring: &[[u64; 2]], others: &'a HashMap<u16, Box<str>>, slot: u16) -> IdKey<'a> {
+    let bits = ring.get(usize::from(slot)).copied().unwrap_or(OTHER);
+    // `others` is looked at only for the marker, not for every UUID compared.
+    match (bits == OTHER).then(|| others.get(&slot)).flatten() {
+        Some(text) => IdKey::Other(text),
+        None => IdKey::Uuid(bits),
     }
 }
 
@@ -783,6 +822,12 @@ mod tests {
         assert!(ids.insert("01a1aac4759e7c9dbf7a861b26a9b1a3"));
         assert!(ids.insert("not-a-uuid"));
         assert!(!ids.insert("not-a-uuid"));
+        // The UUID whose bits mark a text id in the ring is still a UUID of its own.
+        assert!(ids.insert("ffffffff-ffff-ffff-ffff-ffffffffffff"));
+        assert!(!ids.insert("ffffffff-ffff-ffff-ffff-ffffffffffff"));
+        assert!(ids.insert("another-text-id"));
+        assert!(!ids.insert("another-text-id"));
+        assert!(!ids.insert("not-a-uuid"));
         assert_eq!(
             IdKey::new("01a1aac4-759e-7c9d-bf7a-861b26a9b1a3"),
             IdKey::Uuid([0x01a1_aac4_759e_7c9d, 0xbf7a_861b_26a9_b1a3])
@@ -803,6 +848,9 @@ mod tests {
             let n: u64 = rand::Rng::random_range(&mut rng, 0..(DEDUP_WINDOW as u64 * 5 / 4));
             let id = if n.is_multiple_of(4) {
                 format!("id-{n}")
+            } else if n == 7 {
+                // Its bits are the ring entry of text ids.
+                "ffffffff-ffff-ffff-ffff-ffffffffffff".to_string()
             } else {
                 format!("01a1aac4-759e-7c9d-bf7a-{n:012x}")
             };

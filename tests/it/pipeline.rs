@@ -1054,10 +1054,28 @@ async fn health_turns_503_when_the_api_goes_away_and_200_when_it_returns() {
 /// resets the first connection after 300 records; every generated id must still arrive.
 #[tokio::test]
 async fn a_receiver_that_resets_with_unread_records_loses_nothing() {
+    reset_with_unread_records("10").await;
+}
+
+/// The same with batches of 100, which the writer sends in several pieces: the reset
+/// falls inside a batch, whose earlier pieces went out on the connection that was reset.
+#[tokio::test]
+async fn a_reset_inside_a_batch_sent_in_pieces_loses_nothing() {
+    reset_with_unread_records("100").await;
+}
+
+async fn reset_with_unread_records(batch_size: &str) {
     use std::io::{BufRead, BufReader};
     use std::sync::{Arc, Mutex};
 
-    let sim = SIM.start(&["--events", "3000", "--batch-size", "10", "--rate", "0"]);
+    let sim = SIM.start(&[
+        "--events",
+        "3000",
+        "--batch-size",
+        batch_size,
+        "--rate",
+        "0",
+    ]);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("address").port();
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
