@@ -13,6 +13,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
+/// Lines the background writer may hold before logging callers wait. Its queue is
+/// allocated in full up front; tracing-appender's default (128,000 lines) takes 4 MB,
+/// a quarter of the connector's whole footprint, for bursts a file absorbs anyway.
+const BUFFERED_LINES: usize = 8_192;
+
 /// Keeps the background writer alive (dropping it flushes the last lines) and re-opens
 /// the log file.
 pub struct LogHandle {
@@ -90,12 +95,14 @@ pub fn init(log_file: Option<&Path>, verbose: bool) -> io::Result<LogHandle> {
             })?;
             let (writer, guard) = NonBlockingBuilder::default()
                 .lossy(false)
+                .buffered_lines_limit(BUFFERED_LINES)
                 .finish(file.clone());
             (writer, guard, Some(file))
         }
         None => {
             let (writer, guard) = NonBlockingBuilder::default()
                 .lossy(false)
+                .buffered_lines_limit(BUFFERED_LINES)
                 .finish(io::stderr());
             (writer, guard, None)
         }

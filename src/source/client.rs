@@ -148,6 +148,9 @@ fn builder(
         .map_err(ClientError::Tls)?
         .with_root_certificates(Arc::clone(roots))
         .with_no_client_auth();
+    // A client talks to one or two hosts (the API, maybe a proxy); rustls' default
+    // session cache holds 256 and is allocated up front, per client.
+    tls.resumption = rustls::client::Resumption::in_memory_sessions(8);
     // What reqwest offers when it builds the configuration itself (it clears this for
     // TLS to a proxy).
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

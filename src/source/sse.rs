@@ -467,8 +467,9 @@ impl Parser {
             if mem::take(&mut self.data_spanned_reads) {
                 self.data_hint = data.len().saturating_add(1).min(self.max_event_size);
             }
-            // A hint from a larger batch must not stay attached to a small frame.
-            if data.capacity() > data.len().saturating_mul(2).max(64) {
+            // The frame's data waits in the tenant's queue; room left over from the size
+            // hint or from growing is given back (an in-place shrink, not a copy).
+            if data.capacity() > data.len() + data.len() / 16 + 64 {
                 data.shrink_to_fit();
             }
             Some(data)
