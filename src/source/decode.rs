@@ -48,9 +48,13 @@ pub fn decode_batch(data: String, message_id: Option<&str>) -> (Batch, PositionS
                 // Only the `id` is read here; the rest of the object is skipped without
                 // allocating and decoded when the event is formatted.
                 let json = raw.get();
-                match serde_json::from_str::<IdProbe<'_>>(json) {
-                    Ok(probe) => {
-                        let id = probe.id.map_or(RawId::None, |id| raw_id(&text, id.get()));
+                let probe = match leading_id(json) {
+                    Some(id) => Ok(span_in(&text, id).map_or(RawId::None, RawId::At)),
+                    None => serde_json::from_str::<IdProbe<'_>>(json)
+                        .map(|probe| probe.id.map_or(RawId::None, |id| raw_id(&text, id.get()))),
+                };
+                match probe {
+                    Ok(id) => {
                         let event = match span_in(&text, json) {
                             Some(span) => RawEvent::within(&text, span, id),
                             None => {
@@ -90,6 +94,26 @@ pub fn decode_batch(data: String, message_id: Option<&str>) -> (Batch, PositionS
     };
     batch.position = position;
     (batch, source)
+}
+
+/// The `id` of an event written the way the API writes them: the text begins
+/// `{"id":"` and holds no backslash and no other `"id"`. Then that key is the object's
+/// only `id` (a repeated one would be another `"id"` in the text, or an escaped one),
+/// and its value is a string without escapes, taken as it stands. This spares a second
+/// scan of every event (the envelope parse already checked that the text is JSON);
+/// anything else is read by the full probe.
+fn leading_id(json: &str) -> Option<&str> {
+    let rest = json.strip_prefix(r#"{"id":""#)?;
+    let id = rest.get(..memchr::memchr(b'"', rest.as_bytes())?)?;
+    let bytes = json.as_bytes();
+    if memchr::memchr(b'\\', bytes).is_some()
+        || memchr::memmem::find_iter(bytes, br#""id""#)
+            .nth(1)
+            .is_some()
+    {
+        return None;
+    }
+    Some(id)
 }
 
 /// Where `part`, a slice of `whole`, lies in it; `None` if it is not a slice of it.
@@ -233,6 +257,53 @@ mod tests {
                 .and_then(|v| v.as_str()),
             Some("inner")
         );
+    }
+
+    #[test]
+    fn the_leading_id_is_read_only_when_nothing_else_could_be_an_id() {
+        assert_eq!(leading_id(r#"{"id":"a1","x":{"guid":"g"}}"#), Some("a1"));
+        assert_eq!(leading_id(r#"{"id":"","x":1}"#), Some(""));
+        for text in [
+            r#"{"x":1,"id":"a1"}"#,              // not first
+            r#"{ "id":"a1"}"#,                   // not written compactly
+            r#"{"id":7}"#,                       // not a string
+            r#"{"id":"a1","id":"b2"}"#,          // repeated
+            r#"{"id":"a1","\u0069d":"b2"}"#,     // repeated, escaped
+            r#"{"id":"a1","x":{"id":"inner"}}"#, // another "id", even nested
+            r#"{"id":"a1","x":"id"}"#,           // another "id", as a value
+            r#"{"id":"a\u0031"}"#,               // escaped id
+            r#"{"id":"a1","note":"tab\there"}"#, // a backslash anywhere
+        ] {
+            assert_eq!(leading_id(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn both_ways_of_reading_an_id_agree() {
+        // The example events, as the API writes them (id first, compact), and the same
+        // with the id moved last, which only the full probe reads.
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/events");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            seen += 1;
+            let map: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let compact = serde_json::to_string(&map).unwrap();
+            let mut moved = map.clone();
+            let id = moved.shift_remove("id").unwrap();
+            moved.insert("id".into(), id);
+            let moved = serde_json::to_string(&moved).unwrap();
+            let data = format!(r#"{{"events":[{compact},{moved}]}}"#);
+            let (b, _) = decode(&data, None);
+            let expected = map["id"].as_str();
+            assert_eq!(b.events[0].id(), expected, "{}", path.display());
+            assert_eq!(b.events[1].id(), expected, "{}", path.display());
+        }
+        assert!(seen >= 14, "the example events are there");
     }
 
     #[test]

@@ -381,6 +381,12 @@ impl Parser {
                 }
             }
         }
+        // The usual case, valid UTF-8 throughout, checked the fast way first
+        // (`utf8_chunks` goes byte by byte).
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            self.data.push_str(text);
+            return;
+        }
         let mut chunks = bytes.utf8_chunks().peekable();
         while let Some(chunk) = chunks.next() {
             self.data.push_str(chunk.valid());
