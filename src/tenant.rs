@@ -500,8 +500,9 @@ impl Writer {
             }
             self.observer.dead_lettered(n);
         }
-        // The batch's position goes with its last piece; a batch that gave no record
-        // (no events, or none decodable) is a piece of its own, with no connection.
+        // The batch's position goes with its last piece. Events after that piece (only
+        // undecodable ones give no record) or an empty batch make an entry of their
+        // own, with no connection.
         match self.unconfirmed.back_mut() {
             Some(piece) if events == 0 && !batch.events.is_empty() && piece.position.is_none() => {
                 piece.position = batch.position;
