@@ -495,7 +495,10 @@ impl Writer {
                     warn!(tenant = %self.name, count = n, file = %self.dead_letters.path().display(), "items could not be decoded; written to the dead-letter file")
                 }
                 Err(e) => {
-                    error!(tenant = %self.name, count = n, file = %self.dead_letters.path().display(), error = %e, "cannot write the dead-letter file; the undecodable items are logged here instead")
+                    error!(tenant = %self.name, count = n, file = %self.dead_letters.path().display(), error = %e, "cannot write the dead-letter file; the undecodable items are logged here instead");
+                    for letter in &batch.dead_letters {
+                        error!(tenant = %self.name, reason = %letter.reason, raw = %letter.raw, "undecodable item, not in the dead-letter file");
+                    }
                 }
             }
             self.observer.dead_lettered(n);

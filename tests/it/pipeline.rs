@@ -782,6 +782,44 @@ async fn an_invalid_json_batch_is_dead_lettered_and_later_batches_arrive() {
     connector.stop().await;
 }
 
+/// When the dead-letter file cannot be written (here its directory is taken by a plain
+/// file), the undecodable data is not dropped unseen: the log carries each item with
+/// its reason and raw text, and the other batches still arrive.
+#[tokio::test]
+async fn without_a_writable_dead_letter_file_the_items_go_to_the_log() {
+    let scenario = r#"{"faults":[{"endpoint":"stream","request":1,"after_batches":2,"action":"invalid_json"}]}"#;
+    let (_rsyslog, file, sim, setup) = to_rsyslog(
+        SIM.scenario(scenario),
+        &["--events", "30", "--batch-size", "5", "--rate", "0"],
+        "",
+    )
+    .await;
+    std::fs::create_dir_all(setup.state()).expect("state directory");
+    std::fs::write(setup.state().join("dead-letter"), "not a directory").expect("blocker");
+    let mut connector = setup.run(&[]);
+
+    let ids = sim.event_ids(TENANT);
+    let kept: Vec<String> = ids[..10].iter().chain(&ids[15..]).cloned().collect();
+    wait_for_ids(&file, &kept, PATIENCE, || connector.output()).await;
+    eventually(
+        || connector.output(),
+        PATIENCE,
+        || connector.output().contains("not in the dead-letter file"),
+    )
+    .await;
+    let output = connector.output();
+    let line = output
+        .lines()
+        .find(|l| l.contains("not in the dead-letter file"))
+        .expect("the item's log line");
+    assert!(line.contains("reason=") && line.contains("raw="), "{line}");
+    assert!(
+        output.contains("cannot write the dead-letter file"),
+        "{output}"
+    );
+    connector.stop().await;
+}
+
 // ---------------------------------------------------------------------------------
 // Resume
 // ---------------------------------------------------------------------------------
