@@ -36,7 +36,7 @@ pub enum ClientError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("[lookout] ca_file {path}: no usable PEM certificate: {reason}")]
+    #[error("[lookout] ca_file {path}: {reason}")]
     CaFilePem { path: PathBuf, reason: String },
     #[error("[proxy] address {address}: {source}")]
     Proxy {
@@ -125,13 +125,13 @@ fn shared_roots(ca_pem: Option<&[u8]>) -> Result<Arc<RootCertStore>, String> {
     if let Some(pem) = ca_pem {
         let certs = CertificateDer::pem_slice_iter(pem)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("cannot read it as PEM: {e}"))?;
         if certs.is_empty() {
             return Err("no PEM certificate in it".to_owned());
         }
         let (added, _ignored) = roots.add_parsable_certificates(certs);
         if added == 0 {
-            return Err("none of its certificates is a usable CA certificate".to_owned());
+            return Err("no usable CA certificate in it".to_owned());
         }
     }
     let store = Arc::new(roots);
