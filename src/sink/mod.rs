@@ -29,6 +29,10 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Time for a best-effort close of a connection that already failed.
 const CLOSE_AFTER_ERROR_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Bytes reserved per record for its syslog header and framing (an RFC 5424 header
+/// with a long hostname is about 120).
+const HEADER_ROOM: usize = 160;
+
 /// One tenant's syslog destination.
 pub struct Sink {
     tenant: String,
@@ -144,6 +148,10 @@ impl Sink {
         let now = Utc::now();
         self.buf.clear();
         self.records.clear();
+        // Room for these records and their headers, reserved exactly: the buffer stays
+        // with the tenant between batches, and doubling would keep up to twice that.
+        let estimate: usize = messages.iter().map(|m| m.text.len() + HEADER_ROOM).sum();
+        self.buf.reserve_exact(estimate);
         let mut truncated = 0;
         for msg in messages {
             let start = self.buf.len();
