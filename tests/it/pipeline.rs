@@ -723,24 +723,36 @@ async fn three_tenants_one_with_a_wrong_key_the_others_deliver_and_health_names_
 // (f) invalid JSON
 // ---------------------------------------------------------------------------------
 
+/// rsyslog and a simulator of 30 events in batches of five whose third batch is
+/// replaced by broken JSON.
+async fn third_batch_broken() -> (Rsyslog, PathBuf, Sim, Setup) {
+    let scenario = r#"{"faults":[{"endpoint":"stream","request":1,"after_batches":2,"action":"invalid_json"}]}"#;
+    to_rsyslog(
+        SIM.scenario(scenario),
+        &["--events", "30", "--batch-size", "5", "--rate", "0"],
+        "",
+    )
+    .await
+}
+
+/// The ids that arrive from [`third_batch_broken`]: all but 10..15.
+fn all_but_the_third_batch(ids: &[String]) -> Vec<String> {
+    ids[..10].iter().chain(&ids[15..]).cloned().collect()
+}
+
 /// Issue 5 (f), known-failures 21: the third batch is not JSON. The dead-letter file
 /// gets one line with the tenant, the reason and the raw data; every other batch
 /// reaches rsyslog.
 #[tokio::test]
 async fn an_invalid_json_batch_is_dead_lettered_and_later_batches_arrive() {
-    let scenario = r#"{"faults":[{"endpoint":"stream","request":1,"after_batches":2,"action":"invalid_json"}]}"#;
-    let (_rsyslog, file, sim, setup) = to_rsyslog(
-        SIM.scenario(scenario),
-        &["--events", "30", "--batch-size", "5", "--rate", "0"],
-        "",
-    )
-    .await;
+    let (_rsyslog, file, sim, setup) = third_batch_broken().await;
     let mut connector = setup.run(&[]);
 
     let ids = sim.event_ids(TENANT);
-    // Batches of five: the third one (ids 10..15) was replaced by broken JSON.
-    let kept: Vec<String> = ids[..10].iter().chain(&ids[15..]).cloned().collect();
-    wait_for_ids(&file, &kept, PATIENCE, || connector.output()).await;
+    wait_for_ids(&file, &all_but_the_third_batch(&ids), PATIENCE, || {
+        connector.output()
+    })
+    .await;
 
     let letters = setup
         .state()
@@ -787,20 +799,16 @@ async fn an_invalid_json_batch_is_dead_lettered_and_later_batches_arrive() {
 /// its reason and raw text, and the other batches still arrive.
 #[tokio::test]
 async fn without_a_writable_dead_letter_file_the_items_go_to_the_log() {
-    let scenario = r#"{"faults":[{"endpoint":"stream","request":1,"after_batches":2,"action":"invalid_json"}]}"#;
-    let (_rsyslog, file, sim, setup) = to_rsyslog(
-        SIM.scenario(scenario),
-        &["--events", "30", "--batch-size", "5", "--rate", "0"],
-        "",
-    )
-    .await;
+    let (_rsyslog, file, sim, setup) = third_batch_broken().await;
     std::fs::create_dir_all(setup.state()).expect("state directory");
     std::fs::write(setup.state().join("dead-letter"), "not a directory").expect("blocker");
     let mut connector = setup.run(&[]);
 
     let ids = sim.event_ids(TENANT);
-    let kept: Vec<String> = ids[..10].iter().chain(&ids[15..]).cloned().collect();
-    wait_for_ids(&file, &kept, PATIENCE, || connector.output()).await;
+    wait_for_ids(&file, &all_but_the_third_batch(&ids), PATIENCE, || {
+        connector.output()
+    })
+    .await;
     eventually(
         || connector.output(),
         PATIENCE,
