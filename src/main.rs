@@ -5,7 +5,7 @@
 
 use anyhow::Context;
 use mrav2_syslog_connector::cli::{Cli, Command, DemoArgs, SimulateArgs};
-use mrav2_syslog_connector::config::{self, Config};
+use mrav2_syslog_connector::config::{self, ApiKeys, Config};
 use mrav2_syslog_connector::{app, logging, status};
 use std::fs::TryLockError;
 use std::path::{Path, PathBuf};
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
 
 /// `run`: the connector in the foreground, or detached with `--daemon`.
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let config = match load(cli) {
+    let config = match load(cli, ApiKeys::Read) {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
@@ -65,7 +65,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
 
 /// `check-config [--probe]`.
 fn check_config(cli: &Cli, probe: bool) -> anyhow::Result<ExitCode> {
-    let config = match load(cli) {
+    let config = match load(cli, ApiKeys::Read) {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
@@ -87,7 +87,7 @@ fn check_config(cli: &Cli, probe: bool) -> anyhow::Result<ExitCode> {
 
 /// `status`: each tenant's saved position.
 fn show_status(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let config = match load(cli) {
+    let config = match load(cli, ApiKeys::Skip) {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
@@ -118,13 +118,13 @@ fn simulate(cli: &Cli, args: SimulateArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Loads `--config`; on problems prints every one to stderr and gives exit code 78.
-fn load(cli: &Cli) -> Result<Config, ExitCode> {
+fn load(cli: &Cli, api_keys: ApiKeys) -> Result<Config, ExitCode> {
     let Some(path) = &cli.config else {
         // `Cli::parse_or_exit` already insisted on --config for these subcommands.
         eprintln!("error: --config PATH is required");
         return Err(ExitCode::from(2));
     };
-    config::load_file(path).map_err(|e| {
+    config::load_file(path, api_keys).map_err(|e| {
         eprintln!("{e}");
         let n = e.problems.len();
         eprintln!(

@@ -136,6 +136,20 @@ pub struct LoadContext<'a> {
     pub now: DateTime<Utc>,
     /// Unix mode bits of the config file, for the permission warning (`None`: unknown).
     pub file_mode: Option<u32>,
+    /// Whether the API keys are read and checked.
+    pub api_keys: ApiKeys,
+}
+
+/// Whether a load reads the tenants' API keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiKeys {
+    /// Read and check them (`run`, `check-config`): a missing or unreadable key is a
+    /// problem.
+    Read,
+    /// Neither read nor check them, and leave every tenant's key empty (`status`,
+    /// which only reads state files). Under systemd `api_key_file` names a credential
+    /// that only the service can read, and `status` is run from a shell.
+    Skip,
 }
 
 impl LoadContext<'static> {
@@ -146,13 +160,14 @@ impl LoadContext<'static> {
             machine_hostname: machine_hostname(),
             now: Utc::now(),
             file_mode: None,
+            api_keys: ApiKeys::Read,
         }
     }
 }
 
 /// Loads and validates a file: reads it, notes its mode, then [`load_with`] in the real
-/// process context.
-pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+/// process context, reading the API keys or not as `api_keys` says.
+pub fn load_file(path: &Path, api_keys: ApiKeys) -> Result<Config, ConfigError> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -181,8 +196,11 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
             });
         }
     };
-    let mut ctx = LoadContext::process();
-    ctx.file_mode = file_mode(path);
+    let ctx = LoadContext {
+        file_mode: file_mode(path),
+        api_keys,
+        ..LoadContext::process()
+    };
     load_with(path, &text, &ctx)
 }
 
@@ -832,6 +850,9 @@ impl Check<'_, '_> {
         entity_name: Option<&str>,
         n_tenants: usize,
     ) -> Option<Secret> {
+        if self.ctx.api_keys == ApiKeys::Skip {
+            return Some(Secret::new(String::new()));
+        }
         let section = scope.section_name();
         if let Some(e) = scope.lookout("api_key_file") {
             return match std::fs::read_to_string(e.value) {

@@ -23,6 +23,7 @@ fn ctx(env: &dyn Fn(&str) -> Option<String>) -> LoadContext<'_> {
         machine_hostname: "build box".to_string(),
         now: now(),
         file_mode: None,
+        api_keys: ApiKeys::Read,
     }
 }
 
@@ -731,8 +732,37 @@ fn permission_warning_names_the_file() {
 }
 
 #[test]
+fn without_reading_keys_neither_a_missing_nor_an_unreadable_key_is_a_problem() {
+    // What `status` loads: under systemd `api_key_file` names a credential that only
+    // the service can read.
+    let skip = LoadContext {
+        api_keys: ApiKeys::Skip,
+        ..ctx(&no_env)
+    };
+    let unreadable = "[lookout]\nentity_name = a\napi_domain = https://x.example\n\
+                      api_key_file = /run/credentials/none.service/api-key\n";
+    let missing = "[lookout]\nentity_name = a\napi_domain = https://x.example\n";
+    for text in [unreadable, missing] {
+        let c = load_with(Path::new("config.ini"), text, &skip).unwrap();
+        assert_eq!(c.tenants[0].api_key.expose(), "", "{text}");
+        assert_eq!(c.tenants[0].entity_name, "a");
+        // Read as `run` and `check-config` read it, each is a problem.
+        let e = load(text).unwrap_err();
+        assert!(e.to_string().contains("api_key"), "{e}");
+    }
+    // Everything else is still checked.
+    let e = load_with(
+        Path::new("config.ini"),
+        &format!("{missing}syslog_port = 0\n"),
+        &skip,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("syslog_port"), "{e}");
+}
+
+#[test]
 fn load_file_reports_an_unreadable_file() {
-    let e = load_file(Path::new("/nonexistent/config.ini")).unwrap_err();
+    let e = load_file(Path::new("/nonexistent/config.ini"), ApiKeys::Read).unwrap_err();
     assert_eq!(
         e.to_string(),
         "/nonexistent/config.ini: cannot read the file: no such file; check the path given to --config"
@@ -747,7 +777,7 @@ fn load_file_warns_about_a_readable_file() {
     let path = dir.path().join("config.ini");
     std::fs::write(&path, BASE).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-    let c = load_file(&path).unwrap();
+    let c = load_file(&path, ApiKeys::Read).unwrap();
     assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
     assert!(c.warnings[0].contains("chmod 600"), "{:?}", c.warnings);
     assert!(c.warnings[0].starts_with(&path.display().to_string()));

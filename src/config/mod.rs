@@ -19,7 +19,7 @@ use std::time::Duration;
 use url::Url;
 
 pub use load::{
-    ConfigError, LoadContext, Problem, load_file, load_str, load_str_with_env, load_with,
+    ApiKeys, ConfigError, LoadContext, Problem, load_file, load_str, load_str_with_env, load_with,
 };
 
 /// A secret string (API key, access token, proxy password). Its `Debug` and `Display`
@@ -112,7 +112,8 @@ pub struct TenantConfig {
     pub section: String,
     /// `api_domain` with any trailing `/` removed.
     pub api_domain: Url,
-    /// The Application Key, from `api_key_file` > environment > `api_key`.
+    /// The Application Key, from `api_key_file` > environment > `api_key`; empty when
+    /// the config was loaded without its keys ([`ApiKeys::Skip`], for `status`).
     pub api_key: Secret,
     /// The requested types, non-empty, in query order.
     pub types: Vec<EventType>,

@@ -190,6 +190,32 @@ fn known_failures_38_readable_config_with_a_key_warns() {
 }
 
 #[test]
+fn status_runs_without_the_key_that_only_the_service_can_read() {
+    // Under systemd `api_key_file` names a credential that exists only for the service;
+    // `status` reads state files, not the API, so it does not need the key.
+    let (dir, path) = config_file(
+        "[lookout]\nentity_name = acme\napi_domain = https://api.lookout.com\n\
+         api_key_file = /run/credentials/mrav2-connector@acme.service/api-key\n\
+         [syslog]\nhost = 127.0.0.1\nport = 10514\n",
+    );
+    let state = dir.path().join("state");
+    let out = run(&[
+        "status",
+        "--config",
+        path_arg(&path),
+        "--state-dir",
+        path_arg(&state),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("acme"), "{}", stdout(&out));
+    // `check-config` still insists on a readable key.
+    let out = run(&["check-config", "--config", path_arg(&path)]);
+    let se = stderr(&out);
+    assert_eq!(out.status.code(), Some(78), "{se}");
+    assert!(se.contains("api_key_file"), "{se}");
+}
+
+#[test]
 fn a_missing_file_exits_78() {
     let out = run(&["check-config", "--config", "/nonexistent/config.ini"]);
     let se = stderr(&out);
