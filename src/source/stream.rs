@@ -274,6 +274,10 @@ impl Connection {
             };
             self.last_byte = Instant::now();
             // Every byte goes to the parser at once; nothing waits for a buffer to fill.
+            // A large read gives several batches here at once. Parsing it in steps
+            // instead, one batch at a time, held more memory, not less: the unparsed rest
+            // pins hyper's read buffer while hyper reads ahead into a second one (100
+            // tenants backfilling: 150–152 MB against 133–142 MB, measured alternately).
             match self.parser.feed_into(&chunk, &mut self.scratch) {
                 Ok(()) => self.frames.extend(self.scratch.drain(..)),
                 Err(SseError::EventTooLarge { limit }) => {
