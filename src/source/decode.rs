@@ -9,7 +9,7 @@ use crate::event::{Batch, DeadLetter, Position, RawEvent, RawId};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 /// Why a batch has no position of its own (for the caller's warning).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +96,10 @@ pub fn decode_batch(data: String, message_id: Option<&str>) -> (Batch, PositionS
     (batch, source)
 }
 
+/// The searcher for `"id"`, built once rather than for every event.
+static ID_KEY: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(br#""id""#));
+
 /// The `id` of an event written the way the API writes them: the text begins
 /// `{"id":"` and holds no backslash and no other `"id"`. Then that key is the object's
 /// only `id` (a repeated one would be another `"id"` in the text, or an escaped one),
@@ -106,11 +110,7 @@ fn leading_id(json: &str) -> Option<&str> {
     let rest = json.strip_prefix(r#"{"id":""#)?;
     let id = rest.get(..memchr::memchr(b'"', rest.as_bytes())?)?;
     let bytes = json.as_bytes();
-    if memchr::memchr(b'\\', bytes).is_some()
-        || memchr::memmem::find_iter(bytes, br#""id""#)
-            .nth(1)
-            .is_some()
-    {
+    if memchr::memchr(b'\\', bytes).is_some() || ID_KEY.find_iter(bytes).nth(1).is_some() {
         return None;
     }
     Some(id)
