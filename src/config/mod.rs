@@ -8,6 +8,7 @@
 
 mod describe;
 pub mod load;
+mod problem;
 mod raw;
 
 use crate::event::{EventType, Position};
@@ -18,9 +19,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 use url::Url;
 
-pub use load::{
-    ApiKeys, ConfigError, LoadContext, Problem, load_file, load_str, load_str_with_env, load_with,
-};
+pub use load::{ApiKeys, LoadContext, load_file, load_str, load_str_with_env, load_with};
+pub use problem::{ConfigError, Problem};
 
 /// A secret string (API key, access token, proxy password). Its `Debug` and `Display`
 /// print `***`; only [`Secret::expose`] gives the value, at the point of use.

@@ -17,7 +17,7 @@
 //! Comments are whole lines starting with `#` or `;`; there are no inline comments (as
 //! in configparser's defaults), so `port = 514 ; tcp` is the value `514 ; tcp`.
 
-use super::load::Problem;
+use super::problem::Problem;
 use ini::{Ini, ParseOption};
 use std::path::Path;
 
