@@ -1,10 +1,17 @@
 //! Unit tests of configuration validation: every default, every message (exact text),
 //! precedence, inheritance, and no panic on any input.
 
+use super::value::{parse_bool, parse_leef_delimiter};
 use super::*;
-use crate::config::{Config, Format, Framing, HeaderFormat, HeaderTime, Protocol, ProxyConfig};
+use crate::config::{
+    Config, Format, Framing, HeaderFormat, HeaderTime, Protocol, ProxyConfig, Secret,
+};
+use crate::event::EventType;
+use chrono::TimeZone;
 use proptest::prelude::*;
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
 
 const BASE: &str =
     "[lookout]\nentity_name = acme\napi_domain = https://api.lookout.com\napi_key = k\n";
