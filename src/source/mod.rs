@@ -18,6 +18,8 @@ pub mod oauth;
 pub mod sse;
 pub mod stream;
 
+pub use stream::StartPoint;
+
 use crate::backoff::{Backoff, BackoffPolicy, Delay};
 use crate::config::{ProxyConfig, TenantConfig};
 use crate::event::{Batch, EventType, Position};
@@ -34,8 +36,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use stream::{
-    Connection, HEADER_TIMEOUT, OpenError, OpenParams, ReadError, Resume, StreamItem,
-    classify_open, stream_url,
+    Connection, HEADER_TIMEOUT, OpenError, OpenParams, ReadError, StreamItem, classify_open,
+    stream_url,
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -43,31 +45,6 @@ use url::Url;
 
 /// How many delivered event ids are remembered for de-duplication (§4.4).
 pub const DEDUP_WINDOW: usize = 10_000;
-
-/// Where a tenant's stream starts when the process starts (interface.md, State):
-/// state file > `stream_position` > `start_time` > `id=0`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StartPoint {
-    /// A known position (state file or `stream_position`).
-    Position(Position),
-    /// Replay from an instant; sent until the first `events` message arrives.
-    StartTime(DateTime<Utc>),
-    /// `id=0`.
-    Beginning,
-}
-
-impl StartPoint {
-    /// Applies the start-up precedence to the saved position and the configuration.
-    pub fn resolve(saved: Option<Position>, tenant: &TenantConfig) -> Self {
-        if let Some(p) = saved.or_else(|| tenant.stream_position.clone()) {
-            StartPoint::Position(p)
-        } else if let Some(t) = tenant.start_time {
-            StartPoint::StartTime(t)
-        } else {
-            StartPoint::Beginning
-        }
-    }
-}
 
 /// What the caller can read about a source at any time (metrics, `/health`).
 #[derive(Debug, Default)]
@@ -555,11 +532,13 @@ impl EventSource {
         batch
     }
 
-    fn resume(&self) -> Resume {
+    /// Where the next connection starts: after the last position received, else from
+    /// `start_time` (until the first `events` message), else from the beginning.
+    fn start_point(&self) -> StartPoint {
         match (&self.received, self.start_time) {
-            (Some(p), _) => Resume::Position(p.clone()),
-            (None, Some(t)) => Resume::StartTime(t),
-            (None, None) => Resume::Beginning,
+            (Some(p), _) => StartPoint::Position(p.clone()),
+            (None, Some(t)) => StartPoint::StartTime(t),
+            (None, None) => StartPoint::Beginning,
         }
     }
 
@@ -572,10 +551,10 @@ impl EventSource {
                 .token_fetches
                 .store(self.tokens.fetches(), Ordering::Relaxed);
             let token = token.map_err(Failure::Token)?;
-            let resume = self.resume();
-            let url = stream_url(&self.api_domain, &self.types, &resume);
-            let last_event_id = match resume {
-                Resume::Position(p) => Some(p),
+            let start = self.start_point();
+            let url = stream_url(&self.api_domain, &self.types, &start);
+            let last_event_id = match start {
+                StartPoint::Position(p) => Some(p),
                 _ => None,
             };
             let params = OpenParams {
@@ -780,16 +759,12 @@ pub async fn probe(tenant: &TenantConfig, proxy: &ProxyConfig) -> Vec<ProbeStep>
             return steps;
         }
     };
-    let resume = match StartPoint::resolve(None, tenant) {
-        StartPoint::Position(p) => Resume::Position(p),
-        StartPoint::StartTime(t) => Resume::StartTime(t),
-        StartPoint::Beginning => Resume::Beginning,
-    };
-    let last_event_id = match &resume {
-        Resume::Position(p) => Some(p.clone()),
+    let start = StartPoint::resolve(None, tenant);
+    let last_event_id = match &start {
+        StartPoint::Position(p) => Some(p.clone()),
         _ => None,
     };
-    let url = stream_url(&tenant.api_domain, &tenant.types, &resume);
+    let url = stream_url(&tenant.api_domain, &tenant.types, &start);
     let params = OpenParams {
         header_timeout: HEADER_TIMEOUT,
         sse_timeout: tenant.sse_timeout,

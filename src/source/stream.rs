@@ -3,10 +3,11 @@
 //! timeout.
 //!
 //! This module opens *one* connection and reads it until it ends. Reconnecting,
-//! backoff, tokens and de-duplication belong to [`crate::source::EventSource`].
+//! backoff, tokens and de-duplication belong to [`crate::source::EventSource`]. Where a
+//! connection starts is a [`StartPoint`], defined here because the request encodes it.
 
 use crate::backoff::{BackoffPolicy, Delay, parse_retry_after};
-use crate::config::Secret;
+use crate::config::{Secret, TenantConfig};
 use crate::event::{Batch, EventType, Position};
 use crate::source::client::{body_excerpt, describe_transport_error, read_excerpt};
 use crate::source::decode::{PositionSource, decode_batch};
@@ -27,12 +28,17 @@ pub const ERROR_BODY_LIMIT: usize = 1024;
 /// Most body bytes logged for a 200 that is not an event stream.
 pub const NON_SSE_BODY_LIMIT: usize = 512;
 
-/// Where a connection asks the server to start (§3.1).
+/// Where a tenant's stream starts, and how a request says so (§3.1).
+///
+/// When the process starts it is chosen by [`StartPoint::resolve`] (interface.md,
+/// State); on every reconnect the source asks again from where it has got to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Resume {
+pub enum StartPoint {
+    /// A known position (state file, `stream_position` or the last batch received):
     /// `id=<position>` and `Last-Event-ID: <position>`.
     Position(Position),
-    /// `start_time=YYYY-MM-DDTHH:MM:SS+00:00`, no `id`.
+    /// Replay from an instant: `start_time=YYYY-MM-DDTHH:MM:SS+00:00`, no `id`. Sent
+    /// until the first `events` message arrives.
     StartTime(DateTime<Utc>),
     /// `id=0`.
     Beginning,
@@ -106,19 +112,33 @@ pub enum ReadError {
     TooLarge { limit: usize },
 }
 
+impl StartPoint {
+    /// Applies the start-up precedence to the saved position and the configuration:
+    /// state file > `stream_position` > `start_time` > `id=0`.
+    pub fn resolve(saved: Option<Position>, tenant: &TenantConfig) -> Self {
+        if let Some(p) = saved.or_else(|| tenant.stream_position.clone()) {
+            StartPoint::Position(p)
+        } else if let Some(t) = tenant.start_time {
+            StartPoint::StartTime(t)
+        } else {
+            StartPoint::Beginning
+        }
+    }
+}
+
 /// The query URL of a stream request: `types` with a percent-encoded comma, then `id`
 /// or `start_time` (never both).
-pub fn stream_url(api_domain: &Url, types: &[EventType], resume: &Resume) -> Url {
+pub fn stream_url(api_domain: &Url, types: &[EventType], start: &StartPoint) -> Url {
     let mut url = endpoint(api_domain, "/mra/stream/v2/events");
     // Url's form serializer encodes `,` as %2C and `+` as %2B.
     let names: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
     {
         let mut q = url.query_pairs_mut();
         q.append_pair("types", &names.join(","));
-        match resume {
-            Resume::Position(p) => q.append_pair("id", p.as_str()),
-            Resume::StartTime(t) => q.append_pair("start_time", &format_start_time(t)),
-            Resume::Beginning => q.append_pair("id", "0"),
+        match start {
+            StartPoint::Position(p) => q.append_pair("id", p.as_str()),
+            StartPoint::StartTime(t) => q.append_pair("start_time", &format_start_time(t)),
+            StartPoint::Beginning => q.append_pair("id", "0"),
         };
     }
     url
@@ -357,23 +377,60 @@ mod tests {
     use super::*;
 
     #[test]
-    fn query_has_types_then_exactly_one_resume_key() {
+    fn start_point_is_saved_then_stream_position_then_start_time_then_beginning() {
+        let base =
+            "[lookout]\nentity_name = a\napi_domain = https://api.lookout.com\napi_key = k\n";
+        let tenant = |extra: &str| {
+            let text = format!("{base}{extra}");
+            let config = crate::config::load_str_with_env(
+                std::path::Path::new("config.ini"),
+                &text,
+                &|_| None,
+            )
+            .unwrap();
+            config.tenants[0].clone()
+        };
+        let both = tenant("stream_position = from-file\nstart_time = 2026-11-20T00:00:00Z\n");
+        let saved = Position::new("saved").unwrap();
+        assert_eq!(
+            StartPoint::resolve(Some(saved.clone()), &both),
+            StartPoint::Position(saved)
+        );
+        assert_eq!(
+            StartPoint::resolve(None, &both),
+            StartPoint::Position(Position::new("from-file").unwrap())
+        );
+        let t = DateTime::parse_from_rfc3339("2026-11-20T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            StartPoint::resolve(None, &tenant("start_time = 2026-11-20T00:00:00Z\n")),
+            StartPoint::StartTime(t)
+        );
+        assert_eq!(
+            StartPoint::resolve(None, &tenant("")),
+            StartPoint::Beginning
+        );
+    }
+
+    #[test]
+    fn query_has_types_then_exactly_one_start_key() {
         let api = Url::parse("https://api.lookout.com").unwrap();
         let types = [EventType::Threat, EventType::Device];
         let p = Position::new("01a1aac4-759e-7c9d-bf7a-861b26a9b1a3").unwrap();
         assert_eq!(
-            stream_url(&api, &types, &Resume::Position(p)).as_str(),
+            stream_url(&api, &types, &StartPoint::Position(p)).as_str(),
             "https://api.lookout.com/mra/stream/v2/events?types=THREAT%2CDEVICE&id=01a1aac4-759e-7c9d-bf7a-861b26a9b1a3"
         );
         assert_eq!(
-            stream_url(&api, &types[..1], &Resume::Beginning).as_str(),
+            stream_url(&api, &types[..1], &StartPoint::Beginning).as_str(),
             "https://api.lookout.com/mra/stream/v2/events?types=THREAT&id=0"
         );
         let t = DateTime::parse_from_rfc3339("2026-11-20T08:09:10.123-02:00")
             .unwrap()
             .with_timezone(&Utc);
         assert_eq!(
-            stream_url(&api, &types, &Resume::StartTime(t)).as_str(),
+            stream_url(&api, &types, &StartPoint::StartTime(t)).as_str(),
             "https://api.lookout.com/mra/stream/v2/events?types=THREAT%2CDEVICE&start_time=2026-11-20T10%3A09%3A10%2B00%3A00"
         );
     }
