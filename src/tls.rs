@@ -1,10 +1,13 @@
-//! The single rustls crypto provider of the process, and TLS helpers shared by the API
-//! client and the syslog sink.
+//! The single rustls crypto provider of the process, shared by the API clients, the
+//! syslog sink and the simulator.
 //!
 //! Every TLS user in the tree (reqwest, tokio-rustls, the simulator) goes through rustls
-//! with the `ring` provider. A tree that compiled in two providers would make rustls
-//! panic at run time when it had to pick one, so the provider is installed explicitly
-//! once, before anything builds a TLS configuration.
+//! with the `ring` provider, the only one compiled in. The TLS configurations the
+//! connector builds itself name it explicitly ([`crypto_provider`]). It is also
+//! installed once as the process default ([`install_crypto_provider`]), before anything
+//! builds a TLS configuration, because reqwest is built with `rustls-no-provider`: a
+//! reqwest client that builds its own TLS configuration panics when no provider is
+//! installed.
 
 use std::sync::Arc;
 
@@ -33,9 +36,14 @@ mod tests {
             .expect("ring supports the default protocol versions")
             .with_root_certificates(roots)
             .with_no_client_auth();
-        assert!(!config.alpn_protocols.iter().any(|p| p.is_empty()));
-        // reqwest must find the installed provider too; with two providers compiled in
-        // and none installed this panics.
+        let suites = |p: &rustls::crypto::CryptoProvider| -> Vec<rustls::CipherSuite> {
+            p.cipher_suites.iter().map(|s| s.suite()).collect()
+        };
+        let installed = rustls::crypto::CryptoProvider::get_default()
+            .expect("install_crypto_provider installed a process default");
+        assert_eq!(suites(installed), suites(config.crypto_provider()));
+        // A reqwest client that builds its own TLS configuration takes the installed
+        // provider; built with `rustls-no-provider`, it panics when none is installed.
         let client = reqwest::Client::builder().build();
         assert!(client.is_ok(), "reqwest client builds: {client:?}");
     }

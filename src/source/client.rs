@@ -27,8 +27,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most redirects followed by a stream request (§5.2).
 pub const MAX_REDIRECTS: usize = 5;
 
-/// Why the clients of a tenant cannot be built. None of these is retried: they are
-/// configuration problems found on the first start.
+/// Why the clients of a tenant cannot be built. Most are configuration problems (an
+/// unreadable `ca_file`, one without a usable certificate, a bad proxy address). The
+/// source does not retry them; the tenant supervisor restarts the whole pipeline after
+/// a backoff, which reads `ca_file` again.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("[lookout] ca_file {path}: {source}")]
@@ -66,8 +68,9 @@ impl std::fmt::Debug for ApiClients {
 }
 
 impl ApiClients {
-    /// Builds both clients for a tenant. Installs the ring provider first (reqwest is
-    /// built with `rustls-no-provider`).
+    /// Builds both clients for a tenant. Their TLS configuration names the ring
+    /// provider itself; the process-wide default is installed as well, for any other
+    /// reqwest client (see [`crate::tls`]).
     pub fn new(tenant: &TenantConfig, proxy: &ProxyConfig) -> Result<Self, ClientError> {
         crate::tls::install_crypto_provider();
         let ca_pem = match &tenant.ca_file {
@@ -148,9 +151,11 @@ fn builder(
         .map_err(ClientError::Tls)?
         .with_root_certificates(Arc::clone(roots))
         .with_no_client_auth();
-    // A client talks to one or two hosts (the API, maybe a proxy); rustls' default
-    // session cache holds 256 and is allocated up front, per client.
-    tls.resumption = rustls::client::Resumption::in_memory_sessions(8);
+    // rustls' default session cache holds 256 sessions (32 servers, 8 TLS 1.3 tickets
+    // each) and is allocated up front, per client. A client talks to one or two TLS
+    // servers (the API, and an https proxy if there is one, which shares this
+    // configuration): 16 sessions hold both.
+    tls.resumption = rustls::client::Resumption::in_memory_sessions(16);
     // What reqwest offers when it builds the configuration itself (it clears this for
     // TLS to a proxy).
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -241,8 +246,9 @@ pub fn body_excerpt(bytes: &[u8], limit: usize) -> String {
     out
 }
 
-/// Reads at most `limit` bytes of a response body within `within`; whatever arrived
-/// by then is returned. Used only for log excerpts of rejected responses.
+/// Reads a response body until more than `limit` bytes have arrived (whole chunks, so
+/// [`body_excerpt`] can tell it was cut), the body ends or fails, or `within` has
+/// passed; returns what arrived. Used only for log excerpts of rejected responses.
 pub async fn read_excerpt(
     mut response: reqwest::Response,
     limit: usize,
