@@ -25,6 +25,8 @@
 //! if either ends unexpectedly (a panic included), after a backoff. A tenant never ends
 //! on its own and never touches another tenant.
 
+pub mod ledger;
+
 use crate::backoff::{Backoff, BackoffPolicy, Delay};
 use crate::config::{ProxyConfig, TenantConfig};
 use crate::dead_letter::DeadLetterFile;
