@@ -171,7 +171,15 @@ impl Ledger {
         let keep = self
             .entries
             .iter()
-            .position(|e| matches!(e, Entry::Piece { delivered: false, .. }))
+            .position(|e| {
+                matches!(
+                    e,
+                    Entry::Piece {
+                        delivered: false,
+                        ..
+                    }
+                )
+            })
             .unwrap_or(self.entries.len());
         let resent_events = self
             .entries

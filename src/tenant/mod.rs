@@ -26,18 +26,20 @@
 //! on its own and never touches another tenant.
 
 pub mod ledger;
+mod progress;
+mod writer;
 
 use crate::backoff::{Backoff, BackoffPolicy, Delay};
 use crate::config::{ProxyConfig, TenantConfig};
 use crate::dead_letter::DeadLetterFile;
-use crate::event::{Batch, DeadLetter, Position};
-use crate::format::{Formatter, RenderedMessage};
+use crate::event::{Batch, Position};
+use crate::format::Formatter;
 use crate::observe::TenantObserver;
 use crate::position::{SavedPosition, StateError, StateFile};
 use crate::sink::Sink;
 use crate::source::{EventSource, SourceSnapshot, SourceStatus, StartPoint};
-use chrono::Utc;
-use std::collections::VecDeque;
+use ledger::Ledger;
+use progress::Progress;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,7 +47,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::error;
+use writer::Writer;
 
 /// How many decoded batches may wait between reader and writer. Small on purpose: it
 /// only smooths the hand-over between parsing and sending, and with many tenants
@@ -53,20 +56,6 @@ use tracing::{error, info, warn};
 /// one-tenant backfill took about 10 % more CPU per event (reader and writer wait for
 /// each other more often); two keep both busy.
 const QUEUE_BATCHES: usize = 2;
-
-/// About how many bytes of rendered messages are handed to the sink at a time (see
-/// [`Writer::handle`]): a write per 30–40 LEEF records, and little memory held per
-/// tenant for rendered and framed records. Half of this cost a one-tenant backfill
-/// about 15 % more CPU per event (more writes and connection checks).
-const SEND_PIECE: usize = 32 * 1024;
-
-/// The longest a written batch waits before its connection is checked to confirm it.
-/// The receiver reads records within milliseconds; a receiver that is shutting down
-/// closes its connections within this time, and that close is what the check sees.
-const SETTLE_MAX: Duration = Duration::from_millis(250);
-
-/// How often the progress line is logged.
-const PROGRESS_EVERY: Duration = Duration::from_secs(60);
 
 /// How often the source's counters are copied into the metrics.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
@@ -138,7 +127,7 @@ impl TenantTask {
             Ok(source) => source,
             Err(e) => return Outcome::Failed(format!("cannot build the API client: {e}")),
         };
-        let sink = match Sink::new(&self.config.syslog, name) {
+        let sink = match Sink::new(&self.config.syslog, name, self.commit_interval) {
             Ok(sink) => sink,
             Err(e) => return Outcome::Failed(format!("cannot set up the syslog destination: {e}")),
         };
@@ -150,12 +139,12 @@ impl TenantTask {
         let (tx, rx) = mpsc::channel::<(u64, Batch)>(QUEUE_BATCHES);
         let (rewind_tx, rewind_rx) = mpsc::unbounded_channel();
         let reader = tokio::spawn(read_batches(source, tx, rewind_rx));
-        let settle = SETTLE_MAX.min(self.commit_interval / 2);
         let writer = Writer {
             name: name.clone(),
             observer: self.observer.clone(),
-            settle,
-            commit_every: self.commit_interval.saturating_sub(settle),
+            commit_every: self
+                .commit_interval
+                .saturating_sub(sink.confirmation_delay()),
             state: state.clone(),
             formatter: Formatter::new(
                 self.config.syslog.format,
@@ -165,9 +154,8 @@ impl TenantTask {
             sink,
             dead_letters: DeadLetterFile::new(&self.state_dir, name),
             delivered_total: saved.as_ref().map_or(0, |s| s.delivered),
-            confirmed: committed,
+            ledger: Ledger::new(committed),
             pending: None,
-            unconfirmed: VecDeque::new(),
             epoch: 0,
             rewind: rewind_tx,
             backoff: Backoff::new(BackoffPolicy::default()),
@@ -338,384 +326,6 @@ fn apply_status(before: &SourceSnapshot, now: &SourceSnapshot, observer: &Tenant
         && now.last_error != before.last_error
     {
         observer.error(error.clone());
-    }
-}
-
-/// The writer half: format, send, confirm, commit.
-struct Writer {
-    name: String,
-    observer: TenantObserver,
-    /// How long a written batch waits before its connection can confirm it.
-    settle: Duration,
-    /// How often a delivered position is written: `commit_interval − settle`, so a
-    /// position reaches the disk within `commit_interval` of its batch being written.
-    commit_every: Duration,
-    state: StateFile,
-    formatter: Formatter,
-    sink: Sink,
-    dead_letters: DeadLetterFile,
-    /// Events delivered since the state file was created.
-    delivered_total: u64,
-    /// The last delivered position (where a rewind goes back to).
-    confirmed: Option<Position>,
-    /// A delivered position not yet written to the state file.
-    pending: Option<Position>,
-    /// Batches written but not yet confirmed, oldest first.
-    unconfirmed: VecDeque<Written>,
-    /// Rewinds requested so far; batches the reader tagged earlier are stale.
-    epoch: u64,
-    rewind: mpsc::UnboundedSender<Option<Position>>,
-    backoff: Backoff,
-    failures: u32,
-    last_commit: Instant,
-    progress: Progress,
-    /// Reused between batches.
-    messages: Vec<RenderedMessage>,
-}
-
-/// How sending one piece of a batch ended.
-enum Piece {
-    /// Written on this connection.
-    Sent(u64),
-    /// The source was rewound; the rest of the batch is dropped (it will be read again).
-    Rewound,
-    /// The shutdown deadline came first.
-    GaveUp,
-}
-
-/// A batch handed to the sink, waiting for confirmation.
-struct Written {
-    at: Instant,
-    /// The sink connection that carried it; 0 when there was nothing to write.
-    connection: u64,
-    position: Option<Position>,
-    events: u64,
-    lag: Option<Duration>,
-}
-
-impl Writer {
-    async fn run(mut self, mut rx: mpsc::Receiver<(u64, Batch)>, give_up: CancellationToken) {
-        let mut progress_tick =
-            tokio::time::interval_at(Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
-        loop {
-            let commit_due = self.last_commit + self.commit_every;
-            let confirm_due = self.unconfirmed.front().map(|w| w.at + self.settle);
-            tokio::select! {
-                item = rx.recv() => {
-                    let Some((epoch, batch)) = item else { break };
-                    if epoch != self.epoch {
-                        continue; // read before the latest rewind; it will come again
-                    }
-                    if !self.handle(batch, &give_up).await {
-                        warn!(tenant = %self.name, "shutdown deadline reached before the destination accepted the current batch; it is not committed and will be read again at the next start");
-                        break;
-                    }
-                }
-                _ = sleep_until_some(confirm_due), if confirm_due.is_some() => {
-                    self.check_connection().await;
-                }
-                _ = tokio::time::sleep_until(commit_due), if self.pending.is_some() => {
-                    self.commit();
-                }
-                _ = progress_tick.tick() => self.log_progress("progress"),
-            }
-        }
-        // Shutdown: give the last batches their settle time (unless the grace period is
-        // over), confirm what the connection vouches for, and commit that.
-        if let Some(last) = self.unconfirmed.back() {
-            let until = last.at + self.settle;
-            tokio::select! {
-                _ = tokio::time::sleep_until(until) => self.check_connection().await,
-                _ = give_up.cancelled() => {}
-            }
-        }
-        self.commit();
-        self.sink.close().await;
-        self.log_progress("stopped");
-    }
-
-    /// Formats and sends one batch. Returns false only when `give_up` fired first.
-    ///
-    /// Records go to the sink in pieces of about [`SEND_PIECE`] bytes as they are
-    /// rendered, so neither the rendered messages nor the framed bytes of a whole batch
-    /// are held at once (with many tenants that is most of the memory). Each piece
-    /// waits for confirmation like a batch of its own; only the last carries the
-    /// batch's position, so the position is committed only when every piece was
-    /// confirmed.
-    async fn handle(&mut self, mut batch: Batch, give_up: &CancellationToken) -> bool {
-        self.messages.clear();
-        let mut rendered = 0;
-        let mut events = 0;
-        let last = batch.events.len().saturating_sub(1);
-        for (i, raw) in batch.events.iter().enumerate() {
-            // Each event is decoded just before it is formatted and dropped right
-            // after, so only JSON text waits in the queue.
-            let before = self.messages.len();
-            match raw.decode() {
-                Ok(event) => self.formatter.render(&event, &mut self.messages),
-                // The source checked that the item is a JSON object, so this is not
-                // expected; if it happens, the event is kept, not lost.
-                Err(e) => batch.dead_letters.push(DeadLetter {
-                    reason: format!("event cannot be decoded: {e}"),
-                    raw: raw.json().to_string(),
-                }),
-            }
-            events += 1;
-            rendered += self.messages[before..]
-                .iter()
-                .map(|m| m.text.len())
-                .sum::<usize>();
-            if (rendered < SEND_PIECE && i < last) || self.messages.is_empty() {
-                continue;
-            }
-            let at = Instant::now();
-            let connection = match self.send_piece(give_up).await {
-                Piece::Sent(connection) => connection,
-                Piece::Rewound => return true,
-                Piece::GaveUp => return false,
-            };
-            // The formatter already parsed the event's `created_time`.
-            let lag = self
-                .messages
-                .last()
-                .and_then(|m| m.event_time)
-                .and_then(|created| (Utc::now() - created.with_timezone(&Utc)).to_std().ok());
-            self.unconfirmed.push_back(Written {
-                at,
-                connection,
-                position: None,
-                events: std::mem::take(&mut events),
-                lag,
-            });
-            self.messages.clear();
-            rendered = 0;
-        }
-        if !batch.dead_letters.is_empty() {
-            let n = batch.dead_letters.len() as u64;
-            match self.dead_letters.append(&batch.dead_letters) {
-                Ok(()) => {
-                    warn!(tenant = %self.name, count = n, file = %self.dead_letters.path().display(), "items could not be decoded; written to the dead-letter file")
-                }
-                Err(e) => {
-                    error!(tenant = %self.name, count = n, file = %self.dead_letters.path().display(), error = %e, "cannot write the dead-letter file; the undecodable items are logged here instead");
-                    for letter in &batch.dead_letters {
-                        error!(tenant = %self.name, reason = %letter.reason, raw = %letter.raw, "undecodable item, not in the dead-letter file");
-                    }
-                }
-            }
-            self.observer.dead_lettered(n);
-        }
-        // The batch's position goes with its last piece. Events after that piece (only
-        // undecodable ones give no record) or an empty batch make an entry of their
-        // own, with no connection.
-        match self.unconfirmed.back_mut() {
-            Some(piece) if events == 0 && !batch.events.is_empty() && piece.position.is_none() => {
-                piece.position = batch.position;
-            }
-            _ => self.unconfirmed.push_back(Written {
-                at: Instant::now(),
-                connection: 0,
-                position: batch.position,
-                events,
-                lag: None,
-            }),
-        }
-        true
-    }
-
-    /// Sends the rendered messages of one piece of a batch.
-    async fn send_piece(&mut self, give_up: &CancellationToken) -> Piece {
-        let sent = tokio::select! {
-            sent = self.sink.send(&self.messages) => sent,
-            _ = give_up.cancelled() => return Piece::GaveUp,
-        };
-        match sent {
-            Ok(report) => {
-                self.observer
-                    .sent(report.bytes as u64, report.truncated as u64);
-                if self.failures > 0 {
-                    info!(tenant = %self.name, "syslog destination accepts records again");
-                    self.failures = 0;
-                    self.backoff.reset();
-                }
-                let connection = report.connection;
-                if self
-                    .unconfirmed
-                    .iter()
-                    .any(|w| w.connection != 0 && w.connection != connection)
-                {
-                    // The sink found its previous connection closed and opened a new
-                    // one: what went out on the old one may never have been read.
-                    self.rewind(
-                        "the syslog connection closed before earlier records were confirmed",
-                    );
-                    return Piece::Rewound;
-                }
-                // `send` has just read the connection and found it open.
-                self.confirm(Some(connection), Instant::now());
-                Piece::Sent(connection)
-            }
-            Err(e) => {
-                self.failures += 1;
-                let delay = self.backoff.next_delay(NORMAL, &mut rand::rng());
-                warn!(tenant = %self.name, error = %e, attempt = self.failures, delay_ms = delay.as_millis() as u64, "syslog delivery failed; re-reading from the last delivered position after the delay");
-                self.observer.error(format!("syslog delivery failed: {e}"));
-                self.observer.sink_reconnect();
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = give_up.cancelled() => return Piece::GaveUp,
-                }
-                self.rewind("syslog delivery failed");
-                Piece::Rewound
-            }
-        }
-    }
-
-    /// Reads the sink's connection and confirms what it vouches for; a closed
-    /// connection with unconfirmed batches on it means a rewind.
-    async fn check_connection(&mut self) {
-        let healthy = self.sink.healthy_connection().await;
-        self.confirm(healthy, Instant::now());
-        let lost = self
-            .unconfirmed
-            .iter()
-            .any(|w| w.connection != 0 && Some(w.connection) != healthy);
-        if lost {
-            self.rewind("the syslog connection closed before the last records were confirmed");
-        }
-    }
-
-    /// Confirms, oldest first, the batches written at least `settle` before `now` on
-    /// the connection `healthy` (or with nothing to write).
-    fn confirm(&mut self, healthy: Option<u64>, now: Instant) {
-        while let Some(w) = self.unconfirmed.front() {
-            let settled = w.at + self.settle <= now;
-            let vouched = w.connection == 0 || Some(w.connection) == healthy;
-            if !(settled && vouched) {
-                break;
-            }
-            let Some(w) = self.unconfirmed.pop_front() else {
-                break;
-            };
-            self.delivered_total += w.events;
-            self.observer.delivered(w.events, w.lag);
-            self.progress.add(w.events, w.lag, w.position.as_ref());
-            if let Some(position) = w.position {
-                self.confirmed = Some(position.clone());
-                self.pending = Some(position);
-            }
-        }
-    }
-
-    /// Forgets every unconfirmed batch and has the reader re-read from the last
-    /// delivered position.
-    fn rewind(&mut self, reason: &str) {
-        let events: u64 = self.unconfirmed.iter().map(|w| w.events).sum();
-        warn!(
-            tenant = %self.name,
-            reason,
-            unconfirmed_events = events,
-            from = self.confirmed.as_ref().map_or("the start position", |p| p.as_str()),
-            "re-reading the stream from the last delivered position"
-        );
-        self.unconfirmed.clear();
-        self.epoch += 1;
-        // The reader ends only after the writer; a closed channel means shutdown.
-        let _ = self.rewind.send(self.confirmed.clone());
-    }
-
-    /// Writes the delivered position, if it moved.
-    fn commit(&mut self) {
-        let Some(position) = self.pending.take() else {
-            return;
-        };
-        let saved = SavedPosition {
-            entity_name: self.name.clone(),
-            position: position.as_str().to_string(),
-            saved_at: Utc::now(),
-            delivered: self.delivered_total,
-        };
-        match self.state.save(&saved) {
-            Ok(()) => {
-                self.observer.committed(position.as_str());
-                self.last_commit = Instant::now();
-            }
-            Err(e) => {
-                error!(tenant = %self.name, error = %e, "cannot save the stream position; will try again");
-                self.pending = Some(position);
-                // Try again after one interval rather than in a tight loop.
-                self.last_commit = Instant::now();
-            }
-        }
-    }
-
-    fn log_progress(&mut self, what: &'static str) {
-        let report = self.progress.take();
-        info!(
-            tenant = %self.name,
-            delivered = self.delivered_total,
-            events_per_second = format_args!("{:.1}", report.rate),
-            lag_seconds = report.lag.map(|l| l.as_secs()),
-            position = report.position.as_deref().unwrap_or("-"),
-            "{what}"
-        );
-    }
-}
-
-/// Sleeps until `at`, or forever when there is nothing to wait for (the caller's
-/// `select!` guard keeps that branch off then).
-async fn sleep_until_some(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// What the progress line reports about the last interval.
-struct Progress {
-    since: Instant,
-    events: u64,
-    lag: Option<Duration>,
-    position: Option<String>,
-}
-
-struct ProgressReport {
-    rate: f64,
-    lag: Option<Duration>,
-    position: Option<String>,
-}
-
-impl Progress {
-    fn new() -> Self {
-        Self {
-            since: Instant::now(),
-            events: 0,
-            lag: None,
-            position: None,
-        }
-    }
-
-    fn add(&mut self, events: u64, lag: Option<Duration>, position: Option<&Position>) {
-        self.events += events;
-        if lag.is_some() {
-            self.lag = lag;
-        }
-        if let Some(p) = position {
-            self.position = Some(p.as_str().to_string());
-        }
-    }
-
-    /// The figures since the last call; the lag and position carry over.
-    fn take(&mut self) -> ProgressReport {
-        let secs = self.since.elapsed().as_secs_f64().max(0.001);
-        let report = ProgressReport {
-            rate: self.events as f64 / secs,
-            lag: self.lag,
-            position: self.position.clone(),
-        };
-        self.since = Instant::now();
-        self.events = 0;
-        report
     }
 }
 
