@@ -20,12 +20,13 @@
 //! - [`backoff`]: the reconnect delay arithmetic (pure), used by source and sink.
 //! - [`source`]: token lifecycle, SSE parser, the authenticated stream that never gives up.
 //! - [`mod@format`]: QRadar LEEF and Splunk renderers (pure).
-//! - [`sink`]: syslog header and framing (pure) and the UDP/TCP/TLS/stdout transports.
+//! - [`sink`]: the destinations and when each counts a record delivered; syslog header
+//!   and framing (pure); the UDP/TCP/TLS/stdout transports.
 //! - [`position`]: the per-tenant state file.
 //! - [`dead_letter`]: what could not be decoded or formatted, kept on disk.
 //! - [`observe`]: metrics registry, `/metrics` and `/health`.
 //! - [`status`]: the `status` report, each tenant's saved position and its age.
-//! - [`tenant`]: one tenant's task: source → format → sink → commit.
+//! - [`tenant`]: one tenant's task: source → format → sink → receipts → ledger → commit.
 //! - [`logging`]: the connector's own log, re-opened on SIGHUP.
 //! - [`app`]: process lifetime: signals, cancellation, tenants, grace deadline.
 //! - [`simulator`]: the built-in MRA v2 simulator used by `demo`, tests and benchmarks.

@@ -1,58 +1,54 @@
-//! The syslog destination of one tenant: record header and framing ([`syslog`], pure)
-//! and the transports ([`transport`], I/O), put together by [`Sink`].
+//! Where a tenant's records go, and when they count as delivered there.
 //!
-//! [`Sink::send`] takes one batch of rendered messages and either delivers all of it
-//! (the rule is in [`transport`]'s documentation) or returns an error after dropping the
-//! connection. It never retries and never sleeps: the tenant's supervisor owns the retry
-//! policy and sends the same batch again after its backoff, so a position is committed
-//! only for batches that were delivered. Duplicates after a failure are possible; loss
-//! is not.
+//! A [`Sink`] takes pieces of rendered messages, each with the [`Ticket`] the
+//! tenant's delivery ledger issued for it, and answers later with [`Receipt`]s: the
+//! piece was delivered, or it (and everything after it) was lost. **Each sink decides
+//! what "delivered" means for its transport**; the tenant only applies receipts:
+//!
+//! | sink | transport | a piece is delivered when |
+//! |---|---|---|
+//! | [`plain::PlainSink`] | UDP, stdout | it was written |
+//! | [`plain::PlainSink`] | TCP, TLS | it was written and the connection was still open `settle` later (the settle rule) |
+//!
+//! A sink never retries and never sleeps for a backoff: on `Err` it has dropped its
+//! connection and forgotten what it held, the tenant counts every outstanding piece
+//! lost, waits its backoff and re-reads the source from the last confirmed position.
+//! Duplicates after a failure are possible; loss is not.
+//!
+//! The parts: record header and framing ([`syslog`], pure), connections
+//! ([`transport`]), and the sinks themselves.
 
+pub mod plain;
 pub mod syslog;
 pub mod transport;
 
 use crate::config::SyslogConfig;
 use crate::format::RenderedMessage;
+use crate::tenant::ledger::{Receipt, Ticket};
 use chrono::Utc;
 use std::fmt;
 use std::ops::Range;
 use std::time::Duration;
 use tokio::time::Instant;
 pub use transport::Destination;
-use transport::{Connector, Transport};
 
 /// At most one truncation warning per tenant in this interval.
 const TRUNCATION_WARNING_INTERVAL: Duration = Duration::from_secs(60);
-/// Time for a clean close on shutdown (close_notify, FIN, the receiver's FIN). Well
-/// inside the 5 s shutdown budget.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Time for a best-effort close of a connection that already failed.
-const CLOSE_AFTER_ERROR_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Bytes reserved per record for its syslog header and framing (an RFC 5424 header
 /// with a long hostname is about 120).
 const HEADER_ROOM: usize = 160;
 
-/// One tenant's syslog destination.
-pub struct Sink {
-    tenant: String,
-    writer: syslog::RecordWriter,
-    connector: Connector,
-    transport: Option<Transport>,
-    /// Counts the connections opened, so a caller can tell whether two batches went
-    /// out on the same connection.
-    connections: u64,
-    /// Framed records of the current batch, reused from batch to batch.
-    buf: Vec<u8>,
-    /// Where each record of the current batch sits in `buf`.
-    records: Vec<Range<usize>>,
-    truncation_warnings: RateLimit,
+/// One tenant's destination: a closed set of sinks.
+pub enum Sink {
+    /// UDP, TCP, TLS or standard output.
+    Plain(plain::PlainSink),
 }
 
-/// What one delivered batch amounted to, for the caller's metrics.
+/// What one piece written amounted to, for the caller's metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SendReport {
-    /// Records written (every message of the batch, minus `oversized`).
+    /// Records written (every message of the piece, minus `oversized`).
     pub records: usize,
     /// Bytes written, framing included.
     pub bytes: usize,
@@ -61,13 +57,10 @@ pub struct SendReport {
     /// UDP records the operating system refused as too large (`EMSGSIZE`); logged, and
     /// not sent. Always 0 for the stream transports.
     pub oversized: usize,
-    /// Which connection carried the batch (1 for the first one the sink opened, and
-    /// so on). 0 when nothing was written.
-    pub connection: u64,
 }
 
-/// Why a batch was not delivered. The connection has been dropped; send the batch again
-/// later.
+/// Why a piece was not delivered. The connection has been dropped; everything the sink
+/// held unreceipted is to be sent again later.
 #[derive(Debug, thiserror::Error)]
 #[error("syslog {destination}: {message}")]
 pub struct SinkError {
@@ -92,6 +85,18 @@ pub enum SinkErrorKind {
     Timeout,
 }
 
+/// The framed records of the piece being sent, reused from piece to piece, and the
+/// truncation warnings about them.
+pub(crate) struct Records {
+    tenant: String,
+    writer: syslog::RecordWriter,
+    /// Framed records back to back.
+    buf: Vec<u8>,
+    /// Where each record sits in `buf`.
+    ranges: Vec<Range<usize>>,
+    truncation_warnings: RateLimit,
+}
+
 /// Lets a message through at most once per interval and counts the ones it held back.
 #[derive(Debug, Default)]
 struct RateLimit {
@@ -100,68 +105,155 @@ struct RateLimit {
 }
 
 impl Sink {
-    /// A sink for `config`, used by `tenant` (for log lines). Does not connect: the
-    /// first [`Sink::send`] does. For TLS it reads the CA bundle and the client
-    /// certificate now, so a bad file is reported at start, and it warns when
-    /// `tls_verify = false`.
-    pub fn new(config: &SyslogConfig, tenant: &str) -> Result<Self, SinkError> {
-        Ok(Self {
-            tenant: tenant.to_owned(),
-            writer: syslog::RecordWriter::new(config),
-            connector: Connector::new(config)?,
-            transport: None,
-            connections: 0,
-            buf: Vec::new(),
-            records: Vec::new(),
-            truncation_warnings: RateLimit::default(),
-        })
+    /// The sink `config` asks for, for `tenant` (log lines), whose position is
+    /// committed every `commit_interval`. Does not connect; files it needs (CA bundle,
+    /// client certificate) are read now, so a bad one is reported at start.
+    pub fn new(
+        config: &SyslogConfig,
+        tenant: &str,
+        commit_interval: Duration,
+    ) -> Result<Self, SinkError> {
+        Ok(Sink::Plain(plain::PlainSink::new(
+            config,
+            tenant,
+            commit_interval,
+        )?))
+    }
+
+    /// How long after sending a piece is receipted at the earliest (the settle time of
+    /// plain TCP/TLS; zero where the receipt depends only on the receiver).
+    pub fn confirmation_delay(&self) -> Duration {
+        match self {
+            Sink::Plain(sink) => sink.confirmation_delay(),
+        }
     }
 
     /// The same sink with RFC 3164 timestamps in `zone` rather than the host's zone.
     pub fn with_zone(mut self, zone: syslog::Zone) -> Self {
-        self.writer = self.writer.with_zone(zone);
+        match &mut self {
+            Sink::Plain(sink) => sink.records_mut().set_zone(zone),
+        }
         self
     }
 
     /// Where the records go.
     pub fn destination(&self) -> &Destination {
-        self.connector.destination()
+        match self {
+            Sink::Plain(sink) => sink.destination(),
+        }
     }
 
     /// Whether a connection is open (it may still turn out broken on the next send).
     pub fn is_connected(&self) -> bool {
-        self.transport.is_some()
+        match self {
+            Sink::Plain(sink) => sink.is_connected(),
+        }
     }
 
-    /// Delivers `messages` as one batch: connects (or replaces a connection the receiver
-    /// closed), writes every record, flushes, and checks that the connection survived.
-    /// On `Err` nothing of the batch may be counted as delivered and the connection is
-    /// gone; call again with the same batch after a backoff.
-    ///
-    /// Dropping the future part-way (a shutdown deadline) is safe in the same sense:
-    /// the batch does not count as delivered, and the connection, if one was being
-    /// used, is dropped without close_notify.
-    pub async fn send(&mut self, messages: &[RenderedMessage]) -> Result<SendReport, SinkError> {
-        if messages.is_empty() {
-            return Ok(SendReport::default());
+    /// Sends the piece `ticket`. Receipts for it (and earlier pieces) may be ready
+    /// afterwards ([`Sink::receipts`]). On `Err`, every piece not yet receipted is lost.
+    pub async fn send(
+        &mut self,
+        ticket: Ticket,
+        messages: &[RenderedMessage],
+    ) -> Result<SendReport, SinkError> {
+        match self {
+            Sink::Plain(sink) => sink.send(ticket, messages).await,
         }
+    }
+
+    /// Waits until [`Sink::collect`] has something to look at. Cancel-safe, so it can
+    /// race new batches in a `select!`; never resolves while nothing awaits a receipt.
+    pub async fn ready(&mut self) -> Result<(), SinkError> {
+        match self {
+            Sink::Plain(sink) => {
+                sink.ready().await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Turns what [`Sink::ready`] waited for into receipts. Not cancel-safe: call it to
+    /// completion. On `Err`, every piece not yet receipted is lost.
+    pub async fn collect(&mut self) -> Result<(), SinkError> {
+        match self {
+            Sink::Plain(sink) => {
+                sink.collect().await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Receipts produced since the last call, oldest first.
+    pub fn receipts(&mut self) -> std::vec::Drain<'_, Receipt> {
+        match self {
+            Sink::Plain(sink) => sink.receipts(),
+        }
+    }
+
+    /// Whether pieces wait for a receipt.
+    pub fn awaiting(&self) -> bool {
+        match self {
+            Sink::Plain(sink) => sink.awaiting(),
+        }
+    }
+
+    /// Forgets every piece waiting for a receipt: the caller re-reads them.
+    pub fn forget(&mut self) {
+        match self {
+            Sink::Plain(sink) => sink.forget(),
+        }
+    }
+
+    /// Closes the connection cleanly, within 2 s. The sink can still be used
+    /// afterwards; the next send connects again.
+    pub async fn close(&mut self) {
+        match self {
+            Sink::Plain(sink) => sink.close().await,
+        }
+    }
+}
+
+impl Records {
+    pub(crate) fn new(config: &SyslogConfig, tenant: &str) -> Self {
+        Self {
+            tenant: tenant.to_owned(),
+            writer: syslog::RecordWriter::new(config),
+            buf: Vec::new(),
+            ranges: Vec::new(),
+            truncation_warnings: RateLimit::default(),
+        }
+    }
+
+    pub(crate) fn set_zone(&mut self, zone: syslog::Zone) {
+        self.writer = self.writer.clone().with_zone(zone);
+    }
+
+    /// Renders and frames `messages`, replacing the previous piece. Returns how many
+    /// records were cut to `max_message_size` (warned about at most once a minute).
+    pub(crate) fn fill(
+        &mut self,
+        messages: &[RenderedMessage],
+        destination: &Destination,
+    ) -> usize {
         let now = Utc::now();
         self.buf.clear();
-        self.records.clear();
+        self.ranges.clear();
         // Room for these records and their headers, reserved exactly: the buffer stays
-        // with the tenant between batches, and doubling would keep up to twice that.
+        // with the tenant between pieces, and doubling would keep up to twice that.
         let estimate: usize = messages.iter().map(|m| m.text.len() + HEADER_ROOM).sum();
         self.buf.reserve_exact(estimate);
         let mut truncated = 0;
         for msg in messages {
             let start = self.buf.len();
             let written = self.writer.write(msg, now, &mut self.buf);
-            self.records.push(start..self.buf.len());
+            self.ranges.push(start..self.buf.len());
             if written.truncated {
                 truncated += 1;
                 if let Some(suppressed) = self.truncation_warnings.allow(Instant::now()) {
                     tracing::warn!(
                         tenant = %self.tenant,
+                        destination = %destination,
                         event_id = msg.event_id.as_deref().unwrap_or("-"),
                         limit = self.writer.max_message_size(),
                         suppressed,
@@ -170,90 +262,50 @@ impl Sink {
                 }
             }
         }
+        truncated
+    }
 
-        // A connection the receiver closed since the last batch is replaced before
-        // anything is written, so a restarted receiver costs no failed batch.
-        if let Some(mut transport) = self.transport.take() {
-            match transport.check_health().await {
-                Ok(()) => self.transport = Some(transport),
-                Err(e) => {
-                    tracing::info!(tenant = %self.tenant, error = %e, "syslog connection lost; reconnecting");
-                    transport.close(CLOSE_AFTER_ERROR_TIMEOUT).await;
-                }
-            }
+    /// The framed records back to back.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Where each record sits in [`Records::bytes`].
+    pub(crate) fn ranges(&self) -> &[Range<usize>] {
+        &self.ranges
+    }
+
+    /// The figures of the piece just written, `oversized` records left out.
+    pub(crate) fn report(
+        &self,
+        messages: &[RenderedMessage],
+        oversized: &[usize],
+        truncated: usize,
+    ) -> SendReport {
+        let dropped: usize = oversized
+            .iter()
+            .filter_map(|&i| self.ranges.get(i))
+            .map(|r| r.len())
+            .sum();
+        SendReport {
+            records: messages.len() - oversized.len(),
+            bytes: self.buf.len() - dropped,
+            truncated,
+            oversized: oversized.len(),
         }
-        let mut transport = match self.transport.take() {
-            Some(transport) => transport,
-            None => {
-                let transport = self.connector.connect().await?;
-                self.connections += 1;
-                tracing::info!(tenant = %self.tenant, destination = %self.connector.destination(), "syslog connected");
-                transport
-            }
-        };
+    }
 
-        let outcome = match transport.write_batch(&self.buf, &self.records).await {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                transport.close(CLOSE_AFTER_ERROR_TIMEOUT).await;
-                return Err(e);
-            }
-        };
-        // Bytes written to a connection the receiver had already left are lost; only a
-        // connection that is still open afterwards makes the batch count.
-        if let Err(e) = transport.check_health().await {
-            transport.close(CLOSE_AFTER_ERROR_TIMEOUT).await;
-            return Err(e);
-        }
-        self.transport = Some(transport);
-
-        let mut bytes = self.buf.len();
-        for &i in &outcome.oversized {
-            let range = self.records.get(i).cloned().unwrap_or_default();
-            bytes -= range.len();
+    /// Logs each UDP record the operating system refused as too large.
+    pub(crate) fn log_oversized(&self, oversized: &[usize], messages: &[RenderedMessage]) {
+        for &i in oversized {
+            let bytes = self.ranges.get(i).map_or(0, |r| r.len());
             let event_id = messages.get(i).and_then(|m| m.event_id.as_deref());
             tracing::error!(
                 tenant = %self.tenant,
-                destination = %self.connector.destination(),
                 event_id = event_id.unwrap_or("-"),
-                bytes = range.len(),
+                bytes,
                 "syslog datagram refused by the operating system as too large (EMSGSIZE); record not sent, lower max_message_size"
             );
-        }
-        Ok(SendReport {
-            records: messages.len() - outcome.oversized.len(),
-            bytes,
-            truncated,
-            oversized: outcome.oversized.len(),
-            connection: self.connections,
-        })
-    }
-
-    /// The connection that is open and still healthy now (read without blocking, as
-    /// before every write), or `None`. A connection found closed by the receiver is
-    /// dropped. The caller uses this to confirm that batches written some time ago on
-    /// that connection were not left unread by a receiver that went away.
-    pub async fn healthy_connection(&mut self) -> Option<u64> {
-        let mut transport = self.transport.take()?;
-        match transport.check_health().await {
-            Ok(()) => {
-                self.transport = Some(transport);
-                Some(self.connections)
-            }
-            Err(e) => {
-                tracing::info!(tenant = %self.tenant, error = %e, "syslog connection lost");
-                transport.close(CLOSE_AFTER_ERROR_TIMEOUT).await;
-                None
-            }
-        }
-    }
-
-    /// Closes the connection cleanly (TLS close_notify, then FIN), within 2 s. The sink
-    /// can still be used afterwards; the next send connects again.
-    pub async fn close(&mut self) {
-        if let Some(transport) = self.transport.take() {
-            transport.close(CLOSE_TIMEOUT).await;
-            tracing::info!(tenant = %self.tenant, destination = %self.connector.destination(), "syslog connection closed");
         }
     }
 }
@@ -261,9 +313,8 @@ impl Sink {
 impl fmt::Debug for Sink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sink")
-            .field("tenant", &self.tenant)
-            .field("destination", self.connector.destination())
-            .field("connected", &self.transport.is_some())
+            .field("destination", self.destination())
+            .field("connected", &self.is_connected())
             .finish_non_exhaustive()
     }
 }
@@ -279,7 +330,11 @@ impl SinkError {
         &self.destination
     }
 
-    fn new(kind: SinkErrorKind, destination: &Destination, message: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        kind: SinkErrorKind,
+        destination: &Destination,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             kind,
             destination: destination.clone(),
@@ -354,11 +409,15 @@ mod tests {
                 server_name: "localhost".into(),
             },
         };
-        let mut sink = Sink::new(&cfg, "acme").expect("valid");
-        is_send(&sink.send(&[]));
+        let mut sink = Sink::new(&cfg, "acme", Duration::from_secs(1)).expect("valid");
+        let mut ledger = crate::tenant::ledger::Ledger::new(None);
+        is_send(&sink.send(ledger.issue(0, None), &[]));
+        is_send(&sink.ready());
+        is_send(&sink.collect());
         is_send(&sink.close());
         cfg.protocol = crate::config::Protocol::Tls;
-        let sink = Sink::new(&cfg, "acme").expect("tls_verify = false needs no files");
+        let sink = Sink::new(&cfg, "acme", Duration::from_secs(1))
+            .expect("tls_verify = false needs no files");
         assert!(!sink.is_connected());
     }
 

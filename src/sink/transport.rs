@@ -4,13 +4,14 @@
 //! does not retry ([`super::Sink`] reports, the tenant's supervisor decides when to try
 //! again).
 //!
-//! # Delivery rule
+//! # Is the connection good?
 //!
-//! Plain TCP and TLS syslog have no acknowledgements (`syslog.md` §6), so the strongest
-//! signal available is that the kernel took the bytes while the connection was
-//! demonstrably alive. A batch counts as **delivered** when all three hold:
+//! Plain TCP and TLS syslog have no acknowledgements, so the strongest signal available
+//! is that the kernel took the bytes while the connection was demonstrably alive. A
+//! write of a piece is **good** when all three hold (and [`super::plain`] then applies
+//! the settle rule before it counts the piece as delivered):
 //!
-//! 1. the connection was healthy just before the batch was written (a broken one is
+//! 1. the connection was healthy just before the piece was written (a broken one is
 //!    closed and replaced before anything is written);
 //! 2. every record was written and flushed without error within the write timeout
 //!    (TLS: the TLS records too, not just the plaintext buffer);
@@ -18,31 +19,31 @@
 //!
 //! "Healthy" is decided by **reading**, not by writing: a write to a socket whose peer
 //! has gone keeps succeeding until a reset comes back, so a restarted receiver would
-//! otherwise swallow a whole batch unnoticed. [`Transport::check_health`] peeks at the
+//! otherwise swallow a whole piece unnoticed. [`Transport::check_health`] peeks at the
 //! socket without blocking; end of stream (FIN, or TLS close_notify) or a reset means
 //! the connection is broken. Bytes a syslog receiver has no reason to send are read and
 //! dropped (for TLS they go through the TLS session, which is how a session ticket, an
 //! alert or close_notify is seen).
 //!
-//! A **new** TCP or TLS connection is watched for a moment ([`SETTLE_TIME`]) before
+//! A **new** TCP or TLS connection is watched for a moment ([`REFUSAL_WATCH`]) before
 //! the first batch goes out. Receivers that refuse a client do it right after accepting
 //! the connection (rsyslog closes it for a sender not in its allowed list, and checks a
 //! TLS client certificate only after the handshake, which the client already counts as
 //! complete); records written in that window would be thrown away while looking
 //! delivered. Such a refusal is reported as a connect (or TLS) error instead.
 //!
-//! If any step fails, the batch is **not** delivered: the caller drops the connection
-//! (TLS: close_notify, best effort) and later sends the whole batch again. Duplicates
+//! If any step fails, the piece is **not** delivered: the caller drops the connection
+//! (TLS: close_notify, best effort) and the tenant later sends it again. Duplicates
 //! are therefore possible, loss is not, except for what no sender can see: bytes the
 //! receiver's kernel accepted and the receiver then threw away (a receiver killed a
-//! moment after our health check, or one slower than [`SETTLE_TIME`] to refuse a new
+//! moment after our health check, or one slower than [`REFUSAL_WATCH`] to refuse a new
 //! connection).
 //!
 //! UDP has no connection: a datagram the kernel accepted is "delivered" and anything
 //! the network drops is gone (RFC 5426). A datagram the kernel refuses for its size
-//! (`EMSGSIZE`) is reported per record, logged and counted, never dropped silently; any
-//! other send error (such as a refused port reported by ICMP) fails the batch so that
-//! it is sent again.
+//! (`EMSGSIZE`) is reported per record to the caller, which logs it with the event id
+//! (it is not sent: lower `max_message_size`); any other send error (such as a refused
+//! port reported by ICMP) fails the piece so that it is sent again.
 //!
 //! # Connections
 //!
@@ -82,7 +83,7 @@ const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEPALIVE_RETRIES: u32 = 6;
 /// How long a new connection is watched for an immediate refusal before it is used.
-pub const SETTLE_TIME: Duration = Duration::from_millis(200);
+pub const REFUSAL_WATCH: Duration = Duration::from_millis(200);
 /// How long a health check waits for the TLS session to decode bytes that are already
 /// in the socket (they are there, so this is only ever the runtime's reaction time).
 const TLS_DECODE_WAIT: Duration = Duration::from_millis(200);
@@ -214,7 +215,7 @@ impl Connector {
             link,
             destination: self.destination.clone(),
         };
-        transport.settle().await?;
+        transport.watch_for_refusal().await?;
         Ok(transport)
     }
 
@@ -523,9 +524,9 @@ impl Transport {
         }
     }
 
-    /// Watches a new connection for [`SETTLE_TIME`]: a receiver that accepted it only
+    /// Watches a new connection for [`REFUSAL_WATCH`]: a receiver that accepted it only
     /// to refuse this client closes it (or sends a TLS alert) within that time.
-    async fn settle(&mut self) -> Result<(), SinkError> {
+    async fn watch_for_refusal(&mut self) -> Result<(), SinkError> {
         let destination = &self.destination;
         let refused = |kind: SinkErrorKind, why: String| {
             SinkError::new(
@@ -534,7 +535,7 @@ impl Transport {
                 format!("the receiver accepted the connection and then refused it: {why}"),
             )
         };
-        let deadline = tokio::time::Instant::now() + SETTLE_TIME;
+        let deadline = tokio::time::Instant::now() + REFUSAL_WATCH;
         match &mut self.link {
             Link::Udp(_) | Link::Stdout => Ok(()),
             Link::Tcp(stream) => loop {

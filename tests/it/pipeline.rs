@@ -584,6 +584,14 @@ async fn sigterm_with_rsyslog_stopped_exits_0_without_committing_past_delivery()
     let mut connector = setup.run(&[]);
 
     lines(&file, 15, &connector).await;
+    // Within the stall, the records settle and their position is committed; only then
+    // does rsyslog go, so that the check below has a committed position to look at.
+    eventually(
+        || format!("nothing was committed\n{}", connector.output()),
+        PATIENCE,
+        || setup.position().is_some(),
+    )
+    .await;
     rsyslog.stop().await;
     let delivered = received_ids(&file);
     // The stall ends and the connector reads batches it cannot deliver.
@@ -608,9 +616,12 @@ async fn sigterm_with_rsyslog_stopped_exits_0_without_committing_past_delivery()
         "SIGTERM with rsyslog down took {took:?}"
     );
     eprintln!("SIGTERM with rsyslog down: exit in {took:?}");
-    let position = setup
-        .position()
-        .expect("a position was committed before the stop");
+    let Some(position) = setup.position() else {
+        panic!(
+            "no position was committed before the stop\n{}",
+            connector.output()
+        );
+    };
     assert!(
         delivered.contains(&position),
         "the saved position {position} is past what rsyslog got ({} records)",

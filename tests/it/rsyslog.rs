@@ -8,7 +8,8 @@ use mrav2_syslog_connector::config::{
 };
 use mrav2_syslog_connector::format::RenderedMessage;
 use mrav2_syslog_connector::sink::syslog::RecordWriter;
-use mrav2_syslog_connector::sink::{Sink, SinkErrorKind};
+use mrav2_syslog_connector::sink::{SendReport, Sink, SinkError, SinkErrorKind};
+use mrav2_syslog_connector::tenant::ledger::Ledger;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -73,8 +74,35 @@ fn records(cfg: &SyslogConfig, msgs: &[RenderedMessage]) -> Vec<String> {
         .collect()
 }
 
-async fn sink(cfg: &SyslogConfig) -> Sink {
-    Sink::new(cfg, "acme").expect("sink configuration is valid")
+async fn sink(cfg: &SyslogConfig) -> Tested {
+    Tested {
+        sink: Sink::new(cfg, "acme", COMMIT_INTERVAL).expect("sink configuration is valid"),
+        ledger: Ledger::new(None),
+    }
+}
+
+/// The commit interval the sinks are built for (it sets the settle time of TCP/TLS).
+const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A sink with a ledger of its own, so that a test can send pieces without a tenant.
+struct Tested {
+    sink: Sink,
+    ledger: Ledger,
+}
+
+impl Tested {
+    async fn send(&mut self, msgs: &[RenderedMessage]) -> Result<SendReport, SinkError> {
+        let ticket = self.ledger.issue(msgs.len() as u64, None);
+        self.sink.send(ticket, msgs).await
+    }
+
+    async fn close(&mut self) {
+        self.sink.close().await
+    }
+
+    fn is_connected(&self) -> bool {
+        self.sink.is_connected()
+    }
 }
 
 #[tokio::test]
@@ -456,7 +484,7 @@ async fn an_oversized_udp_record_is_truncated_into_one_valid_datagram() {
 async fn a_bad_ca_file_is_reported_when_the_sink_is_created() {
     let mut cfg = syslog_config(Protocol::Tls, 6514, Framing::OctetCounting);
     cfg.tls.ca_file = Some(PathBuf::from("/nonexistent/ca.pem"));
-    let error = Sink::new(&cfg, "acme").expect_err("missing CA file");
+    let error = Sink::new(&cfg, "acme", COMMIT_INTERVAL).expect_err("missing CA file");
     assert_eq!(error.kind(), SinkErrorKind::Tls);
     assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
     assert!(error.to_string().contains("ca_file"), "{error}");
