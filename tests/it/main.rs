@@ -20,6 +20,7 @@ mod proxy;
 mod receiver;
 mod rsyslog;
 mod secrets;
+mod setup;
 mod simulator;
 mod source;
 mod systemd;

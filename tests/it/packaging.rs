@@ -132,7 +132,7 @@ fn shell_scripts() -> Vec<PathBuf> {
 fn every_shell_script_passes_shellcheck() {
     require_tool(
         "shellcheck",
-        "install it: apt-get install shellcheck (Debian/Ubuntu), dnf install ShellCheck, brew install shellcheck",
+        "scripts/test.sh installs it on Debian/Ubuntu; elsewhere: dnf install ShellCheck, brew install shellcheck",
     );
     let scripts = shell_scripts();
     for ours in [
@@ -145,6 +145,7 @@ fn every_shell_script_passes_shellcheck() {
         "scripts/restart-connector.sh",
         "scripts/connector-lib.sh",
         "scripts/bench.sh",
+        "scripts/test.sh",
         ".ci/run",
     ] {
         assert!(
@@ -314,7 +315,7 @@ fn systemd_units_keep_their_contract() {
 fn systemd_units_pass_systemd_analyze() {
     require_tool(
         "systemd-analyze",
-        "install it: apt-get install systemd (Debian/Ubuntu), dnf install systemd",
+        "scripts/test.sh installs it on Debian/Ubuntu; elsewhere: dnf install systemd",
     );
     let dir = tempfile::tempdir().expect("temp dir");
     let exe = binary().to_str().expect("binary path is UTF-8");
