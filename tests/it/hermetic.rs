@@ -131,11 +131,11 @@ fn the_scan_finds_every_kind_of_reference() {
         ("src/source/sse.rs", format!("read(\"{spec}/x\")")),
         ("tests/it/x.rs", format!("// {docs}/style.md")),
         (".ci/run", format!("cat {spec}")),
-        ("examples/e.rs", format!("{docs}")),
+        ("examples/e.rs", format!("let d = \"{docs}\";")),
         // Outside the code directories, naming the material is allowed...
         ("ARCHITECTURE.md", format!("`{spec}/sse.md`")),
         // ...and a directory that merely starts like one of them is not one.
-        ("srcx/a.rs", format!("{spec}")),
+        ("srcx/a.rs", format!("// {spec}")),
         ("src/clean.rs", "nothing to see".to_owned()),
     ];
     let found = offences(planted.iter().map(|(p, b)| (*p, b.as_bytes())));
