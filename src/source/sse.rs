@@ -889,27 +889,16 @@ mod tests {
         vector_51_size_limit_unterminated_line => 51,
     }
 
-    // Vector 52. The shared spec directory sits beside the checkout, not inside it:
-    // next to the main checkout (`<root>/main`, `<root>/shared`), or one level further
-    // up from a worktree (`<root>/wt/<name>`).
-    const CAPTURES: [&str; 2] = [
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/spec/events/stream-sample.txt"
-        ),
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/spec/events/stream-sample.txt"
-        ),
-    ];
+    // Vector 52: a stream captured from the API, kept in the repository as a fixture.
+    const CAPTURE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/stream-sample.txt"
+    );
     const FIRST_ID: &str = "01a1aac4-759e-7c9d-bf7a-861b26a9b1a3";
     const SECOND_ID: &str = "01a1aae4-10ce-72b7-b78e-476c6c761a48";
 
     fn capture() -> Vec<u8> {
-        CAPTURES
-            .iter()
-            .find_map(|path| std::fs::read(path).ok())
-            .unwrap_or_else(|| panic!("the capture is in none of {CAPTURES:?}"))
+        std::fs::read(CAPTURE).unwrap_or_else(|e| panic!("cannot read the capture {CAPTURE}: {e}"))
     }
 
     /// The frames of the capture, with the two batches taken from its `data:` lines.

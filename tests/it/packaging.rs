@@ -3,10 +3,9 @@
 //!
 //! These tests run the real tools an operator's machine has: `shellcheck`,
 //! `systemd-analyze`, GNU `tar`, and the shell scripts themselves against the real
-//! binary and its built-in simulator. The end-to-end test builds the tarball with
-//! `MRAV2_PACKAGE_PROFILE` set to the profile this test binary was built with (debug
-//! under a plain `cargo test`) in the same target directory, so `package.sh`'s own
-//! `cargo build --locked` finds the binary already built and only archives it.
+//! binary and its built-in simulator. The tarball tests hand `packaging/package.sh`
+//! the binary this test run built (`MRAV2_PACKAGE_BINARY`), named for its profile
+//! (debug under a plain `cargo test`), so packaging builds nothing and only archives.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -133,24 +132,25 @@ fn shell_scripts() -> Vec<PathBuf> {
 fn every_shell_script_passes_shellcheck() {
     require_tool(
         "shellcheck",
-        "install it: apt-get install shellcheck (Debian/Ubuntu), dnf install ShellCheck, brew install shellcheck",
+        "scripts/test.sh installs it on Debian/Ubuntu; elsewhere: dnf install ShellCheck, brew install shellcheck",
     );
     let scripts = shell_scripts();
     for ours in [
-        "package.sh",
-        "install.sh",
-        "uninstall.sh",
-        "start-connector.sh",
-        "stop-connector.sh",
-        "status-connector.sh",
-        "restart-connector.sh",
-        "connector-lib.sh",
+        "packaging/package.sh",
+        "packaging/install.sh",
+        "packaging/uninstall.sh",
+        "scripts/start-connector.sh",
+        "scripts/stop-connector.sh",
+        "scripts/status-connector.sh",
+        "scripts/restart-connector.sh",
+        "scripts/connector-lib.sh",
+        "scripts/bench.sh",
+        "scripts/test.sh",
+        ".ci/run",
     ] {
         assert!(
-            scripts
-                .iter()
-                .any(|s| s.ends_with(format!("scripts/{ours}"))),
-            "scripts/{ours} is missing: {scripts:?}"
+            scripts.iter().any(|s| s.ends_with(ours)),
+            "{ours} is missing: {scripts:?}"
         );
     }
     for script in &scripts {
@@ -315,7 +315,7 @@ fn systemd_units_keep_their_contract() {
 fn systemd_units_pass_systemd_analyze() {
     require_tool(
         "systemd-analyze",
-        "install it: apt-get install systemd (Debian/Ubuntu), dnf install systemd",
+        "scripts/test.sh installs it on Debian/Ubuntu; elsewhere: dnf install systemd",
     );
     let dir = tempfile::tempdir().expect("temp dir");
     let exe = binary().to_str().expect("binary path is UTF-8");
@@ -636,40 +636,25 @@ fn launchd_job_matches_the_cli() {
 // ---------------------------------------------------------------------------------
 // the tarball
 
-/// Runs `scripts/package.sh` into `dist` and returns the archive's path. The build
-/// uses this test binary's profile and (inherited) target directory, so it finds the
-/// binary under test already built.
-fn package(dist: &Path) -> PathBuf {
+/// The profile the binary under test was built with: the one its archive is named for.
+fn profile() -> &'static str {
     let exe_dir = binary().parent().expect("binary has a directory");
-    let profile = match exe_dir.file_name().and_then(|n| n.to_str()) {
+    match exe_dir.file_name().and_then(|n| n.to_str()) {
         Some("release") => "release",
         _ => "debug",
-    };
-    let mut cmd = Command::new(repo().join("scripts/package.sh"));
-    // `cargo test` gives this process the package's own CARGO_PKG_*, CARGO_MANIFEST_*
-    // and similar variables. Build scripts (ring's, via cc) track some of them, so
-    // passing them on would make the nested `cargo build` rebuild half the tree, and
-    // the next plain `cargo build` rebuild it back. For the same reason this does not
-    // set SOURCE_DATE_EPOCH (cc tracks it too): the archive's time is the caller's
-    // SOURCE_DATE_EPOCH or the last commit's. CARGO_TARGET_DIR and CARGO_HOME, if the
-    // caller set them, are kept: the nested build reuses the same artefacts.
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        let set_by_cargo_test = key.starts_with("CARGO_PKG_")
-            || key.starts_with("CARGO_BIN_EXE_")
-            || key.starts_with("CARGO_MANIFEST_")
-            || matches!(
-                key.as_ref(),
-                "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "CARGO_TARGET_TMPDIR"
-            );
-        if set_by_cargo_test {
-            cmd.env_remove(key.as_ref());
-        }
     }
-    let out = run(cmd
-        .env("MRAV2_PACKAGE_PROFILE", profile)
+}
+
+/// Runs `packaging/package.sh` into `dist` and returns the archive's path. The script
+/// is handed the binary under test (`MRAV2_PACKAGE_BINARY`), so nothing is built again
+/// and the archive ships the very binary these tests run. `CARGO` names no program:
+/// if the script ran cargo anyway, it would fail.
+fn package(dist: &Path) -> PathBuf {
+    let out = run(Command::new(repo().join("packaging/package.sh"))
+        .env("MRAV2_PACKAGE_PROFILE", profile())
+        .env("MRAV2_PACKAGE_BINARY", binary())
         .env("MRAV2_PACKAGE_DIST", dist)
-        .env("CARGO", option_env!("CARGO").unwrap_or("cargo")));
+        .env("CARGO", "/nonexistent/package.sh-must-not-run-cargo"));
     assert!(out.status.success(), "package.sh:\n{}", describe(&out));
     let stdout = text(&out.stdout);
     let archive = PathBuf::from(
@@ -680,6 +665,32 @@ fn package(dist: &Path) -> PathBuf {
     );
     assert!(archive.is_file(), "{}", archive.display());
     archive
+}
+
+#[test]
+fn package_sh_refuses_a_binary_that_is_not_there() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("no-such-binary");
+    let out = run(Command::new(repo().join("packaging/package.sh"))
+        .env("MRAV2_PACKAGE_PROFILE", profile())
+        .env("MRAV2_PACKAGE_BINARY", &missing)
+        .env("MRAV2_PACKAGE_DIST", dir.path().join("dist"))
+        .env("CARGO", "/nonexistent/package.sh-must-not-run-cargo"));
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "MRAV2_PACKAGE_BINARY={} is not an executable file",
+            missing.display()
+        )),
+        "{}",
+        describe(&out)
+    );
+    assert!(
+        !dir.path().join("dist").exists(),
+        "nothing is written before the binary is known: {}",
+        describe(&out)
+    );
 }
 
 fn archive_base(archive: &Path) -> String {

@@ -160,7 +160,7 @@ impl Rsyslog {
         assert!(
             check.status.success(),
             "rsyslogd rejects the test config ({}); is rsyslog-gnutls installed? \
-             (apt-get install -y rsyslog rsyslog-gnutls; .ci/run installs them)\n{}{}",
+             (run the suite with scripts/test.sh, which installs them)\n{}{}",
             check.status,
             String::from_utf8_lossy(&check.stdout),
             String::from_utf8_lossy(&check.stderr),
@@ -345,8 +345,8 @@ fn rsyslogd() -> PathBuf {
         .find(|candidate| candidate.is_file())
         .unwrap_or_else(|| {
             panic!(
-                "rsyslogd not found: these tests need a real rsyslog; install rsyslog and \
-                 rsyslog-gnutls (apt-get install -y rsyslog rsyslog-gnutls; .ci/run installs them)"
+                "rsyslogd not found: these tests need a real rsyslog; run the suite with \
+                 scripts/test.sh, which installs rsyslog and rsyslog-gnutls"
             )
         })
 }

@@ -20,6 +20,9 @@
 #   MRAV2_PACKAGE_PROFILE  release (default) or debug. debug skips the optimised build
 #                          and compresses fast (for tests and CI), and names the
 #                          archive ...-debug.tar.gz.
+#   MRAV2_PACKAGE_BINARY   package this already built binary instead of running cargo
+#                          (the tests hand over the binary they test). It must be built
+#                          from this tree for the host, with the profile named above.
 #   MRAV2_PACKAGE_DIST     output directory (default: <repo>/dist)
 #   CARGO_TARGET_DIR       reused as cargo does (an existing build is not redone)
 #   SOURCE_DATE_EPOCH      timestamp of every archive entry (default: last commit time)
@@ -33,6 +36,11 @@ die() {
     exit 1
 }
 
+# A relative MRAV2_PACKAGE_BINARY is relative to the caller's directory, not to ${root}.
+case "${MRAV2_PACKAGE_BINARY-}" in
+    '' | /*) ;;
+    *) MRAV2_PACKAGE_BINARY=$(pwd -P)/${MRAV2_PACKAGE_BINARY} ;;
+esac
 root=$(cd -- "$(dirname -- "$0")/.." && pwd -P)
 cd -- "${root}"
 cargo=${CARGO:-cargo}
@@ -67,27 +75,36 @@ target=$("${rustc}" -vV | sed -n 's/^host: //p')
 
 case "${profile}" in
     release)
-        "${cargo}" build --release --locked --bin "${name}" >&2
         suffix=
         level=9
         ;;
     debug)
-        "${cargo}" build --locked --bin "${name}" >&2
         suffix=-debug
         # A debug binary is large and only for tests: compress it fast.
         level=1
         ;;
     *) die "MRAV2_PACKAGE_PROFILE must be release or debug, not '${profile}'" ;;
 esac
-target_dir=${CARGO_TARGET_DIR:-$("${cargo}" metadata --format-version 1 --no-deps |
-    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')}
-[ -n "${target_dir}" ] || die "cannot find cargo's target directory"
-case "${target_dir}" in
-    /*) ;;
-    *) target_dir=${root}/${target_dir} ;;
-esac
-binary=${target_dir}/${profile}/${name}
-[ -x "${binary}" ] || die "the build did not produce ${binary}"
+if [ -n "${MRAV2_PACKAGE_BINARY-}" ]; then
+    binary=${MRAV2_PACKAGE_BINARY}
+    if [ ! -f "${binary}" ] || [ ! -x "${binary}" ]; then
+        die "MRAV2_PACKAGE_BINARY=${binary} is not an executable file: build it first or unset it"
+    fi
+else
+    case "${profile}" in
+        release) "${cargo}" build --release --locked --bin "${name}" >&2 ;;
+        debug) "${cargo}" build --locked --bin "${name}" >&2 ;;
+    esac
+    target_dir=${CARGO_TARGET_DIR:-$("${cargo}" metadata --format-version 1 --no-deps |
+        sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')}
+    [ -n "${target_dir}" ] || die "cannot find cargo's target directory"
+    case "${target_dir}" in
+        /*) ;;
+        *) target_dir=${root}/${target_dir} ;;
+    esac
+    binary=${target_dir}/${profile}/${name}
+    [ -x "${binary}" ] || die "the build did not produce ${binary}"
+fi
 
 if [ -z "${SOURCE_DATE_EPOCH-}" ]; then
     SOURCE_DATE_EPOCH=$(git -C "${root}" log -1 --format=%ct 2>/dev/null) ||
@@ -119,8 +136,8 @@ cp -- "${binary}" "${top}/${name}.tmp"
 mkdir -p -- "${top}/bin"
 mv -- "${top}/${name}.tmp" "${top}/bin/${name}"
 chmod 755 "${top}/bin/${name}"
-put scripts/install.sh install.sh 755
-put scripts/uninstall.sh uninstall.sh 755
+put packaging/install.sh install.sh 755
+put packaging/uninstall.sh uninstall.sh 755
 for s in start-connector.sh stop-connector.sh status-connector.sh restart-connector.sh; do
     put "scripts/${s}" "bin/${s}" 755
 done
