@@ -8,6 +8,7 @@
 //! only for batches that were delivered. Duplicates after a failure are possible; loss
 //! is not.
 
+pub mod relp;
 pub mod syslog;
 pub mod transport;
 
