@@ -26,6 +26,7 @@
 //!   (`acme-eu.prod` → `MRAV2_API_KEY_ACME_EU_PROD`). So that these names never collide,
 //!   entity names must be unique ignoring case and treating `.`, `-` and `_` alike.
 //! - **Enumerated values** (`protocol`, `forwarder_type`, …) are case-insensitive.
+//! - **`relp_window`** (relp and relp-tls) is 1 to [`MAX_RELP_WINDOW`] records.
 //! - **`max_message_size`** is at least 480 bytes (what every RFC 5426 receiver must
 //!   accept), at most 65507 for udp and 16 MiB otherwise.
 
@@ -82,6 +83,7 @@ pub const SYSLOG_KEYS: &[&str] = &[
     "key_file",
     "tls_verify",
     "tls_server_name",
+    "relp_window",
 ];
 
 /// The keys of `[proxy]`.
@@ -96,6 +98,13 @@ pub const MIN_MESSAGE_SIZE: usize = 480;
 pub const MAX_UDP_MESSAGE_SIZE: usize = 65507;
 /// Largest accepted `max_message_size` for tcp, tls and stdout.
 pub const MAX_STREAM_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
+
+/// Default `relp_window`: what librelp's own clients use.
+pub const DEFAULT_RELP_WINDOW: usize = 128;
+/// Largest accepted `relp_window`. The answers to that many records (about 20 bytes
+/// each) stay well inside a socket's default receive buffer, so a sender that writes a
+/// whole window before reading cannot stall a receiver that answers as it reads.
+pub const MAX_RELP_WINDOW: usize = 4096;
 
 /// The `log_identifier_key` value that makes `log_identifier` the record HOSTNAME.
 pub const QRADAR_IDENTIFIER_KEY: &str = "qradarLogSourceIdentifier";
@@ -937,10 +946,12 @@ impl Check<'_, '_> {
                 "udp" => Some(Protocol::Udp),
                 "tcp" => Some(Protocol::Tcp),
                 "tls" => Some(Protocol::Tls),
+                "relp" => Some(Protocol::Relp),
+                "relp-tls" => Some(Protocol::RelpTls),
                 "stdout" => Some(Protocol::Stdout),
                 _ => None,
             },
-            "unknown protocol; expected udp, tcp, tls or stdout",
+            "unknown protocol; expected udp, tcp, tls, relp, relp-tls or stdout",
         );
         let use_udp_entry = scope.syslog("use_udp");
         let use_udp = self.parse(use_udp_entry, None, |v| parse_bool(v).map(Some), BOOL_MSG);
@@ -964,6 +975,7 @@ impl Check<'_, '_> {
         };
         let stream_default = match protocol {
             Some(Protocol::Tls) => (6514, Framing::OctetCounting),
+            Some(Protocol::Relp | Protocol::RelpTls) => (2514, Framing::Lf),
             _ => (514, Framing::Lf),
         };
 
@@ -1135,6 +1147,17 @@ impl Check<'_, '_> {
             ),
         };
 
+        let relp_window = self.parse(
+            scope.syslog("relp_window"),
+            DEFAULT_RELP_WINDOW,
+            |v| {
+                parse_uint(v)
+                    .filter(|n| (1..=MAX_RELP_WINDOW as u64).contains(n))
+                    .map(|n| n as usize)
+            },
+            &format!("not a relp window; expected a number of records from 1 to {MAX_RELP_WINDOW}"),
+        );
+
         let tls = self.tls(scope, protocol, host_entry, host.as_deref());
         self.ignored_keys(scope, protocol, splunk);
 
@@ -1152,6 +1175,7 @@ impl Check<'_, '_> {
             custom_identifier: custom_identifier?,
             max_message_size: max_message_size?,
             tls: tls?,
+            relp_window: relp_window?,
         })
     }
 
@@ -1162,16 +1186,24 @@ impl Check<'_, '_> {
         protocol: Option<Protocol>,
         splunk: Option<bool>,
     ) {
-        if let Some(p @ (Protocol::Udp | Protocol::Stdout)) = protocol
+        if let Some(p @ (Protocol::Udp | Protocol::Stdout | Protocol::Relp | Protocol::RelpTls)) =
+            protocol
             && let Some(e) = scope.syslog("framing")
         {
-            let name = if p == Protocol::Udp { "udp" } else { "stdout" };
             self.warn(
                 e,
-                format!("ignored with protocol {name} (framing applies to tcp and tls)"),
+                format!(
+                    "ignored with protocol {} (framing applies to tcp and tls)",
+                    p.as_str()
+                ),
             );
         }
-        if protocol.is_some_and(|p| p != Protocol::Tls) {
+        if protocol.is_some_and(|p| !p.is_relp())
+            && let Some(e) = scope.syslog("relp_window")
+        {
+            self.warn(e, "ignored because protocol is not relp or relp-tls");
+        }
+        if protocol.is_some_and(|p| !p.uses_tls()) {
             for key in [
                 "ca_file",
                 "cert_file",
@@ -1180,7 +1212,7 @@ impl Check<'_, '_> {
                 "tls_server_name",
             ] {
                 if let Some(e) = scope.syslog(key) {
-                    self.warn(e, "ignored because protocol is not tls");
+                    self.warn(e, "ignored because protocol is not tls or relp-tls");
                 }
             }
         }
@@ -1226,7 +1258,9 @@ impl Check<'_, '_> {
         };
         let verify_entry = scope.syslog("tls_verify");
         let verify = self.parse(verify_entry, true, parse_bool, BOOL_MSG);
-        if let (Some(false), Some(e), Some(Protocol::Tls)) = (verify, verify_entry, protocol) {
+        if let (Some(false), Some(e), Some(true)) =
+            (verify, verify_entry, protocol.map(Protocol::uses_tls))
+        {
             self.warn(
                 e,
                 "certificate and host name checks are off; anyone on the network path can read and alter the records",
@@ -1246,7 +1280,7 @@ impl Check<'_, '_> {
             }
             None => {
                 let host = host?.to_string();
-                if protocol == Some(Protocol::Tls) && !is_server_name(&host) {
+                if protocol.is_some_and(Protocol::uses_tls) && !is_server_name(&host) {
                     if let Some(e) = host_entry {
                         self.bad(e, "not usable as a tls server name; set tls_server_name");
                     }

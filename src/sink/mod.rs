@@ -348,6 +348,7 @@ mod tests {
             hostname: "h".into(),
             custom_identifier: None,
             max_message_size: 65536,
+            relp_window: 128,
             tls: crate::config::TlsConfig {
                 ca_file: None,
                 client_auth: None,

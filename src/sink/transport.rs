@@ -158,10 +158,8 @@ struct AcceptAnyServerCert(Arc<rustls::crypto::CryptoProvider>);
 impl fmt::Display for Destination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let protocol = match self.protocol {
-            Protocol::Udp => "udp",
-            Protocol::Tcp => "tcp",
-            Protocol::Tls => "tls",
             Protocol::Stdout => return f.write_str("stdout"),
+            other => other.as_str(),
         };
         if self.host.contains(':') {
             write!(f, "[{}]:{} ({protocol})", self.host, self.port)
@@ -182,7 +180,7 @@ impl Connector {
             protocol: config.protocol,
         };
         let tls = match config.protocol {
-            Protocol::Tls => Some(TlsSetup::new(&config.tls, &destination)?),
+            Protocol::Tls | Protocol::RelpTls => Some(TlsSetup::new(&config.tls, &destination)?),
             _ => None,
         };
         Ok(Self { destination, tls })
@@ -200,6 +198,14 @@ impl Connector {
             Protocol::Stdout => Link::Stdout,
             Protocol::Udp => Link::Udp(self.connect_udp().await?),
             Protocol::Tcp => Link::Tcp(self.connect_tcp().await?),
+            // A RELP session owns its stream (`super::relp::session`); records never go
+            // to a RELP port as plain syslog.
+            Protocol::Relp | Protocol::RelpTls => {
+                return Err(self.error(
+                    SinkErrorKind::Connect,
+                    "relp is sent by the relp session, not the plain syslog transport",
+                ));
+            }
             Protocol::Tls => {
                 let tcp = self.connect_tcp().await?;
                 match &self.tls {
