@@ -17,6 +17,7 @@ mod packaging;
 mod pipeline;
 mod proxy;
 mod receiver;
+mod relp;
 mod rsyslog;
 mod secrets;
 mod simulator;

@@ -10,3 +10,7 @@
 //! tenant's sink) knows which records those were and sends them again on a new session.
 
 pub mod frame;
+pub mod session;
+
+pub use frame::Txnr;
+pub use session::{Answer, RelpSession};
