@@ -3,7 +3,7 @@
 //! unanswered, TLS with a client certificate, a wrong CA, a port that does not speak
 //! RELP, and what `imrelp` does with a record above its `maxDataSize`.
 
-use crate::receiver::{Rsyslog, wait_for_lines};
+use crate::receiver::{Rsyslog, wait_for_lines, wait_until};
 use mrav2_syslog_connector::config::{
     Format, Framing, HeaderFormat, HeaderTime, Protocol, SyslogConfig, TlsConfig,
 };
@@ -387,4 +387,9 @@ async fn imrelp_answers_an_oversized_record_200_and_cuts_it_to_max_data_size() {
     assert_eq!(lines[0].len(), 8096, "cut to imrelp's default maxDataSize");
     assert_eq!(lines[0], big[..8096]);
     assert_eq!(lines[1], small[0], "the session goes on");
+    // Only rsyslog's own log tells.
+    wait_until("rsyslog logs the cut", ARRIVAL, || {
+        rsyslog.own_messages().contains("frame too long")
+    })
+    .await;
 }
