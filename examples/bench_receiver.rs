@@ -15,6 +15,12 @@
 //! then fetches the lists again and compares: an id of the first list that never
 //! arrived is missing; a received id absent from the second list is unexpected.
 //!
+//! With `--transport relp` (or `relp-tls`) it speaks RELP as rsyslog's `imrelp` does:
+//! it answers `open` with `200 OK` and its offers, every `syslog` command with
+//! `rsp 200 OK` once the record is counted, and `close` with an empty `rsp`. Answers
+//! are written after each read, in one write; the client's window bounds how many are
+//! in flight, so they never fill the socket buffers.
+//!
 //! With `--latency` it also measures the added latency of every record: the time the
 //! record arrived here minus the time its event left the simulator. For the second, a
 //! *tap* opens its own stream per tenant (`id=0`, all types, before the connector
@@ -40,7 +46,10 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
 use memchr::memchr;
 use memchr::memmem::{Finder, FinderRev};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use mrav2_syslog_connector::sink::relp::frame::{
+    Command as RelpCommand, Parser as RelpParser, encode as relp_encode,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
@@ -51,11 +60,11 @@ struct Args {
     /// Where to listen (loopback only in the benchmark).
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
-    /// tcp, or tls with a certificate made at start-up.
+    /// tcp, tls (with a certificate made at start-up), relp, or relp-tls.
     #[arg(long, value_enum, default_value = "tcp")]
     transport: Transport,
-    /// With `--transport tls`: where to write the PEM CA certificate that signed the
-    /// receiver's certificate (the connector's `[syslog] ca_file`).
+    /// With `--transport tls` or `relp-tls`: where to write the PEM CA certificate that
+    /// signed the receiver's certificate (the connector's `[syslog] ca_file`).
     #[arg(long)]
     ca_out: Option<PathBuf>,
     /// The message format of the records.
@@ -94,6 +103,8 @@ struct Args {
 enum Transport {
     Tcp,
     Tls,
+    Relp,
+    RelpTls,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -143,6 +154,9 @@ struct Tally {
     /// counted was generated before the simulator's final list was fetched.
     frozen: bool,
 }
+
+/// The largest RELP record accepted: the connector's largest `max_message_size`.
+const MAX_RELP_RECORD: usize = 16 * 1024 * 1024;
 
 /// Which records count for latency, in time since the first record: from the end of
 /// the warm-up to the end of `--duration`, so that the receiver's own work after that
@@ -214,12 +228,12 @@ async fn run(mut args: Args) -> anyhow::Result<bool> {
         }
     }
     let acceptor = match args.transport {
-        Transport::Tcp => None,
-        Transport::Tls => {
+        Transport::Tcp | Transport::Relp => None,
+        Transport::Tls | Transport::RelpTls => {
             let ca_out = args
                 .ca_out
                 .as_ref()
-                .context("--transport tls needs --ca-out FILE")?;
+                .context("--transport tls and relp-tls need --ca-out FILE")?;
             Some(tls_acceptor(ca_out)?)
         }
     };
@@ -243,9 +257,11 @@ async fn run(mut args: Args) -> anyhow::Result<bool> {
         from: Duration::from_secs_f64(args.latency_warmup),
         to: args.duration.map(Duration::from_secs_f64),
     });
+    let relp = matches!(args.transport, Transport::Relp | Transport::RelpTls);
     tokio::spawn(accept_loop(
         listener,
         acceptor,
+        relp,
         extractor,
         tally.clone(),
         latency,
@@ -532,6 +548,7 @@ async fn tap(response: reqwest::Response, tenant: usize, departures: Departures)
 async fn accept_loop(
     listener: TcpListener,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
+    relp: bool,
     extractor: Arc<Extractor>,
     tally: Shared,
     latency: Option<Window>,
@@ -548,9 +565,11 @@ async fn accept_loop(
         lock(&tally).connections += 1;
         let (extractor, tally, acceptor) = (extractor.clone(), tally.clone(), acceptor.clone());
         tokio::spawn(async move {
-            let result = match acceptor {
-                None => read_records(stream, &extractor, &tally, latency).await,
-                Some(acceptor) => match acceptor.accept(stream).await {
+            let result = match (acceptor, relp) {
+                (None, false) => read_records(stream, &extractor, &tally, latency).await,
+                (None, true) => serve_relp(stream, &extractor, &tally, latency).await,
+                (Some(acceptor), relp) => match acceptor.accept(stream).await {
+                    Ok(tls) if relp => serve_relp(tls, &extractor, &tally, latency).await,
                     Ok(tls) => read_records(tls, &extractor, &tally, latency).await,
                     Err(error) => Err(error),
                 },
@@ -599,6 +618,74 @@ async fn read_records<S: AsyncRead + Unpin>(
         buf.copy_within(consumed..filled, 0);
         filled -= consumed;
     }
+}
+
+/// Serves one RELP session to its end: counts each `syslog` record and answers it.
+async fn serve_relp<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    extractor: &Extractor,
+    tally: &Shared,
+    latency: Option<Window>,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut parser = RelpParser::new(MAX_RELP_RECORD);
+    let mut parsed: Vec<Record> = Vec::with_capacity(4096);
+    let mut answers = Vec::with_capacity(64 * 1024);
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let arrived_us = now_us();
+        let mut malformed = 0u64;
+        let closed = answer_relp(
+            &mut parser,
+            &buf[..n],
+            &mut answers,
+            |record| match extractor.record(record) {
+                Some(r) => parsed.push(r),
+                None => malformed += 1,
+            },
+        )
+        .map_err(std::io::Error::other)?;
+        // Counted before answered, as rsyslog queues a record before its `200`.
+        tally_records(tally, &mut parsed, malformed, n as u64, arrived_us, latency);
+        stream.write_all(&answers).await?;
+        answers.clear();
+        if closed {
+            stream.flush().await?;
+            let _ = stream.shutdown().await;
+            return Ok(());
+        }
+    }
+}
+
+/// Handles the RELP frames in `input`: calls `each` with every `syslog` record and
+/// appends the answers to `out`. `Ok(true)` after a `close` (answered).
+fn answer_relp(
+    parser: &mut RelpParser,
+    mut input: &[u8],
+    out: &mut Vec<u8>,
+    mut each: impl FnMut(&[u8]),
+) -> Result<bool, String> {
+    while let Some(frame) = parser.next_frame(&mut input).map_err(|e| e.to_string())? {
+        let answer: &[u8] = match frame.known_command() {
+            Some(RelpCommand::Syslog) => {
+                each(frame.data);
+                b"200 OK"
+            }
+            Some(RelpCommand::Open) => {
+                b"200 OK\nrelp_version=0\nrelp_software=bench_receiver\ncommands=syslog"
+            }
+            Some(RelpCommand::Close) => {
+                relp_encode(out, frame.txnr, RelpCommand::Rsp, b"").map_err(|e| e.to_string())?;
+                return Ok(true);
+            }
+            _ => return Err(format!("unexpected relp command {:?}", frame.command)),
+        };
+        relp_encode(out, frame.txnr, RelpCommand::Rsp, answer).map_err(|e| e.to_string())?;
+    }
+    Ok(false)
 }
 
 fn tally_records(
@@ -838,6 +925,100 @@ mod tests {
             [b"<14>a b".to_vec(), b"<1>cd".to_vec(), b"<2>x".to_vec()]
         );
         assert_eq!(&bytes[consumed..], b"7 <3>ef");
+    }
+
+    #[test]
+    fn relp_is_answered_like_imrelp() {
+        let mut parser = RelpParser::new(MAX_RELP_RECORD);
+        let mut out = Vec::new();
+        let mut records = Vec::new();
+        let session = b"1 open 14 relp_version=0\n2 syslog 5 <1>ab\n3 syslog 6 <2>c\nd\n4 clo";
+        // Any split: here the `close` arrives in two reads.
+        let closed = answer_relp(&mut parser, session, &mut out, |r| records.push(r.to_vec()))
+            .expect("valid relp");
+        assert!(!closed);
+        assert!(
+            answer_relp(&mut parser, b"se 0\n", &mut out, |_| {}).expect("valid relp"),
+            "close ends the session"
+        );
+        assert_eq!(records, [b"<1>ab".to_vec(), b"<2>c\nd".to_vec()]);
+        assert_eq!(
+            String::from_utf8(out).expect("ascii"),
+            "1 rsp 66 200 OK\nrelp_version=0\nrelp_software=bench_receiver\ncommands=syslog\n\
+             2 rsp 6 200 OK\n3 rsp 6 200 OK\n4 rsp 0\n"
+        );
+        let mut parser = RelpParser::new(MAX_RELP_RECORD);
+        assert!(answer_relp(&mut parser, b"<13>not relp\n", &mut Vec::new(), |_| {}).is_err());
+    }
+
+    /// The connector's RELP session against this receiver on loopback: every record
+    /// counted once and answered 200.
+    #[tokio::test]
+    async fn a_relp_session_is_served() {
+        use mrav2_syslog_connector::config::{
+            Format as F, Framing, HeaderFormat, HeaderTime, Protocol, SyslogConfig, TlsConfig,
+        };
+        use mrav2_syslog_connector::sink::relp::{Answer, RelpSession};
+        use mrav2_syslog_connector::sink::transport::Connector;
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let tally: Shared = Arc::new(Mutex::new(Tally {
+            ids: vec![HashMap::new()],
+            ..Tally::default()
+        }));
+        let extractor = Arc::new(Extractor::new(Format::Leef, &["t1".to_owned()]));
+        tokio::spawn(accept_loop(
+            listener,
+            None,
+            true,
+            extractor,
+            tally.clone(),
+            None,
+        ));
+
+        let config = SyslogConfig {
+            host: "127.0.0.1".into(),
+            port,
+            protocol: Protocol::Relp,
+            framing: Framing::Lf,
+            format: F::Leef { delimiter: '\t' },
+            header: HeaderFormat::Rfc5424,
+            facility: 1,
+            app_name: "lookout-mra".into(),
+            header_time: HeaderTime::Event,
+            hostname: "h".into(),
+            custom_identifier: None,
+            max_message_size: 65536,
+            tls: TlsConfig {
+                ca_file: None,
+                client_auth: None,
+                verify: true,
+                server_name: "localhost".into(),
+            },
+            relp_window: 128,
+        };
+        let connector = Connector::new(&config).expect("valid");
+        let mut session = RelpSession::open(&connector, 128).await.expect("open");
+        for i in 0..1000u32 {
+            let record = format!(
+                "<14>1 - h app - - - LEEF:2.0|Lookout|MRAv2|2.0|THREAT|lookoutId=00000000-0000-0000-0000-{i:012}\tx=1"
+            );
+            session.send(record.as_bytes()).await.expect("send");
+        }
+        let mut answers = Vec::new();
+        while answers.len() < 1000 {
+            session.read_answers().await.expect("answers");
+            answers.extend(session.take_answers());
+        }
+        assert!(answers.iter().all(|(_, a)| *a == Answer::Accepted));
+        assert!(session.close(Duration::from_secs(2)).await.is_empty());
+        let tally = lock(&tally);
+        assert_eq!(
+            (tally.records, tally.malformed, tally.duplicates),
+            (1000, 0, 0)
+        );
+        assert_eq!(tally.ids[0].len(), 1000);
     }
 
     #[test]

@@ -10,8 +10,10 @@
 # the receiver opens itself (see examples/bench_receiver.rs).
 #
 # Usage: scripts/bench.sh [--events N] [--batch-size B] [--format qradar|splunk]
-#        [--transport tcp|tls] [--tenants K] [--rate R] [--duration SECS] [--no-build]
-#        [--keep]
+#        [--transport tcp|tls|relp|relp-tls] [--tenants K] [--rate R]
+#        [--duration SECS] [--no-build] [--keep]
+# With relp and relp-tls the receiver answers every record as rsyslog's imrelp does
+# (rsp 200), so the figures include the connector's RELP window and answers.
 # See the README's "Performance" section for what each
 # figure means. Exit status: 0 when exactly-once held, 1 when it did not, 2 on errors.
 set -euo pipefail
@@ -37,7 +39,7 @@ while (($#)); do
   --events) events=${2:?--events needs a number}; shift 2 ;;
   --batch-size) batch_size=${2:?--batch-size needs a number}; shift 2 ;;
   --format) format=${2:?--format needs qradar or splunk}; shift 2 ;;
-  --transport) transport=${2:?--transport needs tcp or tls}; shift 2 ;;
+  --transport) transport=${2:?--transport needs tcp, tls, relp or relp-tls}; shift 2 ;;
   --tenants) tenants=${2:?--tenants needs a number}; shift 2 ;;
   --rate) rate=${2:?--rate needs events per second}; shift 2 ;;
   --duration) duration=${2:?--duration needs seconds}; shift 2 ;;
@@ -63,8 +65,8 @@ splunk) receiver_format=splunk-json ;;
 *) echo "bench.sh: --format must be qradar or splunk" >&2; exit 2 ;;
 esac
 case "$transport" in
-tcp | tls) ;;
-*) echo "bench.sh: --transport must be tcp or tls" >&2; exit 2 ;;
+tcp | tls | relp | relp-tls) ;;
+*) echo "bench.sh: --transport must be tcp, tls, relp or relp-tls" >&2; exit 2 ;;
 esac
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -146,7 +148,7 @@ sim_addr=$(wait_listening "$work/simulator.out" "$sim_pid" simulator)
 
 recv_args=(--listen 127.0.0.1:0 --transport "$transport" --format "$receiver_format"
   --sim "http://$sim_addr" --expect $((per_tenant * tenants)))
-if [[ $transport == tls ]]; then recv_args+=(--ca-out "$work/ca.pem"); fi
+if [[ $transport == tls || $transport == relp-tls ]]; then recv_args+=(--ca-out "$work/ca.pem"); fi
 if ((rate > 0)); then recv_args+=(--duration "$duration" --latency); fi
 for name in "${names[@]}"; do recv_args+=(--tenant "$name=key-$name"); done
 "$receiver" "${recv_args[@]}" >"$work/receiver.out" 2>"$work/receiver.err" &
@@ -172,7 +174,7 @@ config=$work/config.ini
   echo "port = ${recv_addr##*:}"
   echo "protocol = $transport"
   echo "forwarder_type = $format"
-  if [[ $transport == tls ]]; then echo "ca_file = $work/ca.pem"; fi
+  if [[ $transport == tls || $transport == relp-tls ]]; then echo "ca_file = $work/ca.pem"; fi
   echo
   echo "[connector]"
   echo "state_dir = $work/state"

@@ -73,10 +73,20 @@ impl SyslogConfig {
             Protocol::Stdout => "stdout".to_string(),
             Protocol::Udp => format!("udp {}:{}", self.host, self.port),
             Protocol::Tcp => format!("tcp {}:{} ({framing} framing)", self.host, self.port),
-            Protocol::Tls => format!(
-                "tls {}:{} ({framing} framing, server name {}{}{})",
+            Protocol::Relp => format!(
+                "relp {}:{} (window {} records)",
+                self.host, self.port, self.relp_window
+            ),
+            Protocol::Tls | Protocol::RelpTls => format!(
+                "{} {}:{} ({}, server name {}{}{})",
+                self.protocol.as_str(),
                 self.host,
                 self.port,
+                if self.protocol == Protocol::Tls {
+                    format!("{framing} framing")
+                } else {
+                    format!("window {} records", self.relp_window)
+                },
                 self.tls.server_name,
                 if self.tls.verify {
                     ""

@@ -32,6 +32,7 @@
 //!   (`acme-eu.prod` → `MRAV2_API_KEY_ACME_EU_PROD`). So that these names never collide,
 //!   entity names must be unique ignoring case and treating `.`, `-` and `_` alike.
 //! - **Enumerated values** (`protocol`, `forwarder_type`, …) are case-insensitive.
+//! - **`relp_window`** (relp and relp-tls) is 1 to [`MAX_RELP_WINDOW`] records.
 //! - **`max_message_size`** is at least 480 bytes (what every RFC 5426 receiver must
 //!   accept), at most 65507 for udp and 16 MiB otherwise.
 
@@ -46,8 +47,8 @@ pub use connector::CONNECTOR_KEYS;
 pub use lookout::{LOOKOUT_KEYS, api_key_env_var};
 pub use proxy::PROXY_KEYS;
 pub use syslog::{
-    MAX_STREAM_MESSAGE_SIZE, MAX_UDP_MESSAGE_SIZE, MIN_MESSAGE_SIZE, QRADAR_IDENTIFIER_KEY,
-    SYSLOG_KEYS,
+    DEFAULT_RELP_WINDOW, MAX_RELP_WINDOW, MAX_STREAM_MESSAGE_SIZE, MAX_UDP_MESSAGE_SIZE,
+    MIN_MESSAGE_SIZE, QRADAR_IDENTIFIER_KEY, SYSLOG_KEYS,
 };
 pub use value::{parse_timestamp, sanitize_hostname};
 

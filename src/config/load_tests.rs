@@ -144,6 +144,65 @@ fn tls_defaults_port_6514_and_octet_counting() {
 }
 
 #[test]
+fn relp_defaults_port_2514_and_a_window_of_128() {
+    let s = &ok(&syslog("protocol = relp")).tenants[0].syslog;
+    assert_eq!(
+        (s.protocol, s.port, s.relp_window, s.max_message_size),
+        (Protocol::Relp, 2514, 128, 65536)
+    );
+    let s = &ok(&syslog("protocol = RELP-TLS\nhost = siem.example.com")).tenants[0].syslog;
+    assert_eq!(
+        (s.protocol, s.port, s.relp_window),
+        (Protocol::RelpTls, 2514, 128)
+    );
+    assert_eq!(s.tls.server_name, "siem.example.com");
+    assert!(s.tls.verify);
+    // The other protocols carry the default too, unused.
+    assert_eq!(ok(&syslog("")).tenants[0].syslog.relp_window, 128);
+}
+
+#[test]
+fn relp_window_bounds_and_tenant_override() {
+    for (value, window) in [("1", 1), ("4096", 4096), ("512", 512)] {
+        let s = &ok(&syslog(&format!("protocol = relp\nrelp_window = {value}"))).tenants[0].syslog;
+        assert_eq!(s.relp_window, window);
+    }
+    let text = "[lookout]\napi_domain = https://x.example\napi_key = k\n\
+                [lookout:a]\nsyslog_relp_window = 16\n[lookout:b]\n\
+                [syslog]\nprotocol = relp-tls\nhost = siem.example\nrelp_window = 64\nport = 12514\n";
+    let c = ok(text);
+    let (a, b) = (&c.tenants[0].syslog, &c.tenants[1].syslog);
+    assert_eq!(
+        (a.relp_window, a.port, a.protocol),
+        (16, 12514, Protocol::RelpTls)
+    );
+    assert_eq!(
+        (b.relp_window, b.port, b.protocol),
+        (64, 12514, Protocol::RelpTls)
+    );
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn relp_tls_uses_the_tls_keys_without_warnings() {
+    let c = ok(&syslog(
+        "protocol = relp-tls\nhost = 127.0.0.1\nca_file = /etc/ssl/ca.pem\n\
+         cert_file = /etc/ssl/client.pem\nkey_file = /etc/ssl/client.key\ntls_server_name = siem.example",
+    ));
+    let s = &c.tenants[0].syslog;
+    assert_eq!(s.tls.ca_file.as_deref(), Some(Path::new("/etc/ssl/ca.pem")));
+    assert!(s.tls.client_auth.is_some());
+    assert_eq!(s.tls.server_name, "siem.example");
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert_eq!(
+        s.destination(),
+        "relp-tls 127.0.0.1:2514 (window 128 records, server name siem.example, client certificate)"
+    );
+    let s = &ok(&syslog("protocol = relp\nhost = 10.0.0.5\nrelp_window = 8")).tenants[0].syslog;
+    assert_eq!(s.destination(), "relp 10.0.0.5:2514 (window 8 records)");
+}
+
+#[test]
 fn udp_defaults_to_1024_bytes() {
     let s = &ok(&syslog("protocol = udp")).tenants[0].syslog;
     assert_eq!(
@@ -800,7 +859,7 @@ problem!(
 problem!(
     unknown_key,
     syslog("prot = udp"),
-    "config.ini: [syslog] prot = \"udp\": unknown key; accepted keys are host, port, forwarder_type, protocol, use_udp, framing, syslog_format, facility, app_name, header_time, hostname, log_identifier_key, log_identifier, max_message_size, leef_delimiter, splunk_format, ca_file, cert_file, key_file, tls_verify, tls_server_name"
+    "config.ini: [syslog] prot = \"udp\": unknown key; accepted keys are host, port, forwarder_type, protocol, use_udp, framing, syslog_format, facility, app_name, header_time, hostname, log_identifier_key, log_identifier, max_message_size, leef_delimiter, splunk_format, ca_file, cert_file, key_file, tls_verify, tls_server_name, relp_window"
 );
 problem!(
     unknown_tenant_key,
@@ -940,9 +999,57 @@ problem!(
     "config.ini: [syslog] forwarder_type = \"splunkk\": unknown forwarder type; expected qradar or splunk"
 );
 problem!(
+    relp_window_zero,
+    syslog("protocol = relp\nrelp_window = 0"),
+    "config.ini: [syslog] relp_window = \"0\": not a relp window; expected a number of records from 1 to 4096"
+);
+
+problem!(
+    relp_window_too_large,
+    syslog("protocol = relp\nrelp_window = 4097"),
+    "config.ini: [syslog] relp_window = \"4097\": not a relp window; expected a number of records from 1 to 4096"
+);
+
+problem!(
+    relp_window_not_a_number,
+    "[lookout]\nentity_name = acme\napi_domain = https://api.lookout.com\napi_key = k\nsyslog_relp_window = many\n[syslog]\nprotocol = relp\n",
+    "config.ini: [lookout] syslog_relp_window = \"many\": not a relp window; expected a number of records from 1 to 4096"
+);
+
+problem!(
+    relp_tls_host_not_a_server_name,
+    syslog("protocol = relp-tls\nhost = a..b"),
+    "config.ini: [syslog] host = \"a..b\": not usable as a tls server name; set tls_server_name"
+);
+
+warning!(
+    framing_is_ignored_with_relp,
+    syslog("protocol = relp\nframing = octet-counting"),
+    "config.ini: [syslog] framing = \"octet-counting\": ignored with protocol relp (framing applies to tcp and tls)"
+);
+
+warning!(
+    relp_window_is_ignored_with_tcp,
+    syslog("protocol = tcp\nrelp_window = 10"),
+    "config.ini: [syslog] relp_window = \"10\": ignored because protocol is not relp or relp-tls"
+);
+
+warning!(
+    tls_keys_are_ignored_with_plain_relp,
+    syslog("protocol = relp\nca_file = /etc/ssl/ca.pem"),
+    "config.ini: [syslog] ca_file = \"/etc/ssl/ca.pem\": ignored because protocol is not tls or relp-tls"
+);
+
+warning!(
+    relp_tls_without_verification_warns,
+    syslog("protocol = relp-tls\nhost = h\ntls_verify = false"),
+    "config.ini: [syslog] tls_verify = \"false\": certificate and host name checks are off; anyone on the network path can read and alter the records"
+);
+
+problem!(
     protocol_invalid,
     syslog("protocol = tpc"),
-    "config.ini: [syslog] protocol = \"tpc\": unknown protocol; expected udp, tcp, tls or stdout"
+    "config.ini: [syslog] protocol = \"tpc\": unknown protocol; expected udp, tcp, tls, relp, relp-tls or stdout"
 );
 problem!(
     use_udp_invalid,
@@ -1139,7 +1246,7 @@ warning!(
 warning!(
     warn_tls_key_ignored,
     syslog("tls_server_name = siem.example.com"),
-    "config.ini: [syslog] tls_server_name = \"siem.example.com\": ignored because protocol is not tls"
+    "config.ini: [syslog] tls_server_name = \"siem.example.com\": ignored because protocol is not tls or relp-tls"
 );
 warning!(
     warn_leef_delimiter_ignored,

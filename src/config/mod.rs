@@ -136,11 +136,11 @@ pub struct TenantConfig {
 pub struct SyslogConfig {
     /// `host`.
     pub host: String,
-    /// `port` (default 514, or 6514 for tls).
+    /// `port` (default 514, 6514 for tls, 2514 for relp and relp-tls).
     pub port: u16,
     /// `protocol` (or `use_udp = true`).
     pub protocol: Protocol,
-    /// `framing` (meaningful for tcp and tls only).
+    /// `framing` (meaningful for tcp and tls only; RELP frames every record itself).
     pub framing: Framing,
     /// `forwarder_type` with `leef_delimiter` / `splunk_format`.
     pub format: Format,
@@ -160,8 +160,11 @@ pub struct SyslogConfig {
     pub custom_identifier: Option<(String, String)>,
     /// `max_message_size`, bytes per record (header + message).
     pub max_message_size: usize,
-    /// TLS settings (used when `protocol = tls`).
+    /// TLS settings (used when `protocol = tls` or `relp-tls`).
     pub tls: TlsConfig,
+    /// `relp_window`: records sent on a RELP session and not answered yet, at most
+    /// (meaningful for relp and relp-tls only).
+    pub relp_window: usize,
 }
 
 /// Syslog transport.
@@ -170,7 +173,35 @@ pub enum Protocol {
     Udp,
     Tcp,
     Tls,
+    /// RELP over TCP: every record is answered by the receiver.
+    Relp,
+    /// RELP over TLS, with the same TLS settings as `tls`.
+    RelpTls,
     Stdout,
+}
+
+impl Protocol {
+    /// Whether records go over TLS (`tls`, `relp-tls`).
+    pub fn uses_tls(self) -> bool {
+        matches!(self, Protocol::Tls | Protocol::RelpTls)
+    }
+
+    /// Whether records go over RELP (`relp`, `relp-tls`).
+    pub fn is_relp(self) -> bool {
+        matches!(self, Protocol::Relp | Protocol::RelpTls)
+    }
+
+    /// The name used in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Udp => "udp",
+            Protocol::Tcp => "tcp",
+            Protocol::Tls => "tls",
+            Protocol::Relp => "relp",
+            Protocol::RelpTls => "relp-tls",
+            Protocol::Stdout => "stdout",
+        }
+    }
 }
 
 /// Stream framing for TCP and TLS (RFC 6587).

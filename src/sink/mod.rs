@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | [`plain::PlainSink`] | UDP, stdout | it was written |
 //! | [`plain::PlainSink`] | TCP, TLS | it was written and the connection was still open `settle` later (the settle rule) |
+//! | [`relp::RelpSink`] | RELP, RELP over TLS | the receiver answered `200` to each of its records |
 //!
 //! A sink never retries and never sleeps for a backoff: on `Err` it has dropped its
 //! connection and forgotten what it held, the tenant counts every outstanding piece
@@ -19,6 +20,7 @@
 //! ([`transport`]), and the sinks themselves.
 
 pub mod plain;
+pub mod relp;
 pub mod syslog;
 pub mod transport;
 
@@ -43,6 +45,8 @@ const HEADER_ROOM: usize = 160;
 pub enum Sink {
     /// UDP, TCP, TLS or standard output.
     Plain(plain::PlainSink),
+    /// RELP, plain or over TLS.
+    Relp(relp::RelpSink),
 }
 
 /// What one piece written amounted to, for the caller's metrics.
@@ -83,6 +87,9 @@ pub enum SinkErrorKind {
     PeerClosed,
     /// Connecting, the handshake or a write took too long.
     Timeout,
+    /// The receiver answered that it did not take a record (RELP: a code other than
+    /// 200).
+    Refused,
 }
 
 /// The framed records of the piece being sent, reused from piece to piece, and the
@@ -113,11 +120,15 @@ impl Sink {
         tenant: &str,
         commit_interval: Duration,
     ) -> Result<Self, SinkError> {
-        Ok(Sink::Plain(plain::PlainSink::new(
-            config,
-            tenant,
-            commit_interval,
-        )?))
+        if config.protocol.is_relp() {
+            Ok(Sink::Relp(relp::RelpSink::new(config, tenant)?))
+        } else {
+            Ok(Sink::Plain(plain::PlainSink::new(
+                config,
+                tenant,
+                commit_interval,
+            )?))
+        }
     }
 
     /// How long after sending a piece is receipted at the earliest (the settle time of
@@ -125,6 +136,7 @@ impl Sink {
     pub fn confirmation_delay(&self) -> Duration {
         match self {
             Sink::Plain(sink) => sink.confirmation_delay(),
+            Sink::Relp(_) => Duration::ZERO,
         }
     }
 
@@ -132,6 +144,7 @@ impl Sink {
     pub fn with_zone(mut self, zone: syslog::Zone) -> Self {
         match &mut self {
             Sink::Plain(sink) => sink.records_mut().set_zone(zone),
+            Sink::Relp(sink) => sink.records_mut().set_zone(zone),
         }
         self
     }
@@ -140,6 +153,7 @@ impl Sink {
     pub fn destination(&self) -> &Destination {
         match self {
             Sink::Plain(sink) => sink.destination(),
+            Sink::Relp(sink) => sink.destination(),
         }
     }
 
@@ -147,6 +161,7 @@ impl Sink {
     pub fn is_connected(&self) -> bool {
         match self {
             Sink::Plain(sink) => sink.is_connected(),
+            Sink::Relp(sink) => sink.is_connected(),
         }
     }
 
@@ -159,6 +174,7 @@ impl Sink {
     ) -> Result<SendReport, SinkError> {
         match self {
             Sink::Plain(sink) => sink.send(ticket, messages).await,
+            Sink::Relp(sink) => sink.send(ticket, messages).await,
         }
     }
 
@@ -170,6 +186,7 @@ impl Sink {
                 sink.ready().await;
                 Ok(())
             }
+            Sink::Relp(sink) => sink.ready().await,
         }
     }
 
@@ -181,6 +198,7 @@ impl Sink {
                 sink.collect().await;
                 Ok(())
             }
+            Sink::Relp(sink) => sink.collect().await,
         }
     }
 
@@ -188,6 +206,7 @@ impl Sink {
     pub fn receipts(&mut self) -> std::vec::Drain<'_, Receipt> {
         match self {
             Sink::Plain(sink) => sink.receipts(),
+            Sink::Relp(sink) => sink.receipts(),
         }
     }
 
@@ -195,6 +214,7 @@ impl Sink {
     pub fn awaiting(&self) -> bool {
         match self {
             Sink::Plain(sink) => sink.awaiting(),
+            Sink::Relp(sink) => sink.awaiting(),
         }
     }
 
@@ -202,6 +222,7 @@ impl Sink {
     pub fn forget(&mut self) {
         match self {
             Sink::Plain(sink) => sink.forget(),
+            Sink::Relp(sink) => sink.forget(),
         }
     }
 
@@ -210,6 +231,7 @@ impl Sink {
     pub async fn close(&mut self) {
         match self {
             Sink::Plain(sink) => sink.close().await,
+            Sink::Relp(sink) => sink.close().await,
         }
     }
 }
@@ -351,6 +373,7 @@ impl fmt::Display for SinkErrorKind {
             SinkErrorKind::Write => "write",
             SinkErrorKind::PeerClosed => "peer_closed",
             SinkErrorKind::Timeout => "timeout",
+            SinkErrorKind::Refused => "refused",
         })
     }
 }
@@ -402,6 +425,7 @@ mod tests {
             hostname: "h".into(),
             custom_identifier: None,
             max_message_size: 65536,
+            relp_window: 128,
             tls: crate::config::TlsConfig {
                 ca_file: None,
                 client_auth: None,

@@ -71,7 +71,8 @@ impl WireFraming {
     /// TCP and TLS.
     pub fn for_protocol(protocol: Protocol, framing: Framing) -> Self {
         match (protocol, framing) {
-            (Protocol::Udp, _) => WireFraming::None,
+            // RELP carries each record in a frame of its own (`super::relp::frame`).
+            (Protocol::Udp | Protocol::Relp | Protocol::RelpTls, _) => WireFraming::None,
             (Protocol::Stdout, _) => WireFraming::Lf,
             (Protocol::Tcp | Protocol::Tls, Framing::Lf) => WireFraming::Lf,
             (Protocol::Tcp | Protocol::Tls, Framing::OctetCounting) => WireFraming::OctetCounting,
@@ -370,6 +371,7 @@ mod tests {
             hostname: "lookout-mes".into(),
             custom_identifier: None,
             max_message_size: 65536,
+            relp_window: 128,
             tls: TlsConfig {
                 ca_file: None,
                 client_auth: None,

@@ -112,6 +112,14 @@ pub struct Transport {
     destination: Destination,
 }
 
+/// A connected TCP or TLS byte stream, for protocols that frame and acknowledge records
+/// themselves (RELP, [`super::relp::session`]). Unlike a [`Transport`] it has no
+/// delivery rule of its own.
+pub enum Stream {
+    Tcp(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
 /// What happened to a batch that was written without a fatal error.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BatchOutcome {
@@ -159,10 +167,8 @@ struct AcceptAnyServerCert(Arc<rustls::crypto::CryptoProvider>);
 impl fmt::Display for Destination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let protocol = match self.protocol {
-            Protocol::Udp => "udp",
-            Protocol::Tcp => "tcp",
-            Protocol::Tls => "tls",
             Protocol::Stdout => return f.write_str("stdout"),
+            other => other.as_str(),
         };
         if self.host.contains(':') {
             write!(f, "[{}]:{} ({protocol})", self.host, self.port)
@@ -183,7 +189,7 @@ impl Connector {
             protocol: config.protocol,
         };
         let tls = match config.protocol {
-            Protocol::Tls => Some(TlsSetup::new(&config.tls, &destination)?),
+            Protocol::Tls | Protocol::RelpTls => Some(TlsSetup::new(&config.tls, &destination)?),
             _ => None,
         };
         Ok(Self { destination, tls })
@@ -201,6 +207,14 @@ impl Connector {
             Protocol::Stdout => Link::Stdout,
             Protocol::Udp => Link::Udp(self.connect_udp().await?),
             Protocol::Tcp => Link::Tcp(self.connect_tcp().await?),
+            // A RELP session owns its stream (`super::relp::session`); records never go
+            // to a RELP port as plain syslog.
+            Protocol::Relp | Protocol::RelpTls => {
+                return Err(self.error(
+                    SinkErrorKind::Connect,
+                    "relp is sent by the relp session, not the plain syslog transport",
+                ));
+            }
             Protocol::Tls => {
                 let tcp = self.connect_tcp().await?;
                 match &self.tls {
@@ -217,6 +231,28 @@ impl Connector {
         };
         transport.watch_for_refusal().await?;
         Ok(transport)
+    }
+
+    /// Opens a byte stream for a protocol with its own handshake (relp, relp-tls):
+    /// connects (with `TCP_NODELAY` and keepalive) and, for relp-tls, completes the TLS
+    /// handshake and verifies the server. No settle wait: the protocol's own first
+    /// exchange shows whether the receiver took the connection.
+    pub async fn connect_stream(&self) -> Result<Stream, SinkError> {
+        match (self.destination.protocol, &self.tls) {
+            (Protocol::Tcp | Protocol::Relp, _) => Ok(Stream::Tcp(self.connect_tcp().await?)),
+            (Protocol::Tls | Protocol::RelpTls, Some(tls)) => {
+                let tcp = self.connect_tcp().await?;
+                let tls = tls.handshake(tcp, &self.destination).await?;
+                Ok(Stream::Tls(Box::new(tls)))
+            }
+            (Protocol::Tls | Protocol::RelpTls, None) => {
+                Err(self.error(SinkErrorKind::Tls, "no tls configuration"))
+            }
+            (Protocol::Udp | Protocol::Stdout, _) => Err(self.error(
+                SinkErrorKind::Connect,
+                "udp and stdout have no byte stream to open",
+            )),
+        }
     }
 
     async fn resolve(&self) -> Result<Vec<std::net::SocketAddr>, SinkError> {
@@ -657,6 +693,62 @@ impl Transport {
             tracing::debug!(destination = %destination, "syslog connection did not close in time; dropped");
         }
     }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => std::pin::Pin::new(&mut **s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => std::pin::Pin::new(&mut **s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => std::pin::Pin::new(&mut **s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => std::pin::Pin::new(&mut **s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Says what an I/O error on a [`Stream`] means, naming the TLS cause when there is one.
+pub fn describe_stream_error(e: &io::Error) -> String {
+    describe_io_tls(e)
+}
+
+/// Whether an I/O error on a [`Stream`] came from TLS.
+pub fn is_tls_error(e: &io::Error) -> bool {
+    rustls_error(e).is_some()
 }
 
 impl ServerCertVerifier for AcceptAnyServerCert {

@@ -114,8 +114,10 @@ impl Writer {
             }
         }
         self.drain(&give_up).await;
-        self.commit();
         self.sink.close().await;
+        // A sink may confirm more while it closes (RELP answers that arrive then).
+        self.apply_receipts();
+        self.commit();
         self.log_progress("stopped");
     }
 

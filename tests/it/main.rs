@@ -18,6 +18,7 @@ mod packaging;
 mod pipeline;
 mod proxy;
 mod receiver;
+mod relp;
 mod rsyslog;
 mod secrets;
 mod setup;

@@ -3,6 +3,10 @@
 //! TCP/UDP listeners that keep the exact bytes they get (for framing assertions, which
 //! rsyslog cannot make: it accepts either framing on one port).
 //!
+//! [`Rsyslog::start_relp`] starts an rsyslog with `imrelp` inputs instead (plain, TLS
+//! with a server certificate, TLS requiring a client certificate) and one plain `imtcp`
+//! input, with rsyslog's default message size, as an operator would run it.
+//!
 //! A test that needs rsyslog FAILS when `rsyslogd` is not installed; it never passes by
 //! skipping.
 
@@ -48,9 +52,30 @@ pub struct Rsyslog {
     pub tls_port: u16,
     /// TLS requiring a client certificate signed by the CA (`x509/certvalid`).
     pub mtls_port: u16,
+    /// The `imrelp` inputs, when started with [`Rsyslog::start_relp`].
+    pub relp: Option<RelpPorts>,
+    /// TCP ports that must be listening before the daemon counts as up.
+    tcp_ports: Vec<u16>,
+    /// The UDP port that must be bound too, if any.
+    udp_wait: Option<u16>,
     conf: PathBuf,
     pid_file: PathBuf,
     child: Option<Child>,
+}
+
+/// The `imrelp` inputs of [`Rsyslog::start_relp`]; each writes `relp.log`,
+/// `relp-tls.log` or `relp-mtls.log` (`%rawmsg%` and LF per record).
+#[derive(Debug, Clone, Copy)]
+pub struct RelpPorts {
+    /// Plain RELP.
+    pub plain: u16,
+    /// RELP over TLS with the server certificate and no `tls.authMode`. With imrelp's
+    /// default TLS library (GnuTLS) this input refuses every client, with or without a
+    /// certificate; with `tls.tlslib="openssl"` it asks for none.
+    pub tls: u16,
+    /// RELP over TLS requiring a client certificate signed by the CA
+    /// (`tls.authMode="certvalid"`).
+    pub mtls: u16,
 }
 
 /// A TCP listener that records every byte of every connection.
@@ -174,11 +199,124 @@ impl Rsyslog {
             tcp_port,
             tls_port,
             mtls_port,
+            relp: None,
+            tcp_ports: vec![tcp_port, tls_port, mtls_port],
+            udp_wait: Some(udp_port),
             conf,
             child: None,
         };
         rsyslog.start_again().await;
         rsyslog
+    }
+
+    /// Like [`Rsyslog::start`], but with three `imrelp` inputs ([`RelpPorts`]) and one
+    /// plain `imtcp` input (`tcp_port`, writing `tcp.log`), and rsyslog's default
+    /// message size (8096 bytes, which is also `imrelp`'s default `maxDataSize`).
+    /// `tls_port`, `mtls_port` and `udp_port` are 0: those inputs are not there.
+    pub async fn start_relp() -> Rsyslog {
+        Rsyslog::start_relp_with(None).await
+    }
+
+    /// [`Rsyslog::start_relp`] with imrelp's `tls.tlslib="openssl"`, under which an
+    /// input without `tls.authMode` takes clients without a certificate.
+    pub async fn start_relp_openssl() -> Rsyslog {
+        Rsyslog::start_relp_with(Some("openssl")).await
+    }
+
+    async fn start_relp_with(tls_lib: Option<&str>) -> Rsyslog {
+        let binary = rsyslogd();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        std::fs::create_dir_all(dir.path().join("work")).expect("work directory");
+        let certs = Certs::generate(dir.path());
+        let [tcp_port, plain, tls, mtls] = free_tcp_ports();
+        let relp = RelpPorts { plain, tls, mtls };
+        let conf = dir.path().join("receiver.conf");
+        std::fs::write(
+            &conf,
+            relp_config(dir.path(), &certs, tcp_port, relp, tls_lib),
+        )
+        .expect("write receiver.conf");
+        let check = Command::new(&binary)
+            .args(["-N1", "-f"])
+            .arg(&conf)
+            .output()
+            .expect("run rsyslogd -N1");
+        assert!(
+            check.status.success(),
+            "rsyslogd rejects the relp test config ({}); is rsyslog-relp installed? \
+             (apt-get install -y rsyslog rsyslog-relp; .ci/run installs it)\n{}{}",
+            check.status,
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr),
+        );
+        let mut rsyslog = Rsyslog {
+            pid_file: dir.path().join("receiver.pid"),
+            dir,
+            certs,
+            udp_port: 0,
+            tcp_port,
+            tls_port: 0,
+            mtls_port: 0,
+            relp: Some(relp),
+            tcp_ports: vec![tcp_port, plain, tls, mtls],
+            udp_wait: None,
+            conf,
+            child: None,
+        };
+        rsyslog.start_again().await;
+        rsyslog
+    }
+
+    /// The `imrelp` ports; panics unless started with [`Rsyslog::start_relp`].
+    pub fn relp(&self) -> RelpPorts {
+        self.relp
+            .expect("this rsyslog was started without relp inputs (use Rsyslog::start_relp)")
+    }
+
+    /// Freezes the daemon (SIGSTOP) and waits until every thread of it stopped:
+    /// connections stay open, nothing is read or answered.
+    pub async fn pause(&self) {
+        self.signal(nix::sys::signal::Signal::SIGSTOP);
+        let Some(child) = &self.child else {
+            return;
+        };
+        let tasks = PathBuf::from(format!("/proc/{}/task", child.id()));
+        wait_until(
+            "every rsyslogd thread is stopped",
+            Duration::from_secs(10),
+            || {
+                std::fs::read_dir(&tasks).is_ok_and(|entries| {
+                    entries.flatten().all(|task| {
+                        std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+                            // The state follows the ")" that ends the command name.
+                            stat.rsplit_once(')')
+                                .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+                        })
+                    })
+                })
+            },
+        )
+        .await;
+    }
+
+    /// Lets a frozen daemon run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(nix::sys::signal::Signal::SIGCONT);
+    }
+
+    /// Kills the daemon at once (SIGKILL), as a crash would, and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        if let Some(child) = &self.child {
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid fits i32"));
+            nix::sys::signal::kill(pid, signal).expect("signal rsyslogd");
+        }
     }
 
     /// Starts the stopped daemon again on the same ports and config.
@@ -204,10 +342,15 @@ impl Rsyslog {
 
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let tcp = [self.tcp_port, self.tls_port, self.mtls_port]
+            let tcp = self
+                .tcp_ports
                 .iter()
                 .all(|&p| listening("/proc/net/tcp", p, true));
-            if tcp && listening("/proc/net/udp", self.udp_port, false) {
+            if tcp
+                && self
+                    .udp_wait
+                    .is_none_or(|p| listening("/proc/net/udp", p, false))
+            {
                 return;
             }
             if let Some(child) = self.child.as_mut()
@@ -332,6 +475,62 @@ input(type="imtcp" address="127.0.0.1" port="{tls}" name="tls" ruleset="tls_in"
       streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="anon")
 input(type="imtcp" address="127.0.0.1" port="{mtls}" name="mtls" ruleset="mtls_in"
       streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="x509/certvalid")
+"#
+    )
+}
+
+/// The config of [`Rsyslog::start_relp`]: rsyslog's defaults (no `maxMessageSize`),
+/// imrelp inputs as an operator would write them, and one plain imtcp input.
+fn relp_config(
+    dir: &Path,
+    certs: &Certs,
+    tcp: u16,
+    relp: RelpPorts,
+    tls_lib: Option<&str>,
+) -> String {
+    let module = match tls_lib {
+        Some(lib) => format!(r#"module(load="imrelp" tls.tlslib="{lib}")"#),
+        None => r#"module(load="imrelp")"#.to_owned(),
+    };
+    let d = dir.display();
+    let (ca, cert, key) = (
+        certs.ca.display(),
+        certs.server_cert.display(),
+        certs.server_key.display(),
+    );
+    let RelpPorts { plain, tls, mtls } = relp;
+    format!(
+        r#"global(
+  workDirectory="{d}/work"
+  parser.escapeControlCharactersOnReceive="off"
+)
+{module}
+module(load="imtcp")
+
+template(name="exact" type="string" string="%rawmsg%\n")
+
+action(type="omfile" file="{d}/internal.log")
+
+ruleset(name="relp_in") {{
+  action(type="omfile" file="{d}/relp.log" template="exact")
+}}
+ruleset(name="relp_tls_in") {{
+  action(type="omfile" file="{d}/relp-tls.log" template="exact")
+}}
+ruleset(name="relp_mtls_in") {{
+  action(type="omfile" file="{d}/relp-mtls.log" template="exact")
+}}
+ruleset(name="tcp_in") {{
+  action(type="omfile" file="{d}/tcp.log" template="exact")
+}}
+
+input(type="imrelp" address="127.0.0.1" port="{plain}" name="relp" ruleset="relp_in")
+input(type="imrelp" address="127.0.0.1" port="{tls}" name="relp-tls" ruleset="relp_tls_in"
+      tls="on" tls.caCert="{ca}" tls.myCert="{cert}" tls.myPrivKey="{key}")
+input(type="imrelp" address="127.0.0.1" port="{mtls}" name="relp-mtls" ruleset="relp_mtls_in"
+      tls="on" tls.caCert="{ca}" tls.myCert="{cert}" tls.myPrivKey="{key}"
+      tls.authMode="certvalid")
+input(type="imtcp" address="127.0.0.1" port="{tcp}" name="tcp" ruleset="tcp_in")
 "#
     )
 }

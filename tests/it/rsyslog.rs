@@ -30,6 +30,7 @@ fn syslog_config(protocol: Protocol, port: u16, framing: Framing) -> SyslogConfi
         hostname: "lookout-mes".into(),
         custom_identifier: None,
         max_message_size: 65536,
+        relp_window: 128,
         tls: TlsConfig {
             ca_file: None,
             client_auth: None,

@@ -41,6 +41,7 @@ pub const SYSLOG_KEYS: &[&str] = &[
     "key_file",
     "tls_verify",
     "tls_server_name",
+    "relp_window",
 ];
 
 /// Smallest accepted `max_message_size`: the size every RFC 5426 receiver must accept.
@@ -49,6 +50,13 @@ pub const MIN_MESSAGE_SIZE: usize = 480;
 pub const MAX_UDP_MESSAGE_SIZE: usize = 65507;
 /// Largest accepted `max_message_size` for tcp, tls and stdout.
 pub const MAX_STREAM_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
+
+/// Default `relp_window`: what librelp's own clients use.
+pub const DEFAULT_RELP_WINDOW: usize = 128;
+/// Largest accepted `relp_window`. The answers to that many records (about 20 bytes
+/// each) stay well inside a socket's default receive buffer, so a sender that writes a
+/// whole window before reading cannot stall a receiver that answers as it reads.
+pub const MAX_RELP_WINDOW: usize = 4096;
 
 /// The `log_identifier_key` value that makes `log_identifier` the record HOSTNAME.
 pub const QRADAR_IDENTIFIER_KEY: &str = "qradarLogSourceIdentifier";
@@ -107,6 +115,7 @@ impl Check<'_, '_> {
         let protocol = self.protocol(keys);
         let (default_port, default_framing) = match protocol {
             Some(Protocol::Tls) => (6514, Framing::OctetCounting),
+            Some(Protocol::Relp | Protocol::RelpTls) => (2514, Framing::Lf),
             _ => (514, Framing::Lf),
         };
         let host = self.parse(
@@ -158,6 +167,16 @@ impl Check<'_, '_> {
         );
         let (hostname, custom_identifier) = self.hostname(keys);
         let max_message_size = self.max_message_size(keys, protocol);
+        let relp_window = self.parse(
+            keys.get("relp_window"),
+            DEFAULT_RELP_WINDOW,
+            |v| {
+                parse_uint(v)
+                    .filter(|n| (1..=MAX_RELP_WINDOW as u64).contains(n))
+                    .map(|n| n as usize)
+            },
+            &format!("not a relp window; expected a number of records from 1 to {MAX_RELP_WINDOW}"),
+        );
         let tls = self.tls(keys, protocol, host.as_deref());
         self.ignored_keys(keys, protocol, splunk);
 
@@ -175,6 +194,7 @@ impl Check<'_, '_> {
             custom_identifier: custom_identifier?,
             max_message_size: max_message_size?,
             tls: tls?,
+            relp_window: relp_window?,
         })
     }
 
@@ -185,7 +205,7 @@ impl Check<'_, '_> {
             protocol_entry,
             Protocol::Tcp,
             parse_protocol,
-            "unknown protocol; expected udp, tcp, tls or stdout",
+            "unknown protocol; expected udp, tcp, tls, relp, relp-tls or stdout",
         );
         let use_udp_entry = keys.get("use_udp");
         let use_udp = self.parse(use_udp_entry, None, |v| parse_bool(v).map(Some), BOOL_MSG);
@@ -341,16 +361,24 @@ impl Check<'_, '_> {
         protocol: Option<Protocol>,
         splunk: Option<bool>,
     ) {
-        if let Some(p @ (Protocol::Udp | Protocol::Stdout)) = protocol
+        if let Some(p @ (Protocol::Udp | Protocol::Stdout | Protocol::Relp | Protocol::RelpTls)) =
+            protocol
             && let Some(e) = keys.get("framing")
         {
-            let name = if p == Protocol::Udp { "udp" } else { "stdout" };
             self.warn(
                 e,
-                format!("ignored with protocol {name} (framing applies to tcp and tls)"),
+                format!(
+                    "ignored with protocol {} (framing applies to tcp and tls)",
+                    p.as_str()
+                ),
             );
         }
-        if protocol.is_some_and(|p| p != Protocol::Tls) {
+        if protocol.is_some_and(|p| !p.is_relp())
+            && let Some(e) = keys.get("relp_window")
+        {
+            self.warn(e, "ignored because protocol is not relp or relp-tls");
+        }
+        if protocol.is_some_and(|p| !p.uses_tls()) {
             for key in [
                 "ca_file",
                 "cert_file",
@@ -359,7 +387,7 @@ impl Check<'_, '_> {
                 "tls_server_name",
             ] {
                 if let Some(e) = keys.get(key) {
-                    self.warn(e, "ignored because protocol is not tls");
+                    self.warn(e, "ignored because protocol is not tls or relp-tls");
                 }
             }
         }
@@ -405,7 +433,9 @@ impl Check<'_, '_> {
         };
         let verify_entry = keys.get("tls_verify");
         let verify = self.parse(verify_entry, true, parse_bool, BOOL_MSG);
-        if let (Some(false), Some(e), Some(Protocol::Tls)) = (verify, verify_entry, protocol) {
+        if let (Some(false), Some(e), Some(true)) =
+            (verify, verify_entry, protocol.map(Protocol::uses_tls))
+        {
             self.warn(
                 e,
                 "certificate and host name checks are off; anyone on the network path can read and alter the records",
@@ -425,7 +455,7 @@ impl Check<'_, '_> {
             }
             None => {
                 let host = host?.to_string();
-                if protocol == Some(Protocol::Tls) && !is_server_name(&host) {
+                if protocol.is_some_and(Protocol::uses_tls) && !is_server_name(&host) {
                     if let Some(e) = keys.get("host") {
                         self.bad(e, "not usable as a tls server name; set tls_server_name");
                     }

@@ -150,6 +150,8 @@ pub(super) fn parse_protocol(v: &str) -> Option<Protocol> {
         "udp" => Some(Protocol::Udp),
         "tcp" => Some(Protocol::Tcp),
         "tls" => Some(Protocol::Tls),
+        "relp" => Some(Protocol::Relp),
+        "relp-tls" => Some(Protocol::RelpTls),
         "stdout" => Some(Protocol::Stdout),
         _ => None,
     }

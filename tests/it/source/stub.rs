@@ -630,6 +630,7 @@ pub fn tenant(api: &str) -> TenantConfig {
             hostname: "test".into(),
             custom_identifier: None,
             max_message_size: 65536,
+            relp_window: 128,
             tls: TlsConfig {
                 ca_file: None,
                 client_auth: None,
