@@ -5,6 +5,7 @@
 // the crate-wide `unwrap_used` lint is for production code.
 #![allow(clippy::unwrap_used)]
 
+mod acknowledged;
 mod checklist;
 mod config;
 mod demo;

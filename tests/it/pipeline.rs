@@ -26,7 +26,7 @@ use tokio::time::Instant;
 const SIM: SimSpec<'static> = SimSpec::new().seed("7");
 
 /// Waits for `n` lines in `file`; on failure shows what the connector said.
-async fn lines(file: &Path, n: usize, connector: &Running) {
+pub(crate) async fn lines(file: &Path, n: usize, connector: &Running) {
     eventually(
         || {
             format!(
@@ -60,7 +60,7 @@ fn tls(rsyslog: &Rsyslog) -> String {
 }
 
 /// Ids of `expected` that `file` does not hold.
-fn missing(expected: &[String], file: &Path) -> Vec<String> {
+pub(crate) fn missing(expected: &[String], file: &Path) -> Vec<String> {
     let got: HashSet<String> = received_ids(file).into_iter().collect();
     expected
         .iter()
@@ -70,7 +70,7 @@ fn missing(expected: &[String], file: &Path) -> Vec<String> {
 }
 
 /// Waits until `file` holds every id of `expected` (at least once).
-async fn wait_for_ids(
+pub(crate) async fn wait_for_ids(
     file: &Path,
     expected: &[String],
     within: Duration,
@@ -128,7 +128,7 @@ async fn settled(file: &Path, quiet: Duration) {
 }
 
 /// A counter of `/metrics` for `tenant` (0 when absent).
-fn metric(addr: std::net::SocketAddr, name: &str, tenant: &str) -> f64 {
+pub(crate) fn metric(addr: std::net::SocketAddr, name: &str, tenant: &str) -> f64 {
     let Ok((200, text)) = http_get(addr, "/metrics") else {
         return 0.0;
     };
@@ -140,7 +140,7 @@ fn metric(addr: std::net::SocketAddr, name: &str, tenant: &str) -> f64 {
 }
 
 /// A [`Setup`] for `sim` with `metrics_listen` on a free port, and that address.
-fn with_metrics(sim: &Sim, syslog: &str, lookout: &str) -> (Setup, SocketAddr) {
+pub(crate) fn with_metrics(sim: &Sim, syslog: &str, lookout: &str) -> (Setup, SocketAddr) {
     let metrics = format!("127.0.0.1:{}", free_port());
     let setup = Setup::new(&config(
         &sim.url(),

@@ -511,13 +511,13 @@ template(name="exact" type="string" string="%rawmsg%\n")
 
 action(type="omfile" file="{d}/internal.log")
 
-ruleset(name="relp_in") {{
+ruleset(name="relp_in" queue.type="Direct") {{
   action(type="omfile" file="{d}/relp.log" template="exact")
 }}
-ruleset(name="relp_tls_in") {{
+ruleset(name="relp_tls_in" queue.type="Direct") {{
   action(type="omfile" file="{d}/relp-tls.log" template="exact")
 }}
-ruleset(name="relp_mtls_in") {{
+ruleset(name="relp_mtls_in" queue.type="Direct") {{
   action(type="omfile" file="{d}/relp-mtls.log" template="exact")
 }}
 ruleset(name="tcp_in") {{
