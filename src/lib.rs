@@ -20,7 +20,8 @@
 //! - [`backoff`]: the reconnect delay arithmetic (pure), used by source and sink.
 //! - [`source`]: token lifecycle, SSE parser, the authenticated stream that never gives up.
 //! - [`mod@format`]: QRadar LEEF and Splunk renderers (pure).
-//! - [`sink`]: syslog header and framing (pure) and the UDP/TCP/TLS/stdout transports.
+//! - [`sink`]: syslog header and framing (pure), the UDP/TCP/TLS/stdout transports,
+//!   and RELP (frames, pure; the session over TCP or TLS).
 //! - [`position`]: the per-tenant state file.
 //! - [`dead_letter`]: what could not be decoded or formatted, kept on disk.
 //! - [`observe`]: metrics registry, `/metrics` and `/health`.
