@@ -915,6 +915,35 @@ mod tests {
         assert_eq!(session.unanswered(), 5);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_receiver_that_stops_answering_breaks_the_session_after_the_answer_timeout() {
+        let connector = scripted_server(OPEN_OK, |mut socket, mut parser| async move {
+            for _ in 0..3 {
+                read_frame(&mut socket, &mut parser).await;
+            }
+            // Reads, never answers, keeps the connection open.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        })
+        .await;
+        let mut session = RelpSession::open(&connector, 8).await.unwrap();
+        // Idle with nothing unanswered: no deadline applies.
+        let idle = tokio::time::timeout(Duration::from_secs(120), session.read_answers()).await;
+        assert!(idle.is_err(), "an idle session waits as long as it takes");
+        for n in 0..3 {
+            session.send(format!("r{n}").as_bytes()).await.unwrap();
+        }
+        let started = Instant::now();
+        let error = session.read_answers().await.unwrap_err();
+        assert_eq!(error.kind(), SinkErrorKind::Timeout);
+        assert!(started.elapsed() >= ANSWER_TIMEOUT);
+        assert!(
+            error.to_string().ends_with(
+                "no answer from the receiver for 30s (3 records unanswered on this session)"
+            ),
+            "{error}"
+        );
+    }
+
     #[tokio::test]
     async fn a_refused_open_and_a_missing_syslog_command_are_errors() {
         let connector = scripted_server(
