@@ -20,8 +20,9 @@
 //! - [`backoff`]: the reconnect delay arithmetic (pure), used by source and sink.
 //! - [`source`]: token lifecycle, SSE parser, the authenticated stream that never gives up.
 //! - [`mod@format`]: QRadar LEEF and Splunk renderers (pure).
-//! - [`sink`]: the destinations and when each counts a record delivered; syslog header
-//!   and framing (pure); the UDP/TCP/TLS/stdout transports.
+//! - [`sink`]: the destinations and when each counts a record delivered (plain syslog,
+//!   RELP); syslog header and framing (pure); the UDP/TCP/TLS/stdout transports; RELP
+//!   frames (pure) and sessions.
 //! - [`position`]: the per-tenant state file.
 //! - [`dead_letter`]: what could not be decoded or formatted, kept on disk.
 //! - [`observe`]: metrics registry, `/metrics` and `/health`.

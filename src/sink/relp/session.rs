@@ -13,8 +13,9 @@
 //! the socket in one write per [`RelpSession::flush`] (and when it grows past
 //! [`FLUSH_AT`] bytes), so a batch of records costs one system call, not one per
 //! record. When `window` records are unanswered, `send` flushes and reads answers until
-//! there is room again. Answers are parsed as they arrive and kept inside until
-//! [`RelpSession::take_answers`] collects them.
+//! at most half the window is unanswered: refilling it then takes one write of many
+//! records rather than one write per answer that came back. Answers are parsed as they
+//! arrive and kept inside until [`RelpSession::take_answers`] collects them.
 //!
 //! [`RelpSession::read_answers`] and [`RelpSession::flush`] are cancel-safe: each await
 //! point is a single read or write whose result is recorded before the next one, so a
@@ -161,10 +162,10 @@ impl RelpSession {
     /// kept for [`RelpSession::take_answers`]).
     pub async fn send(&mut self, record: &[u8]) -> Result<Txnr, SinkError> {
         self.check()?;
-        while self.unanswered.len() >= self.window {
+        if self.unanswered.len() >= self.window {
             self.flush().await?;
-            let before = self.unanswered.len();
-            while self.unanswered.len() >= before {
+            let low_water = self.window - (self.window / 2).max(1);
+            while self.unanswered.len() > low_water {
                 self.read_once().await?;
             }
         }
@@ -870,6 +871,77 @@ mod tests {
         );
         assert_eq!(session.unanswered(), 0);
         assert!(session.close(Duration::from_secs(2)).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn records_wait_for_a_flush_and_a_full_window_drains_to_half() {
+        let (told, mut nothing_yet) = tokio::sync::oneshot::channel();
+        let connector = scripted_server(OPEN_OK, |mut socket, mut parser| async move {
+            // Three records are sent but not flushed: nothing arrives.
+            let mut byte = [0u8; 1];
+            let quiet =
+                tokio::time::timeout(Duration::from_millis(200), socket.read(&mut byte)).await;
+            told.send(quiet.is_err()).unwrap();
+            let mut txnrs = Vec::new();
+            for _ in 0..8 {
+                txnrs.push(read_frame(&mut socket, &mut parser).await.0);
+            }
+            assert_eq!(txnrs, (2..10).collect::<Vec<_>>());
+            // Answered one by one, slowly.
+            for txnr in txnrs {
+                let mut rsp = Vec::new();
+                frame::encode(&mut rsp, Txnr::new(txnr).unwrap(), Command::Rsp, b"200 OK").unwrap();
+                socket.write_all(&rsp).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        })
+        .await;
+        let mut session = RelpSession::open(&connector, 8).await.unwrap();
+        for n in 0..3 {
+            session.send(format!("r{n}").as_bytes()).await.unwrap();
+        }
+        assert!(
+            (&mut nothing_yet).await.unwrap(),
+            "records went out before a flush"
+        );
+        for n in 3..8 {
+            session.send(format!("r{n}").as_bytes()).await.unwrap();
+        }
+        assert_eq!(session.unanswered(), 8);
+        // The window is full: this send flushes and waits until half of it is answered.
+        session.send(b"r8").await.unwrap();
+        assert_eq!(session.take_answers().count(), 4);
+        assert_eq!(session.unanswered(), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_receiver_that_stops_answering_breaks_the_session_after_the_answer_timeout() {
+        let connector = scripted_server(OPEN_OK, |mut socket, mut parser| async move {
+            for _ in 0..3 {
+                read_frame(&mut socket, &mut parser).await;
+            }
+            // Reads, never answers, keeps the connection open.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        })
+        .await;
+        let mut session = RelpSession::open(&connector, 8).await.unwrap();
+        // Idle with nothing unanswered: no deadline applies.
+        let idle = tokio::time::timeout(Duration::from_secs(120), session.read_answers()).await;
+        assert!(idle.is_err(), "an idle session waits as long as it takes");
+        for n in 0..3 {
+            session.send(format!("r{n}").as_bytes()).await.unwrap();
+        }
+        let started = Instant::now();
+        let error = session.read_answers().await.unwrap_err();
+        assert_eq!(error.kind(), SinkErrorKind::Timeout);
+        assert!(started.elapsed() >= ANSWER_TIMEOUT);
+        assert!(
+            error.to_string().ends_with(
+                "no answer from the receiver for 30s (3 records unanswered on this session)"
+            ),
+            "{error}"
+        );
     }
 
     #[tokio::test]
