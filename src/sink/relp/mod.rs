@@ -37,7 +37,8 @@ pub struct RelpSink {
     records: Records,
     connector: Connector,
     window: usize,
-    session: Option<RelpSession>,
+    /// Boxed: a session holds its stream and buffers inline.
+    session: Option<Box<RelpSession>>,
     /// Each record sent and not answered: its transaction number and piece.
     waiting: VecDeque<(Txnr, Ticket)>,
     /// Pieces sent: how many of their records still wait for an answer, oldest first.
@@ -93,7 +94,7 @@ impl RelpSink {
             match RelpSession::open(&self.connector, self.window).await {
                 Ok(session) => {
                     tracing::info!(tenant = %self.tenant, destination = %self.connector.destination(), window = self.window, "relp session open");
-                    self.session = Some(session);
+                    self.session = Some(Box::new(session));
                 }
                 Err(e) => return Err(self.broken(e)),
             }
