@@ -12,7 +12,7 @@
 # Usage: scripts/bench.sh [--events N] [--batch-size B] [--format qradar|splunk]
 #        [--transport tcp|tls] [--tenants K] [--rate R] [--duration SECS] [--no-build]
 #        [--keep]
-# See the README's "Performance" section for what each
+# See docs/performance.md#end-to-end-scriptsbenchsh for what each
 # figure means. Exit status: 0 when exactly-once held, 1 when it did not, 2 on errors.
 set -euo pipefail
 # Decimal points in $EPOCHREALTIME and awk output, whatever the caller's locale.

@@ -1,5 +1,5 @@
-//! Raw sections → validated [`Config`]: every rule of `interface.md`'s configuration
-//! reference, every problem collected before anything is reported.
+//! Raw sections → validated [`Config`]: every rule of `docs/configuration.md`, every
+//! problem collected before anything is reported.
 //!
 //! The entry points are [`load_file`] (what the binary calls), [`load_str`] and
 //! [`load_str_with_env`] (tests), and [`load_with`], which takes every outside input
@@ -1544,8 +1544,8 @@ fn parse_facility(v: &str) -> Option<u8> {
         .and_then(|n| u8::try_from(n).ok())
 }
 
-/// `leef-mapping.md` §2: TAB, or ASCII punctuation other than `=` and `\`; written as
-/// the character, `0xHH` / `xHH`, or (for TAB) `\t` or `tab`.
+/// `docs/formats/leef.md#header-and-delimiter`: TAB, or ASCII punctuation other than `=`
+/// and `\`; written as the character, `0xHH` / `xHH`, or (for TAB) `\t` or `tab`.
 fn parse_leef_delimiter(v: &str) -> Option<char> {
     let hex = v
         .strip_prefix("0x")

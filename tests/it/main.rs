@@ -8,6 +8,7 @@
 mod checklist;
 mod config;
 mod demo;
+mod docs;
 mod fixture;
 mod golden;
 mod kit;
