@@ -300,6 +300,27 @@ fn configuration_md_documents_every_key_in_its_section() {
     );
 }
 
+/// Issue 13: the README's first commands are exactly two, run the product on its
+/// embedded default and run the whole test suite.
+#[test]
+fn the_readme_opens_with_the_two_commands() {
+    let readme = read(&root().join("README.md"));
+    let mut blocks = readme.split("```").skip(1).step_by(2);
+    let first = blocks.next().expect("README.md has no code block");
+    let commands: Vec<&str> = first
+        .lines()
+        .skip(1) // the info string (`sh`)
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(commands, ["cargo run --release -- demo", "scripts/test.sh"]);
+    let before = &readme[..readme.find("```").expect("a code block")];
+    assert!(
+        !before.lines().any(|l| l.starts_with("    ") || l.starts_with("$ ")),
+        "a command appears before the two first commands"
+    );
+}
+
 #[test]
 fn the_checkers_find_what_they_should() {
     assert_eq!(slug("`[lookout]`: the tenant"), "lookout-the-tenant");
