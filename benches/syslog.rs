@@ -1,6 +1,6 @@
 //! Throughput of the syslog record writer (`sink::syslog`): header, `max_message_size`
 //! check and framing, appended to one reused buffer, for the LEEF messages of 1,000
-//! events cycled from the spec's examples.
+//! events cycled from the example events.
 //!
 //! Two destinations: the default (`rfc3164` header, TCP with LF framing, the QRadar
 //! set-up) and `rfc5424` with octet counting (the TLS default). Each has two ids:

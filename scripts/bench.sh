@@ -14,7 +14,7 @@
 #        [--duration SECS] [--no-build] [--keep]
 # With relp and relp-tls the receiver answers every record as rsyslog's imrelp does
 # (rsp 200), so the figures include the connector's RELP window and answers.
-# See the README's "Performance" section for what each
+# See docs/performance.md#end-to-end-scriptsbenchsh for what each
 # figure means. Exit status: 0 when exactly-once held, 1 when it did not, 2 on errors.
 set -euo pipefail
 # Decimal points in $EPOCHREALTIME and awk output, whatever the caller's locale.

@@ -1,4 +1,5 @@
-//! Reconnect delay arithmetic (`mra-v2-api.md` §5.1, §5.3): pure, no clock, no I/O.
+//! Reconnect delay arithmetic (`docs/event-stream.md#backoff`,
+//! `docs/event-stream.md#planned-close`): pure, no clock, no I/O.
 //!
 //! Every constant of the reconnect policy lives in [`BackoffPolicy`], so that tests can
 //! shorten them and nothing else in the tree hard-codes a delay. [`Backoff`] is the
@@ -14,7 +15,7 @@ use rand::Rng;
 use std::time::Duration;
 
 /// The constants of the reconnect policy. [`BackoffPolicy::default`] is the policy of
-/// `mra-v2-api.md` §5.1; tests may build a shorter one.
+/// `docs/event-stream.md#backoff`; tests may build a shorter one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackoffPolicy {
     /// Ceiling of the first normal wait (`1 s`); it doubles per consecutive failure.
@@ -45,7 +46,7 @@ impl Default for BackoffPolicy {
 }
 
 impl BackoffPolicy {
-    /// The policy of `mra-v2-api.md` §5.
+    /// The policy of `docs/event-stream.md#outcomes-and-reactions`.
     pub const LOOKOUT: BackoffPolicy = BackoffPolicy {
         base: Duration::from_secs(1),
         cap: Duration::from_secs(60),

@@ -1,4 +1,5 @@
-//! Command-line syntax: the clap types of `interface.md`'s CLI table, and nothing else.
+//! Command-line syntax: the clap types of `docs/operations.md#command-line`, and
+//! nothing else.
 //!
 //! This module says what may be typed, not what it does: `main.rs` maps the parsed
 //! [`Cli`] to actions. Syntax errors (unknown flags, `--daemon` without `--pid-file`, a
@@ -73,7 +74,7 @@ pub struct DemoArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = DemoFormat::Qradar)]
     pub format: DemoFormat,
-    /// History length of the simulated tenant (the simulator's default when absent)
+    /// History length of the simulated tenant (100 when absent)
     #[arg(long, value_name = "N")]
     pub events: Option<u64>,
 }
@@ -85,8 +86,8 @@ pub enum DemoFormat {
     Splunk,
 }
 
-/// `simulate`: every option of `mra-v2-api.md` §8.4, as typed. The simulator converts
-/// this into its own options type.
+/// `simulate`: every option of `docs/event-stream.md#simulate-options`, as typed. The
+/// simulator converts this into its own options type.
 #[derive(Debug, Clone, PartialEq, Args)]
 pub struct SimulateArgs {
     /// Address to listen on, e.g. 127.0.0.1:0 (port 0 picks a free port)

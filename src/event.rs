@@ -213,7 +213,8 @@ pub struct DeadLetter {
 /// One `events` message of the stream, decoded.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Batch {
-    /// Where the stream stands after this batch (§4.4 of the API notes): the message's
+    /// Where the stream stands after this batch
+    /// (`docs/event-stream.md#the-id-cursor-and-duplicates`): the message's
     /// `id:` if it carried one, else the last event's `id`, else `None` (unchanged).
     pub position: Option<Position>,
     /// The events, in stream order.

@@ -3,19 +3,30 @@
 //! Moves mobile-threat events from the Lookout Mobile Risk API v2 into a SIEM over
 //! syslog, without losing, duplicating or mangling them.
 //!
-//! Per tenant the pipeline is a straight line of values:
+//! Per tenant, a reader task and a writer task joined by a queue of 2 batches move a
+//! straight line of values:
 //!
 //! ```text
-//! bytes ─▶ sse::Frame ─▶ Batch(Vec<MraEvent>) ─▶ RenderedMessage ─▶ framed bytes ─▶ committed Position
-//!  source::stream     source (decode)        format::{leef,splunk}   sink::{syslog,transport}   position
+//! HTTP bytes                        source::stream   one authenticated GET, read under sse_timeout
+//!  ─▶ sse::Frame                    source::sse      the event-stream parser (pure)
+//!  ─▶ Batch                         source::decode   position, Vec<RawEvent>, dead letters
+//!  ─▶ queue of 2 batches            tenant           reader → writer
+//!  ─▶ MraEvent, one at a time       event, json      a JSON tree borrowing the event's text
+//!  ─▶ RenderedMessage               format           LEEF, Splunk json or kv (pure)
+//!  ─▶ framed bytes, ~32 KB pieces   sink::syslog     header, size cut, framing (pure)
+//!  ─▶ delivered                     sink::transport  written, flushed, connection still open
+//!  ─▶ committed Position            position         the state file, written atomically
 //! ```
+//!
+//! The operator's and engineer's reference is `docs/` in the repository
+//! (`docs/README.md`); `ARCHITECTURE.md` has the codemap and the invariants.
 //!
 //! Modules in reading order:
 //!
 //! - [`cli`]: command-line syntax (clap types only).
 //! - [`config`]: INI text → raw → validated [`config::Config`]; every problem collected.
-//! - [`event`]: the words every stage shares: [`event::MraEvent`], [`event::Batch`],
-//!   [`event::Position`].
+//! - [`event`]: the words every stage shares: [`event::RawEvent`], [`event::MraEvent`],
+//!   [`event::Batch`], [`event::Position`].
 //! - [`json`]: the borrowed JSON tree an event is decoded into for formatting.
 //! - [`backoff`]: the reconnect delay arithmetic (pure), used by source and sink.
 //! - [`source`]: token lifecycle, SSE parser, the authenticated stream that never gives up.

@@ -1,7 +1,8 @@
 //! The process edge: parse the command line, load and validate the configuration before
 //! anything touches the network, fork if asked (before any thread or runtime exists),
 //! set up logging, build the runtime, run the subcommand, and map the outcome to an exit
-//! code (`interface.md`: 0 ok, 78 configuration problem, 2 usage, 1 fatal).
+//! code (`docs/operations.md#exit-codes`: 0 ok, 78 configuration problem, 2 usage,
+//! 1 fatal).
 
 use anyhow::Context;
 use mrav2_syslog_connector::cli::{Cli, Command, DemoArgs, SimulateArgs};

@@ -1,4 +1,4 @@
-//! The input every micro-benchmark shares: the spec's example events
+//! The input every micro-benchmark shares: the example events
 //! (`tests/golden/events/*.json`, the formatter's copies), cycled into a realistic
 //! stream of 100-event batches.
 //!

@@ -1,5 +1,5 @@
-//! Raw sections → validated [`Config`]: every rule of `interface.md`'s configuration
-//! reference, every problem collected before anything is reported.
+//! Raw sections → validated [`Config`]: every rule of `docs/configuration.md`, every
+//! problem collected before anything is reported.
 //!
 //! The entry points are [`load_file`] (what the binary calls), [`load_str`] and
 //! [`load_str_with_env`] (tests), and [`load_with`], which takes every outside input

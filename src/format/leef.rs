@@ -1,11 +1,13 @@
-//! QRadar LEEF 2.0 (`leef-mapping.md`): one line per event, or one per smishing
+//! QRadar LEEF 2.0 (`docs/formats/leef.md`): one line per event, or one per smishing
 //! detection.
 //!
-//! The attribute mapping is data: `MAPPING` is the Python connector's table (§5.2) in
-//! its order, and `NEW_ATTRIBUTES` the keys this project adds (§6.3). The renderer
-//! walks them once per record, looks each path up in the event, and writes
-//! `key=value` pairs straight into the output string through an `Escaper`, so no
-//! value is copied or escaped twice. The golden tests are the check on both tables.
+//! The attribute mapping is data: `MAPPING` is the Python connector's table
+//! (`docs/formats/leef.md#the-mapping-table`) in its order, and `NEW_ATTRIBUTES` the keys
+//! this project adds (`docs/formats/leef.md#attributes-this-project-adds`). The renderer
+//! walks them once per record, looks each path up in the event, and writes `key=value`
+//! pairs straight into the output string through an `Escaper`, so no value is copied or
+//! escaped twice. The golden tests are the check on both tables, and a unit test keeps the
+//! documented mapping table equal to `MAPPING`.
 //!
 //! This module does not know about syslog headers, framing or size limits.
 
@@ -20,12 +22,12 @@ pub(crate) enum Source {
     /// The configured `entity_name` (the event's `entName`, which is set before
     /// mapping).
     EntityName,
-    /// A path into the event, rendered by §6.2.
+    /// A path into the event, rendered as any value.
     Path(&'static [&'static str]),
-    /// A path whose boolean is written `1`/`0` (§5.4).
+    /// A path whose boolean is written `1`/`0`.
     OneZero(&'static [&'static str]),
-    /// Two paths joined by `separator` (§5.3). Omitted unless the first renders;
-    /// the second is added only when it renders too.
+    /// Two paths joined by `separator` (`docs/formats/leef.md#composite-keys`). Omitted
+    /// unless the first renders; the second is added only when it renders too.
     Composite {
         first: &'static [&'static str],
         second: &'static [&'static str],
@@ -34,8 +36,9 @@ pub(crate) enum Source {
     /// The position of the record's detection in `smishing_alert.detections`; only on
     /// split records.
     DetectionIndex,
-    /// A field of the record's smishing detection (`smishing_alert.detection.<field>`
-    /// in the split view of §4); only on split records.
+    /// A field of the record's smishing detection (`smishing_alert.detection.<field>` in
+    /// the split view of `docs/formats/leef.md#smishing-alerts-one-record-per-detection`);
+    /// only on split records.
     Detection(&'static str),
 }
 
@@ -76,7 +79,8 @@ const fn composite(
     }
 }
 
-/// `leef-mapping.md` §5.2: the mapping as the Python connector emits it, in its order.
+/// `docs/formats/leef.md#the-mapping-table`: the mapping as the Python connector
+/// emits it, in its order.
 /// Duplicate keys (`lookoutEventType`, `latestOSVersion`) are kept: an event has only
 /// one of each pair.
 pub(crate) static MAPPING: [Attribute; 77] = [
@@ -311,8 +315,8 @@ pub(crate) static MAPPING: [Attribute; 77] = [
     /* 77 */ at("wifiBSsid", &["threat", "details", "network", "wifi_bssid"]),
 ];
 
-/// `leef-mapping.md` §6.3: the keys this project adds after [`MAPPING`], in order
-/// (`devTime` and `sev` are written right after `cat` instead).
+/// `docs/formats/leef.md#attributes-this-project-adds`: the keys this project adds after
+/// [`MAPPING`], in order (`devTime` and `sev` are written right after `cat` instead).
 pub(crate) static NEW_ATTRIBUTES: [Attribute; 9] = [
     at("lookoutThreatStatus", &["threat", "status"]),
     at("threatReputation", &["threat", "details", "reputation"]),
@@ -348,7 +352,7 @@ pub(crate) static NEW_ATTRIBUTES: [Attribute; 9] = [
 pub(crate) const QRADAR_IDENTIFIER_KEY: &str = "qradarLogSourceIdentifier";
 
 /// Undoes the escaping of one LEEF attribute value written with `delimiter`
-/// (`leef-mapping.md` §6.1). With `'|'` it also undoes header escaping.
+/// (`docs/formats/leef.md#escaping`). With `'|'` it also undoes header escaping.
 pub fn unescape_leef(value: &str, delimiter: char) -> String {
     super::value::unescape(value, delimiter)
 }
@@ -403,7 +407,7 @@ pub(crate) fn render(
     }
 }
 
-/// The LEEF severity `sev`, 1–10 (§6.4).
+/// The LEEF severity `sev`, 1–10 (`docs/formats/leef.md#sev-the-leef-severity`).
 pub(crate) fn leef_severity(fields: &Object<'_>) -> u8 {
     match fields.get("type").and_then(Value::as_str) {
         Some("THREAT") => match threat_severity(fields) {
@@ -428,7 +432,7 @@ pub(crate) fn threat_severity<'a>(fields: &'a Object<'_>) -> Option<&'a str> {
         .and_then(Value::as_str)
 }
 
-/// `created_time` as epoch milliseconds, 13 digits (§6.3).
+/// `created_time` as epoch milliseconds, 13 digits.
 fn dev_time(envelope: &Envelope<'_>) -> Option<i64> {
     envelope
         .event_time
@@ -438,7 +442,7 @@ fn dev_time(envelope: &Envelope<'_>) -> Option<i64> {
         .filter(|ms| (0..10_000_000_000_000).contains(ms))
 }
 
-/// One record: the event, seen with at most one smishing detection (§4).
+/// One record: the event, seen with at most one smishing detection.
 struct Record<'a> {
     fields: &'a Object<'a>,
     event_type: Option<&'a str>,
@@ -515,7 +519,7 @@ static WALK: LazyLock<Walk> = LazyLock::new(|| {
 /// looked up, `Some(None)` when the event has no such object.
 struct Parents<'a>([Option<Option<&'a Object<'a>>>; MAX_PARENTS]);
 
-/// The category of §3, before rendering.
+/// The category (`docs/formats/leef.md#eventid-and-category`), before rendering.
 enum Category<'a> {
     One(&'a Value<'a>),
     Two(&'a Value<'a>, &'a Value<'a>),
@@ -573,7 +577,7 @@ impl<'a> Record<'a> {
         text
     }
 
-    /// The `<type>` part of the EventID (§3).
+    /// The `<type>` part of the EventID.
     fn eventid_type(&self) -> &'a str {
         if self.detection_field("alert_type").and_then(Value::as_str) == Some("FRAUD_DETECTION") {
             return "FRAUD_DETECTION";
@@ -581,7 +585,7 @@ impl<'a> Record<'a> {
         self.event_type.unwrap_or("UNKNOWN")
     }
 
-    /// The category (§3): per type, with `change_type` as the usual fallback.
+    /// The category: per type, with `change_type` as the usual fallback.
     fn category(&self) -> Category<'a> {
         let fallback = || match self.scalar(&["change_type"]) {
             Some(change_type) => Category::One(change_type),

@@ -29,7 +29,7 @@ pub use splunk::unescape_kv;
 pub struct RenderedMessage {
     /// The LEEF line, JSON object or kv line. Never contains CR, LF or NUL.
     pub text: String,
-    /// Syslog severity 0–7 derived from the event (leef-mapping §6.5).
+    /// Syslog severity 0–7 derived from the event.
     pub severity: u8,
     /// The event's `created_time`, when it is RFC 3339 with an offset.
     pub event_time: Option<DateTime<FixedOffset>>,
@@ -134,7 +134,8 @@ impl<'a> Envelope<'a> {
     }
 }
 
-/// The syslog severity of an event's records, 0–7 (`leef-mapping.md` §6.5). The same
+/// The syslog severity of an event's records, 0–7
+/// (`docs/formats/syslog.md#severity-per-event`). The same
 /// for LEEF and Splunk.
 pub fn syslog_severity(fields: &Object<'_>) -> u8 {
     match fields.get("type").and_then(Value::as_str) {

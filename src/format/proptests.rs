@@ -1,9 +1,9 @@
-//! Property tests (`leef-mapping.md` §6.6, §8): arbitrary JSON objects and mutations of
-//! the example events never make the formatter panic, always give exactly one record per
-//! event (or per smishing detection), and never a record with CR, LF, NUL or an
-//! unescaped delimiter. Every format round-trips: LEEF values unescape to their §6.2
-//! rendering, kv values unescape to the leaves, and the JSON parses back to the event
-//! plus the added keys.
+//! Property tests (`docs/formats/leef.md#how-the-tests-check-it`): arbitrary JSON objects
+//! and mutations of the example events never make the formatter panic, always give exactly
+//! one record per event (or per smishing detection), and never a record with CR, LF, NUL or
+//! an unescaped delimiter. Every format round-trips: LEEF values unescape to their
+//! rendering, kv values unescape to the leaves, and the JSON parses back to the event plus
+//! the added keys.
 
 use super::leef::{MAPPING, NEW_ATTRIBUTES, Source};
 use super::tests::{golden_events, split_unescaped};

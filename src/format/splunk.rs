@@ -1,8 +1,9 @@
-//! Splunk output (`splunk-format.md`): the event as one compact JSON object, or as
+//! Splunk output (`docs/formats/splunk.md`): the event as one compact JSON object, or as
 //! `key="value"` pairs of its leaves. One record per event; smishing alerts are not
 //! split.
 //!
-//! Both modes see the event with the keys of §1 added (`Additions`): `entName`
+//! Both modes see the event with the keys of
+//! `docs/formats/splunk.md#keys-added-to-every-event` added (`Additions`): `entName`
 //! replaced where it stands or appended, `type: "UNKNOWN"` when there is none, and the
 //! custom identifier. The event itself is never copied: the writers walk it and
 //! substitute or append as they go.
@@ -10,7 +11,7 @@
 use super::value::{Escaper, Out, is_present, write_json, write_json_str, write_value};
 use crate::json::{Object, Value};
 
-/// The keys §1 adds to an event, with the semantics of assigning them in order to a
+/// The keys added to an event, with the semantics of assigning them in order to a
 /// dictionary that keeps insertion order: a key the event already has keeps its place
 /// and takes the new value; the others are appended in the order first assigned.
 pub(crate) struct Additions<'a> {
@@ -75,12 +76,13 @@ impl<'a> Additions<'a> {
     }
 }
 
-/// Undoes the escaping of one kv value (the text between the quotes, §3).
+/// Undoes the escaping of one kv value (the text between the quotes).
 pub fn unescape_kv(value: &str) -> String {
     super::value::unescape(value, '"')
 }
 
-/// `json` mode (§2): the event as received, compact, with the additions.
+/// `json` mode (`docs/formats/splunk.md#json-mode`): the event as received, compact, with
+/// the additions.
 pub(crate) fn render_json(fields: &Object<'_>, additions: &Additions<'_>) -> String {
     let mut text = String::with_capacity(1536);
     text.push('{');
@@ -109,7 +111,8 @@ pub(crate) fn render_json(fields: &Object<'_>, additions: &Additions<'_>) -> Str
     text
 }
 
-/// `kv` mode (§3): `key="value"` per leaf, dotted paths depth first, added keys last.
+/// `kv` mode (`docs/formats/splunk.md#kv-mode`): `key="value"` per leaf, dotted paths depth
+/// first, added keys last.
 pub(crate) fn render_kv(fields: &Object<'_>, additions: &Additions<'_>) -> String {
     let mut kv = Kv {
         text: String::with_capacity(1536),

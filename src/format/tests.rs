@@ -1,17 +1,17 @@
 //! Golden tests (every file of `events/` in LEEF, Splunk json and Splunk kv, compared
-//! byte for byte with `tests/golden/`), the escape vectors of `leef-mapping.md` §6.1,
-//! and one test per row of the §6.6 edge-case table.
+//! byte for byte with `tests/golden/`), the escape examples of
+//! `docs/formats/leef.md#escaping`, and one test per row of
+//! `docs/formats/leef.md#missing-or-odd-fields`.
 //!
 //! The expected files under `tests/golden/` hold the message part of each record, one
-//! record per line, with TAB bytes where LEEF has them. Lines given by the specs
-//! (`leef-mapping.md` §7, `splunk-format.md` §4) are copied from there; the others were
-//! written by hand from the rules.
+//! record per line, with TAB bytes where LEEF has them; `tests/golden/README.md` says
+//! where each line comes from.
 
 use super::*;
 use serde_json::{Value, json};
 
-/// The §7 configuration: `entity_name = acme`, and a log identifier that names the
-/// QRadar log source (so no custom attribute).
+/// The configuration of `docs/formats/leef.md#worked-examples`: `entity_name = acme`, and a
+/// log identifier that names the QRadar log source (so no custom attribute).
 fn formatter(format: Format) -> Formatter {
     Formatter::new(
         format,
@@ -167,8 +167,8 @@ pub(super) fn golden_events() -> impl Iterator<Item = &'static Golden> {
     GOLDEN.iter()
 }
 
-// Severities: the PRIs of the spec's golden lines (facility user: <11> = 3, <12> = 4,
-// <13> = 5, <14> = 6), and §6.5 for the four files the specs give no line for.
+// Severities: the PRIs of the golden records (facility user: <11> = 3, <12> = 4,
+// <13> = 5, <14> = 6), by `docs/formats/syslog.md#severity-per-event`.
 golden! {
     threat_network: "threat-network" => 3,
     threat_app: "threat-app" => 4,
@@ -230,7 +230,7 @@ fn pipe_delimiter_header_is_0x7c() {
 }
 
 // ---------------------------------------------------------------------------------
-// §6.1 escape vectors, with delimiters TAB, ^ and |
+// The escape examples of `docs/formats/leef.md#escaping`, with delimiters TAB, ^ and |
 
 #[test]
 fn escape_vectors() {
@@ -301,7 +301,7 @@ fn escape_vector_header() {
 }
 
 // ---------------------------------------------------------------------------------
-// §6.6: one test per row
+// `docs/formats/leef.md#missing-or-odd-fields`: one test per row
 
 fn threat_app() -> Value {
     json!({
@@ -470,7 +470,7 @@ fn edge_no_change_type_for_fallback() {
         assert!(event_id(&record).ends_with(",UNKNOWN"), "{v}: {record}");
         assert_eq!(attribute(&record, "cat").as_deref(), Some("UNKNOWN"));
     }
-    // A number is a scalar, rendered as §6.2.
+    // A number is a scalar, rendered as its JSON text.
     assert_eq!(event_id(&one(TAB, json!({"change_type": 5}))), "UNKNOWN,5");
 }
 
@@ -533,8 +533,9 @@ fn edge_value_of_unexpected_kind() {
     );
 }
 
-// The last row of §6.6 (an array item in the batch that is not an object) never reaches
-// the formatter: `MraEvent` holds an object, and the source dead-letters the rest.
+// The last row of the missing-or-odd-fields table (an array item in the batch that is not
+// an object) never reaches the formatter: `MraEvent` holds an object, and the source
+// dead-letters the rest.
 
 // ---------------------------------------------------------------------------------
 // More LEEF rules
@@ -703,6 +704,73 @@ fn msgid_is_printable_ascii_up_to_32() {
     assert_eq!(msgid(json!("A B")), None);
     assert_eq!(msgid(json!("É")), None);
     assert_eq!(msgid(json!(1)), None);
+}
+
+/// The table rows (header excluded) of the one table under `section` (a `## ` or `### `
+/// heading of `docs/formats/leef.md`): for each row, the code spans of each cell.
+fn documented_rows(section: &str) -> Vec<Vec<Vec<String>>> {
+    let doc = include_str!("../../docs/formats/leef.md");
+    let start = doc
+        .lines()
+        .position(|l| l.trim_start_matches('#').trim() == section)
+        .unwrap_or_else(|| panic!("docs/formats/leef.md has no heading {section:?}"));
+    doc.lines()
+        .skip(start + 1)
+        .take_while(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with('|') && !l.starts_with("|---"))
+        // The first row is the table's header.
+        .skip(1)
+        .map(|l| {
+            l.trim_matches('|')
+                .split('|')
+                .map(|cell| {
+                    cell.split('`')
+                        .skip(1)
+                        .step_by(2)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn the_documented_mapping_table_is_the_one_the_code_implements() {
+    let rows = documented_rows("The mapping table");
+    let code: Vec<(Vec<String>, String)> = leef::MAPPING
+        .iter()
+        .map(|attribute| {
+            let paths = match attribute.source {
+                leef::Source::EntityName => vec!["entName".to_string()],
+                leef::Source::Path(path) | leef::Source::OneZero(path) => vec![path.join(".")],
+                leef::Source::Composite { first, second, .. } => {
+                    vec![first.join("."), second.join(".")]
+                }
+                other => panic!("{other:?} in MAPPING"),
+            };
+            (paths, attribute.key.to_string())
+        })
+        .collect();
+    let documented: Vec<(Vec<String>, String)> = rows
+        .iter()
+        .map(|cells| (cells[1].clone(), cells[2].concat()))
+        .collect();
+    assert_eq!(
+        documented, code,
+        "docs/formats/leef.md#the-mapping-table differs"
+    );
+
+    let added: Vec<String> = documented_rows("Attributes this project adds")
+        .iter()
+        .map(|cells| cells[0].concat())
+        .filter(|key| key != "devTime" && key != "sev")
+        .collect();
+    let code: Vec<&str> = leef::NEW_ATTRIBUTES.iter().map(|a| a.key).collect();
+    assert_eq!(
+        added, code,
+        "docs/formats/leef.md#attributes-this-project-adds differs"
+    );
 }
 
 #[test]

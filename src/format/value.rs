@@ -1,6 +1,7 @@
 //! How one JSON value becomes text, shared by LEEF attributes and Splunk kv values
-//! (`leef-mapping.md` §6.2), plus the backslash escaping both formats use (§6.1,
-//! `splunk-format.md` §3) and the compact JSON writer (§6.2.1, Splunk `json`).
+//! (`docs/formats/leef.md#rendering-values`), plus the backslash escaping both formats
+//! use (`docs/formats/leef.md#escaping`, `docs/formats/splunk.md#kv-mode`) and the
+//! compact JSON writer (`docs/formats/leef.md#compact-json`, Splunk `json`).
 //!
 //! Rendering and escaping are separate layers: a renderer writes the *unescaped* text
 //! into an [`Out`], and an [`Escaper`] is an `Out` that escapes as it appends. A value
@@ -146,7 +147,7 @@ pub fn unescape(value: &str, special: char) -> String {
     out
 }
 
-/// Whether `value` renders to something under §6.2: `null`, `[]` and `{}` do not.
+/// Whether `value` renders to something: `null`, `[]` and `{}` do not.
 #[inline]
 pub(crate) fn is_present(value: &Value<'_>) -> bool {
     match value {
@@ -163,9 +164,10 @@ pub(crate) fn is_scalar(value: &Value<'_>) -> bool {
     matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_))
 }
 
-/// Writes `value` as §6.2 renders it, unescaped (the caller's `out` escapes). With
-/// `one_zero`, a boolean is `1`/`0` (§5.4). Writes nothing for a value that is not
-/// [`is_present`]; callers check first so they can leave out the whole attribute.
+/// Writes `value` rendered as a LEEF or kv value, unescaped (the caller's `out` escapes).
+/// With `one_zero`, a boolean is `1`/`0` (`docs/formats/leef.md#keys-written-as-1-or-0`).
+/// Writes nothing for a value that is not [`is_present`]; callers check first so they can
+/// leave out the whole attribute.
 pub(crate) fn write_value<O: Out>(out: &mut O, value: &Value<'_>, one_zero: bool) {
     match value {
         Value::Null => {}

@@ -1,5 +1,6 @@
 //! One tenant's events: the history generated at start-up plus the live events added
-//! since, in id order, with the lookups the resume rules of spec §8.1 need.
+//! since, in id order, with the lookups the resume rules of
+//! `docs/event-stream.md#simulator-endpoints` need.
 //!
 //! Readers (stream connections) wait for growth on a `watch` channel carrying the
 //! length, so a live event wakes every connection of the tenant.

@@ -1,5 +1,5 @@
-//! Firehose mode (spec §8.3): the whole history pre-serialised, before listening, into
-//! one buffer of back-to-back `events` messages.
+//! Firehose mode (`docs/event-stream.md#firehose-mode`): the whole history pre-serialised,
+//! before listening, into one buffer of back-to-back `events` messages.
 //!
 //! Serving is then a matter of handing out slices of that buffer: no per-event work
 //! and no per-event allocation while the socket is being filled. The events of the

@@ -1,5 +1,5 @@
-//! Generated MRA v2 events (spec §6 and §8.2), written from the spec and the example
-//! files, not from the connector's own types.
+//! Generated MRA v2 events (`docs/event-stream.md#generated-events`), written from the
+//! documented event fields and the example files, not from the connector's own types.
 //!
 //! One [`Generator`] per tenant owns a seeded ChaCha8 generator and the id clock, so the
 //! same seed, tenant, options and times give byte-identical events. Each event is
@@ -87,7 +87,7 @@ impl EventKind {
             .find(|kind| kind.as_str() == name)
     }
 
-    /// The relative weight of spec §8.2: 40/40/15/5.
+    /// The relative weight of each type: 40/40/15/5.
     fn weight(self) -> u32 {
         match self {
             EventKind::Threat => 40,

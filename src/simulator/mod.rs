@@ -1,11 +1,12 @@
-//! The built-in Lookout Mobile Risk API v2 simulator (spec §8), used in process by the
+//! The built-in Lookout Mobile Risk API v2 simulator
+//! (`docs/event-stream.md#the-built-in-simulator`), used in process by the
 //! integration tests, as `mrav2-syslog-connector simulate`, and by `demo`.
 //!
 //! It is a real HTTP(S) server on a loopback (or chosen) port that issues tokens, serves
 //! generated events as Server-Sent Events with the resume rules of the real API, and
-//! misbehaves on cue (a scenario's wire style and scripted faults). It is written from
-//! the spec's text, not from the connector's parsing types, so that a misunderstanding
-//! cannot pass on both sides.
+//! misbehaves on cue (a scenario's wire style and scripted faults). It is written from the
+//! documented API (`docs/event-stream.md`), not from the connector's parsing types, so that
+//! a misunderstanding cannot pass on both sides.
 //!
 //! Reading order (private modules in plain text):
 //! - [`options`]: [`SimOptions`], every flag of `simulate` with its default;

@@ -1,6 +1,6 @@
-//! `POST /oauth2/token` (spec §2 and §8.1): the Application Key as a bearer token, a
-//! form body with `grant_type=client_credentials`, and the five fields of a token
-//! response. Token-endpoint faults (`status`, `expire_tokens`, `drop`, `reset`,
+//! `POST /oauth2/token` (`docs/event-stream.md#token-endpoint`): the Application Key as a
+//! bearer token, a form body with `grant_type=client_credentials`, and the five fields of a
+//! token response. Token-endpoint faults (`status`, `expire_tokens`, `drop`, `reset`,
 //! `stall`) are applied here.
 
 use std::sync::Arc;

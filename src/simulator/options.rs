@@ -1,5 +1,6 @@
-//! The simulator's options: every flag of `simulate` (spec §8.4) as one value, with
-//! the spec's defaults. The clap flags live in `cli`; this module only holds the
+//! The simulator's options: every flag of `simulate`
+//! (`docs/event-stream.md#simulate-options`) as one value, with
+//! their defaults. The clap flags live in `cli`; this module only holds the
 //! values and checks them before anything is bound.
 
 use std::collections::BTreeMap;
@@ -30,7 +31,7 @@ pub struct SimOptions {
     pub events: usize,
     /// `created_time` of the first history event. Default: start-up − 1 h.
     pub start_time: Option<DateTime<Utc>>,
-    /// Where the history ends (exclusive). Default: start-up. Not a flag of the spec:
+    /// Where the history ends (exclusive). Default: start-up. Not a flag of `simulate`:
     /// pinning it (with `start_time`) makes two runs byte-identical, since the history
     /// is spread evenly between the two.
     pub history_end: Option<DateTime<Utc>>,
@@ -48,10 +49,10 @@ pub struct SimOptions {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key; with `tls_cert`, serve HTTPS.
     pub tls_key: Option<PathBuf>,
-    /// Pre-serialise the history and write it as fast as the socket takes it (§8.3).
+    /// Pre-serialise the history and write it as fast as the socket takes it.
     pub firehose: bool,
-    /// Wire style and scripted faults (§8.5). Load a file with
-    /// [`Scenario::from_file`].
+    /// Wire style and scripted faults (`docs/event-stream.md#scenario-file`). Load a file
+    /// with [`Scenario::from_file`].
     pub scenario: Scenario,
 }
 

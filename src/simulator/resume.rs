@@ -1,4 +1,5 @@
-//! Where a stream request starts and which types it gets (spec §8.1 resume rules):
+//! Where a stream request starts and which types it gets
+//! (`docs/event-stream.md#simulator-endpoints`):
 //! `id` (strictly after, or at with `resume_at_id`), else `Last-Event-ID`, else
 //! `start_time`, and `id=0` meaning oldest or now. Pure apart from reading the log.
 

@@ -1,5 +1,5 @@
-//! The scenario file (spec §8.5): how the stream is written on the wire, and which
-//! requests get a scripted fault.
+//! The scenario file (`docs/event-stream.md#scenario-file`): how the stream is written on
+//! the wire, and which requests get a scripted fault.
 //!
 //! This module owns the JSON shape and the question "which faults apply to the N-th
 //! request of this endpoint for this tenant". It does not act on faults; the token and
@@ -104,7 +104,7 @@ pub struct Fault {
     pub action: Action,
 }
 
-/// What a fault does (spec §8.5 table).
+/// What a fault does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Answer with this status instead of the normal response.

@@ -50,7 +50,7 @@ impl ConnControl {
     }
 }
 
-/// The routes of spec §8.1.
+/// The routes of `docs/event-stream.md#simulator-endpoints`.
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/oauth2/token", post(oauth::handle))

@@ -132,7 +132,8 @@ pub async fn handle(
     finish(&shared, record, event_stream(rx, close_delimited))
 }
 
-/// The 200 response whose body is fed by a writer, with the headers of spec §3.3.
+/// The 200 response whose body is fed by a writer, with the headers of
+/// `docs/event-stream.md#response-and-timeouts`.
 fn event_stream(rx: mpsc::Receiver<Piece>, close_delimited: bool) -> Response {
     let mut response = Response::new(Body::from_stream(PieceBody::new(rx)));
     let headers = response.headers_mut();

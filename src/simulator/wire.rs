@@ -1,4 +1,6 @@
-//! SSE messages as bytes, in the wire style of the scenario (spec §4.1 and §8.5).
+//! SSE messages as bytes, in the wire style of the scenario
+//! (`docs/event-stream.md#framing-as-lookout-sends-it`,
+//! `docs/event-stream.md#scenario-file`).
 //!
 //! Pure: values in, bytes out. Whatever the style, the messages decode to the same
 //! fields: line endings, the optional space after the colon, comment lines and the

@@ -1,5 +1,5 @@
 //! Syslog records: the RFC 3164 or RFC 5424 header in front of a rendered message, the
-//! `max_message_size` cut, and the transport framing (`syslog.md` §1–§5).
+//! `max_message_size` cut, and the transport framing (`docs/formats/syslog.md`).
 //!
 //! Everything here is pure: a [`RenderedMessage`], a clock reading and a time zone in,
 //! bytes appended to a caller-owned buffer out. No I/O, no allocation per record beyond
@@ -259,7 +259,7 @@ pub fn is_valid_msgid(id: &str) -> bool {
     (1..=32).contains(&id.len()) && id.bytes().all(|b| (33..=126).contains(&b))
 }
 
-/// Appends `value` escaped as an RFC 5424 SD-PARAM value (§6.3.3): `"`, `\` and `]`
+/// Appends `value` escaped as an RFC 5424 SD-PARAM value (RFC 5424 section 6.3.3): `"`, `\` and `]`
 /// get a backslash in front. The sink writes STRUCTURED-DATA as `-` today; this is for
 /// the day it carries parameters.
 pub fn escape_sd_param_value(value: &str, out: &mut String) {
@@ -414,7 +414,8 @@ mod tests {
         String::from_utf8(out).expect("records are UTF-8")
     }
 
-    // The golden lines of leef-mapping.md §7.1 (threat-network.json), header part.
+    // The golden lines of `docs/formats/leef.md#worked-examples` (threat-network.json),
+    // header part.
     #[test]
     fn golden_rfc3164_header() {
         let line = render(

@@ -2,10 +2,10 @@
 //! token and stream requests.
 //!
 //! Two clients are built from one recipe, because reqwest fixes the redirect policy per
-//! client: the stream client follows at most 5 redirects (§5.2), the token client none
-//! (the Application Key must never follow a redirect to another host). Neither
-//! advertises a compressed encoding (§3.2): reqwest is built without its decompression
-//! features, so it sends no `Accept-Encoding`.
+//! client: the stream client follows at most 5 redirects, the token client none (the
+//! Application Key must never follow a redirect to another host). Neither advertises a
+//! compressed encoding (`docs/event-stream.md#request-headers`): reqwest is built without
+//! its decompression features, so it sends no `Accept-Encoding`.
 //!
 //! The trusted roots (the system's, plus `ca_file`'s) are loaded once per distinct
 //! `ca_file` content and shared by every client that uses them: left to itself, each
@@ -21,10 +21,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
-/// Connect (TCP + TLS) timeout of every API request (§3.3).
+/// Connect (TCP + TLS) timeout of every API request
+/// (`docs/event-stream.md#response-and-timeouts`).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Most redirects followed by a stream request (§5.2).
+/// Most redirects followed by a stream request
+/// (`docs/event-stream.md#response-and-timeouts`).
 pub const MAX_REDIRECTS: usize = 5;
 
 /// Why the clients of a tenant cannot be built. Most are configuration problems (an

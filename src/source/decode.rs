@@ -1,4 +1,5 @@
-//! `events` message data → [`Batch`] (`mra-v2-api.md` §4.3, §4.4). Pure.
+//! `events` message data → [`Batch`] (`docs/event-stream.md#the-events-payload` and
+//! `docs/event-stream.md#the-id-cursor-and-duplicates`). Pure.
 //!
 //! The envelope is parsed borrowing each array item as raw JSON, so that an item that
 //! is not an object can be dead-lettered with exactly the text received while the

@@ -1,10 +1,10 @@
 //! Token lifecycle, the SSE parser and the authenticated event stream of one tenant.
 //!
 //! [`EventSource`] is what a tenant task reads: decoded batches, in order, from a stream
-//! that reconnects forever (`mra-v2-api.md` §5). It owns the token, the HTTP clients,
-//! the backoff state, the *received* position and the de-duplication window. It does
-//! not own the *committed* position: after a sink failure the caller rewinds with
-//! [`EventSource::reset_to`].
+//! that reconnects forever (`docs/event-stream.md#outcomes-and-reactions`). It owns the
+//! token, the HTTP clients, the backoff state, the *received* position and the
+//! de-duplication window. It does not own the *committed* position: after a sink failure
+//! the caller rewinds with [`EventSource::reset_to`].
 //!
 //! - [`client`]: the per-tenant reqwest clients (TLS roots, proxy, timeouts).
 //! - [`oauth`]: token fetch, cache, refresh.
@@ -43,7 +43,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-/// How many delivered event ids are remembered for de-duplication (§4.4).
+/// How many delivered event ids are remembered for de-duplication
+/// (`docs/event-stream.md#the-id-cursor-and-duplicates`).
 pub const DEDUP_WINDOW: usize = 10_000;
 
 /// What the caller can read about a source at any time (metrics, `/health`).
@@ -79,7 +80,7 @@ pub struct SourceSnapshot {
     pub reconnects: BTreeMap<String, u64>,
     /// Token requests sent.
     pub token_fetches: u64,
-    /// Events dropped as duplicates (§4.4).
+    /// Events dropped as duplicates.
     pub duplicates_dropped: u64,
     /// Dead letters produced by decoding.
     pub dead_letters: u64,

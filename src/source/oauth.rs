@@ -1,5 +1,5 @@
 //! The access token of one tenant: fetch, cache, early refresh, invalidation
-//! (`mra-v2-api.md` §2, §5.4).
+//! (`docs/event-stream.md#token-endpoint`, `docs/event-stream.md#token-request-outcomes`).
 //!
 //! The token request is built by hand with reqwest. Lookout wants the Application Key
 //! as a *bearer token on the token request itself*, which the `oauth2` crate cannot
@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use url::Url;
 
-/// Timeout of the whole token request (§2.4).
+/// Timeout of the whole token request (`docs/event-stream.md#how-tokens-are-used`).
 pub const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Refresh margin ceiling: refresh when less than `min(300 s, lifetime/10)` remains.
@@ -75,7 +75,7 @@ pub enum TokenError {
 }
 
 impl TokenError {
-    /// The backoff this failure calls for (§5.4).
+    /// The backoff this failure calls for.
     pub fn delay(&self, policy: &BackoffPolicy) -> Delay {
         match self {
             TokenError::KeyRejected { .. } | TokenError::Refused { .. } => Delay::Long,
@@ -93,7 +93,7 @@ impl TokenError {
         }
     }
 
-    /// Whether the tenant must be reported unhealthy (§5.4).
+    /// Whether the tenant must be reported unhealthy.
     pub fn makes_unhealthy(&self) -> bool {
         matches!(
             self,

@@ -1,8 +1,8 @@
 //! The `text/event-stream` parser: bytes in, [`Frame`]s out.
 //!
-//! This is a plain, synchronous state machine that follows the WHATWG HTML "event
-//! stream" rules (see `spec/sse.md`), with two additions the connector needs: messages
-//! that carry only `event`, `id` or `retry` fields are reported as frames with
+//! This is a plain, synchronous state machine that follows the WHATWG HTML "event stream"
+//! rules (see `docs/event-stream.md#parser-rules`), with two additions the connector needs:
+//! messages that carry only `event`, `id` or `retry` fields are reported as frames with
 //! `data: None`, and a message larger than `max_event_size` is an error. It does no I/O,
 //! knows no clock and never panics, whatever the bytes; reconnecting, timeouts and what
 //! each frame means belong to [`crate::source::stream`].
@@ -1115,7 +1115,8 @@ mod tests {
         assert_eq!(frames, vec![ev("heartbeat", "{}", ""); 3]);
     }
 
-    // Property tests (spec §5).
+    // Property tests: any split of the input gives the same frames, and arbitrary bytes
+    // never panic.
 
     /// Pieces that make interesting streams: field names, line ends, BOMs, bytes that
     /// split or break UTF-8, digits and letters, and any byte at all.

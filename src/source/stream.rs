@@ -1,5 +1,6 @@
-//! One authenticated connection to `GET /mra/stream/v2/events` (`mra-v2-api.md` §3,
-//! §5.2): the request, the response checks, and reading frames under the idle
+//! One authenticated connection to `GET /mra/stream/v2/events`
+//! (`docs/event-stream.md#stream-endpoint`): the request, the response checks
+//! (`docs/event-stream.md#stream-request-outcomes`), and reading frames under the idle
 //! timeout.
 //!
 //! This module opens *one* connection and reads it until it ends. Reconnecting,
@@ -19,7 +20,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use url::Url;
 
-/// Time allowed for the response headers (§3.3).
+/// Time allowed for the response headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Most body bytes logged for a rejected status.
@@ -28,10 +29,12 @@ pub const ERROR_BODY_LIMIT: usize = 1024;
 /// Most body bytes logged for a 200 that is not an event stream.
 pub const NON_SSE_BODY_LIMIT: usize = 512;
 
-/// Where a tenant's stream starts, and how a request says so (§3.1).
+/// Where a tenant's stream starts, and how a request says so
+/// (`docs/event-stream.md#query-parameters`).
 ///
-/// When the process starts it is chosen by [`StartPoint::resolve`] (interface.md,
-/// State); on every reconnect the source asks again from where it has got to.
+/// When the process starts it is chosen by [`StartPoint::resolve`]
+/// (`docs/configuration.md#where-a-tenant-starts`); on every reconnect the source asks
+/// again from where it has got to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartPoint {
     /// A known position (state file, `stream_position` or the last batch received):
@@ -47,7 +50,7 @@ pub enum StartPoint {
 /// What a connection yields.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamItem {
-    /// A decoded `events` message (its position per §4.4).
+    /// A decoded `events` message, with its position.
     Batch(Batch),
     /// `heartbeat`.
     Heartbeat,
@@ -144,7 +147,7 @@ pub fn stream_url(api_domain: &Url, types: &[EventType], start: &StartPoint) -> 
     url
 }
 
-/// `YYYY-MM-DDTHH:MM:SS+00:00`: UTC, fractional seconds dropped (§3.1).
+/// `YYYY-MM-DDTHH:MM:SS+00:00`: UTC, fractional seconds dropped.
 pub fn format_start_time(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
 }
@@ -341,7 +344,7 @@ impl Connection {
     }
 }
 
-/// Which backoff an open failure calls for (§5.2), and whether it makes the tenant
+/// Which backoff an open failure calls for, and whether it makes the tenant
 /// unhealthy. 401 is handled by the caller before this is asked.
 pub fn classify_open(policy: &BackoffPolicy, error: &OpenError) -> (Delay, bool) {
     let normal = Delay::Normal { retry_after: None };

@@ -1,7 +1,7 @@
 //! Known-failures 41: this project has tests for every failure of the Python connector,
 //! and its dependencies are pinned.
 //!
-//! `tests/KNOWN-FAILURES.md` maps each item 1–41 of the spec's `known-failures.md` to
+//! `tests/KNOWN-FAILURES.md` maps each of the Python connector's known failures 1–41 to
 //! named tests (`path::function`). This module reads that file and the named source
 //! files at test time, so a renamed or deleted test, or an item left out, fails here.
 

@@ -47,7 +47,7 @@ impl<'a> SimSpec<'a> {
         }
     }
 
-    /// A scenario file holding `scenario` (JSON, `mra-v2-api.md` §8.5).
+    /// A scenario file holding `scenario` (JSON, `docs/event-stream.md#scenario-file`).
     pub const fn scenario(self, scenario: &'a str) -> SimSpec<'a> {
         SimSpec {
             scenario: Some(scenario),

@@ -1,13 +1,13 @@
 //! Whole syslog records, header and message together, for every example event in
 //! `tests/golden/events/` × {LEEF, Splunk json, Splunk kv} × {RFC 3164, RFC 5424}.
 //!
-//! The expected bytes are written literally: the headers in the table below (derived
-//! by hand from each event's `created_time`, `type` and severity, and identical to the
-//! RFC 3164 headers of `leef-mapping.md` §7 wherever that file gives one), the messages
-//! in `tests/golden/<format>/<event>.txt` (see that folder's README for where each line
-//! comes from). The configuration is `leef-mapping.md` §7's: entity `acme`, QRadar log
-//! source identifier `lookout-mes` as HOSTNAME, `app_name` and facility at their
-//! defaults, header time from the event, rendered in UTC.
+//! The expected bytes are written literally: the headers in the table below (derived by
+//! hand from each event's `created_time`, `type` and severity, and identical to the RFC
+//! 3164 headers of the LEEF golden records wherever those give one), the messages in
+//! `tests/golden/<format>/<event>.txt` (see that folder's README for where each line comes
+//! from). The configuration is that of `docs/formats/leef.md#worked-examples`: entity
+//! `acme`, QRadar log source identifier `lookout-mes` as HOSTNAME, `app_name` and facility
+//! at their defaults, header time from the event, rendered in UTC.
 
 use chrono::{FixedOffset, TimeZone, Utc};
 use mrav2_syslog_connector::config::{self, Format};

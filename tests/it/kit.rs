@@ -50,7 +50,8 @@ impl Sim {
         Sim::start_with_scenario(None, args)
     }
 
-    /// The same with a scenario file holding `scenario` (JSON, `mra-v2-api.md` §8.5).
+    /// The same with a scenario file holding `scenario` (JSON,
+    /// `docs/event-stream.md#scenario-file`).
     pub fn start_with_scenario(scenario: Option<&str>, args: &[&str]) -> Sim {
         Sim::start_at("127.0.0.1:0", scenario, args)
     }
@@ -126,7 +127,8 @@ impl Sim {
         serde_json::from_str(&body).expect("/_sim/events is a JSON array of ids")
     }
 
-    /// A token request of our own with `key` (`mra-v2-api.md` §2): the access token.
+    /// A token request of our own with `key` (`docs/event-stream.md#token-endpoint`): the
+    /// access token.
     pub fn fetch_token(&self, key: &str) -> String {
         let (status, body) = http_request(
             self.addr,

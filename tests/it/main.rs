@@ -9,6 +9,7 @@ mod acknowledged;
 mod checklist;
 mod config;
 mod demo;
+mod docs;
 mod fixture;
 mod golden;
 mod hermetic;

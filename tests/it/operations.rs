@@ -300,8 +300,8 @@ async fn state_directory_from_the_environment_holds_the_state_file() {
 /// Known-failures 36: at the default level the log has no heartbeat line and no record
 /// content (`LEEF:`), while events and heartbeats flow; with `-v` heartbeats show.
 ///
-/// The spec's test watches for 30 s; here heartbeats come every 200 ms, so the ≥ 2 s it
-/// takes to deliver 40 records span ten heartbeats and many batches.
+/// The known failure's own test watches for 30 s; here heartbeats come every 200 ms, so the
+/// ≥ 2 s it takes to deliver 40 records span ten heartbeats and many batches.
 #[tokio::test]
 async fn the_default_level_logs_no_heartbeats_or_records_and_verbose_shows_heartbeats() {
     let listener = RawTcpListener::start().await;

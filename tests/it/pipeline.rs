@@ -212,12 +212,12 @@ async fn stalled(events: &str) -> Stalled {
 /// after the next run's first ones. The duplicates caused by kill k are the ids that
 /// run k delivered and a later run delivered again.
 ///
-/// The bound: the state file lags delivery by at most one commit interval, so a kill
-/// loses the commit of at most what was delivered in the last `commit_interval_ms`, plus
-/// the batch being delivered when the interval ran out. At the observed delivery rate r
-/// (events of the run / its lifetime, never below the simulator's live rate) that is
-/// `ceil(r × 0.2 s) + batch_size`. With 20 live events/s and batches of at most 10 it
-/// is at least 14, while a connector that commits only at shutdown (or once a second, ignoring
+/// The bound: the state file lags delivery by at most one commit interval, so a kill loses
+/// the commit of at most what was delivered in the last `commit_interval_ms`, plus the
+/// batch being delivered when the interval ran out. At the observed delivery rate r (events
+/// of the run / its lifetime, never below the simulator's live rate) that is `ceil(r × 0.2
+/// s) + batch_size`. With 20 live events/s and batches of at most 10 it is at least 14,
+/// while a connector that commits only at shutdown (or once a second, ignoring
 /// `commit_interval_ms`) re-sends 20–50 events per kill here.
 #[tokio::test]
 async fn kill_9_at_random_moments_loses_nothing_and_duplicates_stay_within_a_commit_interval() {
@@ -318,7 +318,8 @@ async fn kill_9_at_random_moments_loses_nothing_and_duplicates_stay_within_a_com
 /// The simulator stalls the stream (no byte, heartbeats included) for 4 s after three
 /// batches; the test restarts rsyslog inside that window.
 ///
-/// Why the window: plain TCP and TLS syslog have no acknowledgements (`syslog.md` §6).
+/// Why the window: plain TCP and TLS syslog have no acknowledgements
+/// (`docs/formats/syslog.md#delivery-facts-of-plain-syslog`).
 /// A record written in the few milliseconds in which a stopping rsyslog has stopped
 /// reading but not yet closed is accepted by the kernel and then discarded, and no
 /// sender can know. Restarting while no record is in flight keeps the test
@@ -380,9 +381,9 @@ async fn rsyslog_restarted_mid_stream_over_tls_loses_nothing() {
 // (c) rsyslog down for a while
 // ---------------------------------------------------------------------------------
 
-/// Issue 5 (c), known-failures 7 and 15: rsyslog is down for 12 s (the spec's test says
-/// 30 s; 12 s is enough for several sink reconnect attempts and for the stream to go on
-/// delivering batches the connector cannot pass on, and keeps the suite short) while
+/// Issue 5 (c), known-failures 7 and 15: rsyslog is down for 12 s (the known failure's own
+/// test says 30 s; 12 s is enough for several sink reconnect attempts and for the stream to
+/// go on delivering batches the connector cannot pass on, and keeps the suite short) while
 /// events keep coming. Nothing read is dropped, delivery resumes, and at every poll the
 /// state file's position is an id rsyslog already has.
 ///

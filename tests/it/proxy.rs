@@ -1,6 +1,7 @@
-//! The API through a proxy (`interface.md` `[proxy]`, known-failures 35): an `https://`
-//! API behind an `http://` proxy is tunnelled with CONNECT, trusting `ca_file`; a 407
-//! is reported as refused credentials; the proxy password never shows up in any error.
+//! The API through a proxy (`docs/configuration.md#proxy-for-the-lookout-api`, known
+//! failure 35): an `https://` API behind an `http://` proxy is tunnelled with CONNECT,
+//! trusting `ca_file`; a 407 is reported as refused credentials; the proxy password never
+//! shows up in any error.
 
 use crate::fixture::stdout_config;
 use crate::kit::ConnectProxy;

@@ -1,4 +1,5 @@
-//! Receivers for sink tests: a real `rsyslogd` (syslog.md §8) with UDP, TCP, TLS and
+//! Receivers for sink tests: a real `rsyslogd`
+//! (`docs/receivers/rsyslog.md#rsyslog-in-the-test-suite`) with UDP, TCP, TLS and
 //! mutual-TLS listeners on free loopback ports, certificates made at test time, and raw
 //! TCP/UDP listeners that keep the exact bytes they get (for framing assertions, which
 //! rsyslog cannot make: it accepts either framing on one port).
@@ -425,7 +426,8 @@ impl Drop for Rsyslog {
     }
 }
 
-/// The receiver config of syslog.md §8.3, plus a mutual-TLS input and a file for
+/// The receiver config of `docs/receivers/rsyslog.md#rsyslog-in-the-test-suite`: UDP,
+/// TCP, TLS and mutual-TLS inputs, each writing exact records, and a file for
 /// rsyslog's own messages.
 fn config(dir: &Path, certs: &Certs, udp: u16, tcp: u16, tls: u16, mtls: u16) -> String {
     let d = dir.display();

@@ -1,4 +1,4 @@
-//! The RELP session against a real rsyslog with `imrelp` (destinations.md §5): every
+//! The RELP session against a real rsyslog with `imrelp` (`docs/receivers/relp.md`): every
 //! record delivered once and answered 200, windows, a receiver killed with records
 //! unanswered, TLS with a client certificate, a wrong CA, a port that does not speak
 //! RELP, and what `imrelp` does with a record above its `maxDataSize`.

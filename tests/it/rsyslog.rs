@@ -1,5 +1,6 @@
-//! The syslog sink against a real rsyslog (syslog.md §8) and against raw listeners that
-//! keep the exact bytes (known-failures.md items 7, 27–30).
+//! The syslog sink against a real rsyslog
+//! (`docs/receivers/rsyslog.md#rsyslog-in-the-test-suite`) and against raw listeners that
+//! keep the exact bytes (`tests/KNOWN-FAILURES.md` items 7, 27–30).
 
 use crate::receiver::{RawTcpListener, RawUdpListener, Rsyslog, wait_for_lines, wait_until};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};

@@ -1,6 +1,6 @@
-//! No secret ever reaches a log line, an error message or any output (`interface.md`,
-//! Observability; `ARCHITECTURE.md` invariants): the API key, a wrong API key, the proxy
-//! password and the access tokens the simulator issued.
+//! No secret ever reaches a log line, an error message or any output
+//! (`docs/operations.md#logs`; `ARCHITECTURE.md` invariants): the API key, a wrong API key,
+//! the proxy password and the access tokens the simulator issued.
 //!
 //! The connector runs at debug level (`-v`, the most talkative) through the paths that
 //! handle secrets: token fetches, forced refreshes (`expire_tokens`, short token

@@ -1,5 +1,6 @@
-//! The event source against a scripted MRA v2 server: request shape, tokens, every
-//! fault of `mra-v2-api.md` §5, wire styles, de-duplication, cancellation and probe.
+//! The event source against a scripted MRA v2 server: request shape, tokens, every fault of
+//! `docs/event-stream.md#outcomes-and-reactions`, wire styles, de-duplication, cancellation
+//! and probe.
 //!
 //! All waits run on the real clock with shortened backoff constants ([`stub::fast`]);
 //! nothing sleeps a fixed time: tests read until the expected events arrived or poll
@@ -337,7 +338,8 @@ async fn a_garbage_token_body_or_a_500_is_retried_with_normal_backoff() {
 }
 
 // ---------------------------------------------------------------------------------
-// Stream outcomes (§5.2), known-failures 5, 6, 20, 33
+// Stream outcomes (`docs/event-stream.md#stream-request-outcomes`), known failures 5, 6,
+// 20, 33
 
 #[tokio::test]
 async fn retry_after_on_429_is_a_floor() {

@@ -120,8 +120,8 @@ pub(super) fn parse_facility(v: &str) -> Option<u8> {
         .and_then(|n| u8::try_from(n).ok())
 }
 
-/// `leef-mapping.md` §2: TAB, or ASCII punctuation other than `=` and `\`; written as
-/// the character, `0xHH` / `xHH`, or (for TAB) `\t` or `tab`.
+/// `docs/formats/leef.md#header-and-delimiter`: TAB, or ASCII punctuation other than `=`
+/// and `\`; written as the character, `0xHH` / `xHH`, or (for TAB) `\t` or `tab`.
 pub(super) fn parse_leef_delimiter(v: &str) -> Option<char> {
     let hex = v
         .strip_prefix("0x")

@@ -1,9 +1,10 @@
-//! The event source against the built-in simulator (`mra-v2-api.md` §8): for each
-//! scripted fault and wire style, every generated event arrives exactly once, in
-//! order, and the resume request carries the right position (`/_sim/requests`).
+//! The event source against the built-in simulator
+//! (`docs/event-stream.md#the-built-in-simulator`): for each scripted fault and wire style,
+//! every generated event arrives exactly once, in order, and the resume request carries the
+//! right position (`/_sim/requests`).
 //!
-//! The simulator is written from the API notes, not from the connector's types, so
-//! these tests cross-check the two readings of the spec.
+//! The simulator is written from the API description (`docs/event-stream.md`), not
+//! from the connector's types, so these tests cross-check two readings of it.
 
 use super::stub::{KEY, collect, fast, tenant};
 use mrav2_syslog_connector::config::{ProxyConfig, TenantConfig};

@@ -1,7 +1,7 @@
 //! A small scripted MRA v2 server (axum) for the source and proxy tests: the token
 //! endpoint, the stream endpoint with per-request faults and wire styles, and a log of
-//! every request. It follows `mra-v2-api.md` §8 loosely: ids are served strictly after
-//! the resume id (or at it, with `inclusive`).
+//! every request. It follows `docs/event-stream.md#the-built-in-simulator` loosely: ids are
+//! served strictly after the resume id (or at it, with `inclusive`).
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -56,7 +56,7 @@ impl Recorded {
     }
 }
 
-/// How the stub writes the body (`mra-v2-api.md` §8.5 wire options).
+/// How the stub writes the body (the wire options of `docs/event-stream.md#scenario-file`).
 #[derive(Debug, Clone)]
 pub struct Wire {
     pub line_ending: &'static str,
