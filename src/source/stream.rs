@@ -296,7 +296,7 @@ impl Connection {
                 let Some(data) = frame.data else {
                     return StreamItem::Unknown { event: frame.event };
                 };
-                let message_id = frame.id_field.then_some(frame.last_id.as_str());
+                let message_id = frame.id_field.then_some(&*frame.last_id);
                 let (batch, source) = decode_batch(data, message_id);
                 if source == PositionSource::None {
                     tracing::warn!(
