@@ -12,6 +12,7 @@ pub mod syslog;
 pub mod transport;
 
 use crate::config::SyslogConfig;
+use crate::event::Untrusted;
 use crate::format::RenderedMessage;
 use chrono::Utc;
 use std::fmt;
@@ -162,7 +163,7 @@ impl Sink {
                 if let Some(suppressed) = self.truncation_warnings.allow(Instant::now()) {
                     tracing::warn!(
                         tenant = %self.tenant,
-                        event_id = msg.event_id.as_deref().unwrap_or("-"),
+                        event_id = %Untrusted(msg.event_id.as_deref().unwrap_or("-")),
                         limit = self.writer.max_message_size(),
                         suppressed,
                         "syslog record longer than max_message_size; truncated (further warnings at most once a minute)"
@@ -215,7 +216,7 @@ impl Sink {
             tracing::error!(
                 tenant = %self.tenant,
                 destination = %self.connector.destination(),
-                event_id = event_id.unwrap_or("-"),
+                event_id = %Untrusted(event_id.unwrap_or("-")),
                 bytes = range.len(),
                 "syslog datagram refused by the operating system as too large (EMSGSIZE); record not sent, lower max_message_size"
             );

@@ -307,6 +307,24 @@ mod tests {
     }
 
     #[test]
+    fn an_id_the_next_request_cannot_carry_is_never_the_position() {
+        let long = "7".repeat(1 << 20);
+        for bad in ["m\u{1}", "m\u{0}x", "caf\u{e9}", "a b", long.as_str()] {
+            // The message id is unusable: the last usable event id is the position.
+            let data = r#"{"events":[{"id":"a"},{"id":"b"}]}"#;
+            let (b, src) = decode(data, Some(bad));
+            assert_eq!(b.position, Position::new("b"), "{bad:.20?}");
+            assert_eq!(src, PositionSource::LastEvent);
+            // An unusable event id is skipped for an earlier usable one.
+            let escaped = serde_json::to_string(bad).unwrap();
+            let data = format!(r#"{{"events":[{{"id":"a"}},{{"id":{escaped}}}]}}"#);
+            let (b, _) = decode(&data, None);
+            assert_eq!(b.events.len(), 2, "the event itself is still delivered");
+            assert_eq!(b.position, Position::new("a"), "{bad:.20?}");
+        }
+    }
+
+    #[test]
     fn an_empty_array_delivers_nothing_but_moves_the_position() {
         let (b, _) = decode(r#"{"events":[]}"#, Some("m"));
         assert!(b.events.is_empty() && b.dead_letters.is_empty());

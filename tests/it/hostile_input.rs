@@ -1,0 +1,120 @@
+//! Hostile input: what a misbehaving server or an unlucky operator can hand the
+//! connector must neither wedge a tenant nor grow memory or disk without bound
+//! (`docs/limits.md`).
+
+use crate::fixture::{KEY, TENANT, stdout_config};
+use crate::kit::{PATIENCE, Running, write_config};
+use crate::source::stub::{Fault, Plan, Stub, fast, tenant};
+use mrav2_syslog_connector::config::{Proxy, ProxyConfig};
+use mrav2_syslog_connector::source::{EventSource, StartPoint};
+use std::ffi::OsStr;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+fn source_for(stub: &Stub) -> EventSource {
+    let proxy = Proxy {
+        address: url::Url::parse("http://127.0.0.1:9").unwrap(),
+        username: None,
+        password: None,
+        no_proxy: vec!["127.0.0.1".into(), "localhost".into()],
+    };
+    let mut tenant = tenant(&stub.url());
+    // Room for a message holding a 1 MiB id twice.
+    tenant.max_event_size = 8 << 20;
+    EventSource::new(
+        &tenant,
+        &ProxyConfig::Explicit(proxy),
+        StartPoint::Beginning,
+        CancellationToken::new(),
+    )
+    .unwrap()
+    .with_policy(fast())
+    .with_seed(1)
+}
+
+/// Reads batches until the stub saw `n` stream requests.
+async fn read_until_streams(source: &mut EventSource, stub: &Stub, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stub.streams().len() < n {
+        assert!(
+            tokio::time::timeout_at(deadline, source.next())
+                .await
+                .is_ok_and(|batch| batch.is_some()),
+            "no stream request {n} within 20 s; requests so far: {:?}",
+            stub.streams()
+                .iter()
+                .map(|r| r.raw_query.chars().take(120).collect::<String>())
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+/// An id with a control byte (in the `id:` line) or of 1 MiB (in the `id:` line and
+/// the event's JSON) is never taken as the position: the reconnect that follows
+/// carries the last usable id instead of failing before a request leaves, forever.
+#[tokio::test]
+async fn an_id_no_request_can_carry_never_becomes_the_position() {
+    for (bad, expected_resume) in [("bad\u{1}id", 2), (&*"7".repeat(1 << 20), 4)] {
+        let mut plan = Plan::new(6, 3).fault(1, Fault::Drop { after: 2 });
+        plan.ids[5] = bad.to_string();
+        let resume = plan.ids[expected_resume].clone();
+        let stub = Stub::start(plan).await;
+        let mut source = source_for(&stub);
+        read_until_streams(&mut source, &stub, 2).await;
+        let second = &stub.streams()[1];
+        assert_eq!(second.param("id"), Some(resume.as_str()), "{bad:.12?}");
+        assert_eq!(second.header("last-event-id"), Some(resume.as_str()));
+        let received = source.received_position().map(|p| p.as_str().len());
+        assert!(received.is_some_and(|len| len <= 256), "{received:?}");
+    }
+}
+
+/// A saved position that no request could carry stops that tenant at start-up with
+/// an error naming the file and the fix; it is never sent (and never logged whole).
+#[tokio::test]
+async fn an_unusable_saved_position_is_a_start_up_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let file = state.join(format!("{TENANT}.position.json"));
+    let long = "7".repeat(1 << 20);
+    for bad in [r"a\u0001b".to_string(), long] {
+        std::fs::write(
+            &file,
+            format!(
+                r#"{{"entity_name":"{TENANT}","position":"{bad}","saved_at":"2026-11-22T12:00:00Z","delivered":1}}"#
+            ),
+        )
+        .unwrap();
+        let config = dir.path().join("config.ini");
+        // Nothing listens on port 9: a request would fail, never succeed.
+        write_config(
+            &config,
+            &format!(
+                "{}\n[connector]\nstate_dir = {}\n",
+                stdout_config("http://127.0.0.1:9", KEY),
+                state.display()
+            ),
+        );
+        let stderr = dir.path().join("stderr");
+        let _ = std::fs::remove_file(&stderr);
+        let mut running =
+            Running::spawn(&[OsStr::new("--config"), config.as_os_str()], &stderr, None);
+        let status = running.wait_exit(PATIENCE).await;
+        let output = running.stderr();
+        assert!(
+            status.is_some_and(|s| !s.success()),
+            "the only tenant cannot start, so the process ends ({status:?}):\n{output:.2000}"
+        );
+        assert!(
+            output.contains(&file.display().to_string()),
+            "{output:.2000}"
+        );
+        assert!(output.contains("remove the file"), "{output:.2000}");
+        assert!(
+            output.lines().all(|l| l.len() < 4096),
+            "no unbounded log line"
+        );
+    }
+}
