@@ -7,6 +7,7 @@
 //! where to start is [`crate::source::StartPoint::resolve`]'s.
 
 use crate::event::{BadPosition, Position, Untrusted};
+use crate::small_file::{self, SmallFileError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -31,7 +32,7 @@ pub enum StateError {
     #[error("{path}: cannot read the state file: {source}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        source: SmallFileError,
     },
     #[error(
         "{path}: the state file is corrupt ({reason}); fix or remove it to start from the configured position"
@@ -80,9 +81,9 @@ impl StateFile {
     /// Reads the saved position. A missing or empty file is `None`; anything that is not
     /// a valid state file is an error naming the file (never silently replaced).
     pub fn load(&self) -> Result<Option<SavedPosition>, StateError> {
-        let text = match std::fs::read_to_string(&self.path) {
+        let text = match small_file::read_to_string(&self.path, small_file::TEXT_LIMIT) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => return Ok(None),
             Err(source) => {
                 return Err(StateError::Read {
                     path: self.path.clone(),
