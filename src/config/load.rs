@@ -35,6 +35,7 @@ use super::{
     ProxyConfig, Secret, SyslogConfig, TenantConfig, TlsConfig,
 };
 use crate::event::{EventType, Position};
+use crate::small_file;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use std::fmt;
 use std::net::SocketAddr;
@@ -168,7 +169,7 @@ impl LoadContext<'static> {
 /// Loads and validates a file: reads it, notes its mode, then [`load_with`] in the real
 /// process context, reading the API keys or not as `api_keys` says.
 pub fn load_file(path: &Path, api_keys: ApiKeys) -> Result<Config, ConfigError> {
-    let bytes = match std::fs::read(path) {
+    let bytes = match small_file::read(path, small_file::TEXT_LIMIT) {
         Ok(bytes) => bytes,
         Err(e) => {
             return Err(ConfigError {
@@ -176,7 +177,7 @@ pub fn load_file(path: &Path, api_keys: ApiKeys) -> Result<Config, ConfigError> 
                     path,
                     format!(
                         "cannot read the file: {}; check the path given to --config",
-                        io_reason(&e)
+                        file_reason(&e)
                     ),
                 )],
             });
@@ -855,15 +856,19 @@ impl Check<'_, '_> {
         }
         let section = scope.section_name();
         if let Some(e) = scope.lookout("api_key_file") {
-            return match std::fs::read_to_string(e.value) {
-                Err(err) => {
+            return match small_file::read_to_string(Path::new(e.value), small_file::TEXT_LIMIT) {
+                Err(err @ small_file::SmallFileError::Io(_)) => {
                     self.bad(
                         e,
                         format!(
                             "cannot read it: {}; make the file readable by the connector's user",
-                            io_reason(&err)
+                            file_reason(&err)
                         ),
                     );
+                    None
+                }
+                Err(err) => {
+                    self.bad(e, format!("cannot read it: {err}"));
                     None
                 }
                 Ok(text) => {
@@ -1382,6 +1387,13 @@ fn file_mode(path: &Path) -> Option<u32> {
 #[cfg(not(unix))]
 fn file_mode(_path: &Path) -> Option<u32> {
     None
+}
+
+fn file_reason(e: &small_file::SmallFileError) -> String {
+    match e {
+        small_file::SmallFileError::Io(io) => io_reason(io),
+        other => other.to_string(),
+    }
 }
 
 fn io_reason(e: &std::io::Error) -> String {

@@ -78,7 +78,8 @@ async fn an_unusable_saved_position_is_a_start_up_error_naming_the_file() {
     let state = dir.path().join("state");
     std::fs::create_dir(&state).unwrap();
     let file = state.join(format!("{TENANT}.position.json"));
-    let long = "7".repeat(1 << 20);
+    // Far longer than a position may be, yet a file small enough to be read.
+    let long = "7".repeat(100_000);
     for bad in [r"a\u0001b".to_string(), long] {
         std::fs::write(
             &file,
@@ -117,4 +118,95 @@ async fn an_unusable_saved_position_is_a_start_up_error_naming_the_file() {
             "no unbounded log line"
         );
     }
+}
+
+/// A FIFO where the connector expects a small regular file (the config, the API key
+/// file, a state file) must not block start-up forever, and `/dev/zero` must not be
+/// read until memory runs out: each is refused at once with an error naming it.
+#[tokio::test]
+async fn special_files_are_refused_instead_of_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    mkfifo(&fifo);
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let config = dir.path().join("config.ini");
+    let with_key_file = |key_file: &std::path::Path| {
+        stdout_config("http://127.0.0.1:9", KEY).replace(
+            &format!("api_key = {KEY}\n"),
+            &format!("api_key_file = {}\n", key_file.display()),
+        )
+    };
+    let fifo_state = state.join(format!("{TENANT}.position.json"));
+    let cases: Vec<(&str, Vec<&OsStr>, String, std::path::PathBuf)> = vec![
+        (
+            "config",
+            vec![
+                OsStr::new("check-config"),
+                OsStr::new("--config"),
+                fifo.as_os_str(),
+            ],
+            String::new(),
+            fifo.clone(),
+        ),
+        (
+            "api_key_file",
+            vec![
+                OsStr::new("check-config"),
+                OsStr::new("--config"),
+                config.as_os_str(),
+            ],
+            with_key_file(&fifo),
+            fifo.clone(),
+        ),
+        (
+            "state file",
+            vec![OsStr::new("--config"), config.as_os_str()],
+            format!(
+                "{}\n[connector]\nstate_dir = {}\n",
+                stdout_config("http://127.0.0.1:9", KEY),
+                state.display()
+            ),
+            fifo_state.clone(),
+        ),
+        // Last: before the fix this one read until memory ran out.
+        (
+            "api_key_file /dev/zero",
+            vec![
+                OsStr::new("check-config"),
+                OsStr::new("--config"),
+                config.as_os_str(),
+            ],
+            with_key_file(std::path::Path::new("/dev/zero")),
+            "/dev/zero".into(),
+        ),
+    ];
+    for (n, (what, args, text, named)) in cases.into_iter().enumerate() {
+        if !text.is_empty() {
+            write_config(&config, &text);
+        }
+        if what == "state file" {
+            mkfifo(&fifo_state);
+        }
+        let stderr = dir.path().join(format!("case-{n}.stderr"));
+        let mut running = Running::spawn(&args, &stderr, None);
+        let status = running.wait_exit(Duration::from_secs(15)).await;
+        let output = running.stderr();
+        assert!(
+            status.is_some_and(|s| !s.success()),
+            "{what}: refused at once, not read ({status:?}):\n{output:.2000}"
+        );
+        assert!(
+            output.contains(&named.display().to_string()) && output.contains("not a regular file"),
+            "{what}: {output:.2000}"
+        );
+    }
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
 }
