@@ -66,6 +66,9 @@ const SETTLE_MAX: Duration = Duration::from_millis(250);
 /// How often the progress line is logged.
 const PROGRESS_EVERY: Duration = Duration::from_secs(60);
 
+/// How often a full dead-letter file is looked at again.
+const DEAD_LETTER_RECHECK: Duration = Duration::from_secs(2);
+
 /// How often the source's counters are copied into the metrics.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 
@@ -140,6 +143,7 @@ impl TenantTask {
             Ok(sink) => sink,
             Err(e) => return Outcome::Failed(format!("cannot set up the syslog destination: {e}")),
         };
+        let status = source.status();
         let bridge = tokio::spawn(bridge_status(
             source.status(),
             self.observer.clone(),
@@ -162,6 +166,8 @@ impl TenantTask {
             ),
             sink,
             dead_letters: DeadLetterFile::new(&self.state_dir, name),
+            status,
+            stop: shutdown.stop_reading.clone(),
             delivered_total: saved.as_ref().map_or(0, |s| s.delivered),
             confirmed: committed,
             pending: None,
@@ -352,6 +358,10 @@ struct Writer {
     formatter: Formatter,
     sink: Sink,
     dead_letters: DeadLetterFile,
+    /// Where a full dead-letter file is reported (`/health`, the healthy metric).
+    status: Arc<SourceStatus>,
+    /// Shutdown was requested (stop reading; deliver what was read).
+    stop: CancellationToken,
     /// Events delivered since the state file was created.
     delivered_total: u64,
     /// The last delivered position (where a rewind goes back to).
@@ -405,7 +415,9 @@ impl Writer {
                         continue; // read before the latest rewind; it will come again
                     }
                     if !self.handle(batch, &give_up).await {
-                        warn!(tenant = %self.name, "shutdown deadline reached before the destination accepted the current batch; it is not committed and will be read again at the next start");
+                        if give_up.is_cancelled() {
+                            warn!(tenant = %self.name, "shutdown deadline reached before the destination accepted the current batch; it is not committed and will be read again at the next start");
+                        }
                         break;
                     }
                 }
@@ -441,6 +453,9 @@ impl Writer {
     /// batch's position, so the position is committed only when every piece was
     /// confirmed.
     async fn handle(&mut self, mut batch: Batch, give_up: &CancellationToken) -> bool {
+        if !batch.dead_letters.is_empty() && !self.wait_for_dead_letter_room(give_up).await {
+            return false;
+        }
         self.messages.clear();
         let mut rendered = 0;
         let mut events = 0;
@@ -519,6 +534,50 @@ impl Writer {
             }),
         }
         true
+    }
+
+    /// Waits until the dead-letter file has room for this batch's dead letters. While
+    /// it is full the batch is neither sent nor committed, so the position stays at the
+    /// last delivered batch and nothing is lost; the reader is held by the full queue.
+    /// The tenant is reported unhealthy, with the file and the fix, until an operator
+    /// moves the file away. Earlier batches are still confirmed and committed. Returns
+    /// false when shutdown comes first.
+    async fn wait_for_dead_letter_room(&mut self, give_up: &CancellationToken) -> bool {
+        let mut held = false;
+        loop {
+            match self.dead_letters.check_room() {
+                Ok(()) => {
+                    if held {
+                        info!(tenant = %self.name, file = %self.dead_letters.path().display(), "the dead-letter file has room again; going on");
+                        self.status.hold(None);
+                    }
+                    return true;
+                }
+                Err(e) => {
+                    if !held {
+                        error!(tenant = %self.name, error = %e, "dead-letter file full; this tenant waits at its last delivered position");
+                        self.status.hold(Some(e.to_string()));
+                        self.observer.flag(Some(e.to_string()));
+                        held = true;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(DEAD_LETTER_RECHECK) => {}
+                _ = give_up.cancelled() => return false,
+                _ = self.stop.cancelled() => {
+                    info!(tenant = %self.name, "stopping while the dead-letter file is full; the held batch will be read again at the next start");
+                    return false;
+                }
+            }
+            // What was written before the held batch is still confirmed and saved.
+            if !self.unconfirmed.is_empty() {
+                self.check_connection().await;
+            }
+            if self.pending.is_some() {
+                self.commit();
+            }
+        }
     }
 
     /// Sends the rendered messages of one piece of a batch.

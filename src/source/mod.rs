@@ -83,6 +83,8 @@ pub struct SourceStatus {
 #[derive(Debug, Default, Clone)]
 struct StatusInner {
     last_error: Option<String>,
+    /// Set while the tenant's writer holds the stream (see [`SourceStatus::hold`]).
+    held: Option<String>,
     last_activity: Option<Instant>,
     reconnects: BTreeMap<String, u64>,
 }
@@ -115,8 +117,8 @@ impl SourceStatus {
     pub fn snapshot(&self) -> SourceSnapshot {
         let inner = self.lock().clone();
         SourceSnapshot {
-            healthy: self.healthy.load(Ordering::Relaxed),
-            last_error: inner.last_error,
+            healthy: self.healthy.load(Ordering::Relaxed) && inner.held.is_none(),
+            last_error: inner.held.or(inner.last_error),
             last_activity: inner.last_activity,
             reconnects: inner.reconnects,
             token_fetches: self.token_fetches.load(Ordering::Relaxed),
@@ -124,6 +126,13 @@ impl SourceStatus {
             dead_letters: self.dead_letters.load(Ordering::Relaxed),
             received_events: self.received_events.load(Ordering::Relaxed),
         }
+    }
+
+    /// Marks the tenant unhealthy with `reason` while the writer cannot go on (the
+    /// dead-letter file is full), or clears that mark with `None`. The stream itself
+    /// is fine; it is simply not read until the mark is cleared.
+    pub fn hold(&self, reason: Option<String>) {
+        self.lock().held = reason;
     }
 
     /// Whether the source is healthy now.

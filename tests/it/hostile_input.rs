@@ -3,7 +3,9 @@
 //! (`docs/limits.md`).
 
 use crate::fixture::{KEY, TENANT, stdout_config};
-use crate::kit::{PATIENCE, Running, write_config};
+use crate::kit::{
+    PATIENCE, Running, eventually, free_port, http_get, saved_position, write_config,
+};
 use crate::source::stub::{Fault, Plan, Stub, fast, tenant};
 use mrav2_syslog_connector::config::{Proxy, ProxyConfig};
 use mrav2_syslog_connector::source::{EventSource, StartPoint};
@@ -209,4 +211,80 @@ fn mkfifo(path: &std::path::Path) {
         .status()
         .unwrap();
     assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// A full dead-letter file stops the tenant before the batch that needs room, with
+/// the alert in `/health` and the log, and without committing past that batch; once
+/// the file is moved away the tenant goes on by itself and loses nothing.
+#[tokio::test]
+async fn a_full_dead_letter_file_holds_the_tenant_at_its_position() {
+    let plan = Plan::new(9, 3).fault(1, Fault::InvalidJson { after: 1 });
+    let first = plan.batch_end(1).to_string();
+    let last = plan.ids[8].clone();
+    let stub = Stub::start(plan).await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let dead = state.join("dead-letter");
+    std::fs::create_dir_all(&dead).unwrap();
+    let dead_file = dead.join(format!("{TENANT}.jsonl"));
+    // Sparse: as large as the limit, yet no disk used.
+    std::fs::File::create(&dead_file)
+        .unwrap()
+        .set_len(mrav2_syslog_connector::dead_letter::MAX_BYTES)
+        .unwrap();
+    let port = free_port();
+    let config = dir.path().join("config.ini");
+    write_config(
+        &config,
+        &format!(
+            "{}\n[connector]\nstate_dir = {}\nmetrics_listen = 127.0.0.1:{port}\ncommit_interval_ms = 100\n",
+            stdout_config(&stub.url(), crate::source::stub::KEY),
+            state.display()
+        ),
+    );
+    let stderr = dir.path().join("stderr");
+    let mut running = Running::spawn(&[OsStr::new("--config"), config.as_os_str()], &stderr, None);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let health = || {
+        http_get(addr, "/health")
+            .map(|(_, body)| body)
+            .unwrap_or_default()
+    };
+    eventually(
+        || format!("held at {first}: {:?}\n{}", health(), running.output()),
+        PATIENCE,
+        || {
+            saved_position(&state, TENANT).as_deref() == Some(first.as_str())
+                && health().contains("dead-letter file")
+        },
+    )
+    .await;
+    let alert = health();
+    assert!(alert.contains("\"healthy\":false"), "{alert}");
+    assert!(alert.contains("move it away"), "{alert}");
+    // Held: nothing past the batch that needs room is committed.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        saved_position(&state, TENANT).as_deref(),
+        Some(first.as_str())
+    );
+    assert!(running.output().contains("dead-letter file full"));
+
+    std::fs::rename(&dead_file, dir.path().join("moved-away.jsonl")).unwrap();
+    eventually(
+        || format!("goes on to {last}: {:?}\n{}", health(), running.output()),
+        PATIENCE,
+        || saved_position(&state, TENANT).as_deref() == Some(last.as_str()),
+    )
+    .await;
+    let kept = std::fs::read_to_string(&dead_file).unwrap();
+    assert_eq!(kept.lines().count(), 1, "{kept}");
+    assert!(kept.contains("not json"), "{kept}");
+    eventually(
+        || health(),
+        PATIENCE,
+        || health().contains("\"healthy\":true"),
+    )
+    .await;
+    running.stop().await;
 }
