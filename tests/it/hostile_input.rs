@@ -280,11 +280,6 @@ async fn a_full_dead_letter_file_holds_the_tenant_at_its_position() {
     let kept = std::fs::read_to_string(&dead_file).unwrap();
     assert_eq!(kept.lines().count(), 1, "{kept}");
     assert!(kept.contains("not json"), "{kept}");
-    eventually(
-        || health(),
-        PATIENCE,
-        || health().contains("\"healthy\":true"),
-    )
-    .await;
+    eventually(&health, PATIENCE, || health().contains("\"healthy\":true")).await;
     running.stop().await;
 }
