@@ -75,9 +75,7 @@ pub fn decode_batch(data: String, message_id: Option<&str>) -> (Batch, PositionS
         }
         Err(e) => batch.dead_letters.push(DeadLetter {
             reason: if e.to_string().starts_with(TOO_MANY_ITEMS) {
-                format!(
-                    "{TOO_MANY_ITEMS} ({MAX_ITEMS_PER_MESSAGE}) in one events message; the whole message is kept here"
-                )
+                format!("{TOO_MANY_ITEMS} in one events message; the whole message is kept here")
             } else {
                 envelope_reason(&text, &e)
             },
