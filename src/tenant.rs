@@ -453,8 +453,16 @@ impl Writer {
     /// batch's position, so the position is committed only when every piece was
     /// confirmed.
     async fn handle(&mut self, mut batch: Batch, give_up: &CancellationToken) -> bool {
-        if !batch.dead_letters.is_empty() && !self.wait_for_dead_letter_room(give_up).await {
-            return false;
+        if !batch.dead_letters.is_empty() {
+            let epoch = self.epoch;
+            if !self.wait_for_dead_letter_room(give_up).await {
+                return false;
+            }
+            if self.epoch != epoch {
+                // A rewind while waiting: this batch comes again after the ones it
+                // rewound to, and must not be delivered before them.
+                return true;
+            }
         }
         self.messages.clear();
         let mut rendered = 0;
