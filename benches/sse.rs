@@ -49,7 +49,7 @@ fn parse_and_decode(stream: &[u8], frames: &mut Vec<Frame>) -> usize {
                 continue;
             }
             if let Some(data) = frame.data {
-                let id = frame.id_field.then_some(frame.last_id.as_str());
+                let id = frame.id_field.then_some(&*frame.last_id);
                 let (batch, _) = decode_batch(data, id);
                 events += batch.events.len();
             }

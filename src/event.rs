@@ -174,18 +174,65 @@ impl fmt::Display for EventType {
 
 /// An opaque stream position: an event id (usually a UUIDv7). Compared only for
 /// equality, never parsed or ordered.
+///
+/// A position is sent back to the server twice on every reconnect, as the `id` query
+/// parameter and as the `Last-Event-ID` header, so only an id that both can carry is a
+/// position: 1 to [`MAX_POSITION_LEN`] bytes of printable ASCII without spaces (`!` to
+/// `~`). The API's ids are UUIDs (36 bytes); anything else a server sends as an id is
+/// never committed, because a position the next request cannot carry would stop the
+/// tenant for good. See `docs/limits.md`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Position(String);
 
+/// The longest id accepted as a position, in bytes.
+pub const MAX_POSITION_LEN: usize = 256;
+
+/// Why an id cannot be a position.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadPosition {
+    /// Longer than [`MAX_POSITION_LEN`].
+    #[error("it is {len} bytes long; at most {MAX_POSITION_LEN} are accepted")]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// A byte outside printable ASCII (a control byte, a space, non-ASCII text).
+    #[error(
+        "it holds the byte 0x{byte:02x} at offset {at}; only printable ASCII without spaces is accepted"
+    )]
+    BadByte {
+        /// The offending byte.
+        byte: u8,
+        /// Its offset in the id.
+        at: usize,
+    },
+}
+
 impl Position {
-    /// Wraps an id. `0` and the empty string mean "no position" and give `None`.
-    pub fn new(id: impl Into<String>) -> Option<Self> {
-        let id = id.into();
+    /// Wraps an id. `0` and the empty string mean "no position", and so does an id
+    /// that is not acceptable as a position (see [`Position::parse`]): all give `None`.
+    pub fn new(id: impl AsRef<str>) -> Option<Self> {
+        Self::parse(id.as_ref()).ok().flatten()
+    }
+
+    /// Checks an id: `Ok(None)` for `0` and the empty string (no position), an error
+    /// for an id no request could carry, else the position.
+    pub fn parse(id: &str) -> Result<Option<Self>, BadPosition> {
         if id.is_empty() || id == "0" {
-            None
-        } else {
-            Some(Self(id))
+            return Ok(None);
         }
+        if id.len() > MAX_POSITION_LEN {
+            return Err(BadPosition::TooLong { len: id.len() });
+        }
+        if let Some((at, &byte)) = id
+            .as_bytes()
+            .iter()
+            .enumerate()
+            .find(|(_, b)| !b.is_ascii_graphic())
+        {
+            return Err(BadPosition::BadByte { byte, at });
+        }
+        Ok(Some(Self(id.to_string())))
     }
 
     /// The id as sent back to the server.
@@ -197,6 +244,30 @@ impl Position {
 impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// Text that came from outside (an id, an event name) as it may appear in a log line:
+/// at most [`Untrusted::SHOWN`] characters, control characters escaped, and the
+/// length said when it was cut.
+#[derive(Debug, Clone, Copy)]
+pub struct Untrusted<'a>(pub &'a str);
+
+impl Untrusted<'_> {
+    /// The most characters shown.
+    pub const SHOWN: usize = 64;
+}
+
+impl fmt::Display for Untrusted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut chars = self.0.chars();
+        for c in chars.by_ref().take(Self::SHOWN) {
+            write!(f, "{}", c.escape_debug())?;
+        }
+        if chars.next().is_some() {
+            write!(f, "… ({} bytes)", self.0.len())?;
+        }
+        Ok(())
     }
 }
 
@@ -235,6 +306,42 @@ mod tests {
             Position::new("01a1aac4-759e-7c9d-bf7a-861b26a9b1a3").map(|p| p.to_string()),
             Some("01a1aac4-759e-7c9d-bf7a-861b26a9b1a3".to_string())
         );
+    }
+
+    #[test]
+    fn a_position_is_printable_ascii_of_bounded_length() {
+        let longest = "a".repeat(MAX_POSITION_LEN);
+        assert_eq!(
+            Position::parse(&longest).unwrap().unwrap().as_str(),
+            longest
+        );
+        assert_eq!(Position::parse("0"), Ok(None));
+        assert_eq!(Position::parse("!~"), Ok(Position::new("!~")));
+        assert_eq!(
+            Position::parse(&format!("{longest}a")),
+            Err(BadPosition::TooLong {
+                len: MAX_POSITION_LEN + 1
+            })
+        );
+        for (id, byte, at) in [
+            ("a\u{0}", 0, 1),
+            ("\u{1}", 1, 0),
+            ("a b", b' ', 1),
+            ("a\r\nb", b'\r', 1),
+            ("\u{7f}", 0x7f, 0),
+            ("caf\u{e9}", 0xc3, 3),
+        ] {
+            assert_eq!(Position::parse(id), Err(BadPosition::BadByte { byte, at }));
+            assert_eq!(Position::new(id), None);
+        }
+    }
+
+    #[test]
+    fn untrusted_text_is_cut_and_escaped_for_logs() {
+        assert_eq!(Untrusted("a\u{1}b\n").to_string(), "a\\u{1}b\\n");
+        let long = "x".repeat(1 << 20);
+        let shown = Untrusted(&long).to_string();
+        assert_eq!(shown, format!("{}… (1048576 bytes)", "x".repeat(64)));
     }
 
     #[test]

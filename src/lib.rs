@@ -43,6 +43,8 @@
 //! - [`app`]: process lifetime: signals, cancellation, tenants, grace deadline.
 //! - [`simulator`]: the built-in MRA v2 simulator used by `demo`, tests and benchmarks.
 //! - [`tls`]: the one rustls crypto provider and shared TLS helpers.
+//! - [`small_file`]: reading the small files the connector is given: regular files of
+//!   bounded size only.
 
 pub mod app;
 pub mod backoff;
@@ -57,6 +59,7 @@ pub mod observe;
 pub mod position;
 pub mod simulator;
 pub mod sink;
+pub mod small_file;
 pub mod source;
 pub mod status;
 pub mod tenant;

@@ -6,6 +6,8 @@
 //! old or the new file, never a torn one. When to commit is the tenant's decision, and
 //! where to start is [`crate::source::StartPoint::resolve`]'s.
 
+use crate::event::{BadPosition, Position, Untrusted};
+use crate::small_file::{self, SmallFileError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -30,12 +32,21 @@ pub enum StateError {
     #[error("{path}: cannot read the state file: {source}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        source: SmallFileError,
     },
     #[error(
         "{path}: the state file is corrupt ({reason}); fix or remove it to start from the configured position"
     )]
     Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "{path}: the saved position \"{shown}\" cannot be sent to the api ({reason}); remove the file to start from the configured stream_position or start_time (or the beginning), or replace the position with the id of the last event your siem received"
+    )]
+    Unusable {
+        path: PathBuf,
+        /// The position as it may be logged (cut and escaped).
+        shown: String,
+        reason: BadPosition,
+    },
     #[error("{path}: cannot write the state file: {source}")]
     Write {
         path: PathBuf,
@@ -70,9 +81,9 @@ impl StateFile {
     /// Reads the saved position. A missing or empty file is `None`; anything that is not
     /// a valid state file is an error naming the file (never silently replaced).
     pub fn load(&self) -> Result<Option<SavedPosition>, StateError> {
-        let text = match std::fs::read_to_string(&self.path) {
+        let text = match small_file::read_to_string(&self.path, small_file::TEXT_LIMIT) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => return Ok(None),
             Err(source) => {
                 return Err(StateError::Read {
                     path: self.path.clone(),
@@ -92,6 +103,15 @@ impl StateFile {
             return Err(StateError::Corrupt {
                 path: self.path.clone(),
                 reason: "the position is empty".into(),
+            });
+        }
+        // A position no request can carry would fail every reconnect: refuse it here,
+        // where the operator is told which file to fix.
+        if let Err(reason) = Position::parse(&saved.position) {
+            return Err(StateError::Unusable {
+                path: self.path.clone(),
+                shown: Untrusted(&saved.position).to_string(),
+                reason,
             });
         }
         Ok(Some(saved))
@@ -180,6 +200,26 @@ mod tests {
         )
         .unwrap();
         assert!(file.load().is_err());
+    }
+
+    #[test]
+    fn a_saved_position_no_request_can_carry_is_an_error_naming_the_file_and_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path(), "acme");
+        let long = "7".repeat(300);
+        for bad in [r"a\u0001b", "a b", r"caf\u00e9", long.as_str()] {
+            std::fs::write(
+                file.path(),
+                format!(
+                    r#"{{"entity_name":"acme","position":"{bad}","saved_at":"2026-11-22T12:00:00Z","delivered":1}}"#
+                ),
+            )
+            .unwrap();
+            let err = file.load().unwrap_err().to_string();
+            assert!(err.contains("acme.position.json"), "{err}");
+            assert!(err.contains("remove"), "the fix is named: {err}");
+            assert!(err.len() < 600, "the bad value is not echoed whole: {err}");
+        }
     }
 
     #[test]

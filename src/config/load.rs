@@ -54,6 +54,7 @@ pub use value::{parse_timestamp, sanitize_hostname};
 
 use super::Config;
 use super::raw::{self, RawIni, RawSection};
+use crate::small_file;
 use chrono::{DateTime, Utc};
 use std::path::Path;
 use syslog::SyslogKeys;
@@ -100,7 +101,7 @@ impl LoadContext<'static> {
 /// Loads and validates a file: reads it, notes its mode, then [`load_with`] in the real
 /// process context, reading the API keys or not as `api_keys` says.
 pub fn load_file(path: &Path, api_keys: ApiKeys) -> Result<Config, ConfigError> {
-    let bytes = match std::fs::read(path) {
+    let bytes = match small_file::read(path, small_file::TEXT_LIMIT) {
         Ok(bytes) => bytes,
         Err(e) => {
             return Err(ConfigError {
@@ -108,7 +109,7 @@ pub fn load_file(path: &Path, api_keys: ApiKeys) -> Result<Config, ConfigError> 
                     path,
                     format!(
                         "cannot read the file: {}; check the path given to --config",
-                        io_reason(&e)
+                        file_reason(&e)
                     ),
                 )],
             });
@@ -382,6 +383,13 @@ fn file_mode(path: &Path) -> Option<u32> {
 #[cfg(not(unix))]
 fn file_mode(_path: &Path) -> Option<u32> {
     None
+}
+
+fn file_reason(e: &small_file::SmallFileError) -> String {
+    match e {
+        small_file::SmallFileError::Io(io) => io_reason(io),
+        other => other.to_string(),
+    }
 }
 
 fn io_reason(e: &std::io::Error) -> String {

@@ -25,6 +25,7 @@ pub mod syslog;
 pub mod transport;
 
 use crate::config::SyslogConfig;
+use crate::event::Untrusted;
 use crate::format::RenderedMessage;
 use crate::tenant::ledger::{Receipt, Ticket};
 use chrono::Utc;
@@ -276,7 +277,7 @@ impl Records {
                     tracing::warn!(
                         tenant = %self.tenant,
                         destination = %destination,
-                        event_id = msg.event_id.as_deref().unwrap_or("-"),
+                        event_id = %Untrusted(msg.event_id.as_deref().unwrap_or("-")),
                         limit = self.writer.max_message_size(),
                         suppressed,
                         "syslog record longer than max_message_size; truncated (further warnings at most once a minute)"
@@ -324,7 +325,7 @@ impl Records {
             let event_id = messages.get(i).and_then(|m| m.event_id.as_deref());
             tracing::error!(
                 tenant = %self.tenant,
-                event_id = event_id.unwrap_or("-"),
+                event_id = %Untrusted(event_id.unwrap_or("-")),
                 bytes,
                 "syslog datagram refused by the operating system as too large (EMSGSIZE); record not sent, lower max_message_size"
             );

@@ -56,6 +56,7 @@
 
 use super::{SinkError, SinkErrorKind};
 use crate::config::{Protocol, SyslogConfig, TlsConfig};
+use crate::small_file;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -377,7 +378,13 @@ impl TlsSetup {
         let config = match &tls.client_auth {
             Some((cert_file, key_file)) => {
                 let certs = load_certs(cert_file, "cert_file").map_err(error)?;
-                let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| {
+                let pem = small_file::read(key_file, small_file::TEXT_LIMIT).map_err(|e| {
+                    error(format!(
+                        "key_file {}: cannot read it: {e}",
+                        key_file.display()
+                    ))
+                })?;
+                let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
                     error(format!(
                         "key_file {}: cannot read a private key: {e}",
                         key_file.display()
@@ -830,8 +837,10 @@ fn load_roots(ca_file: Option<&Path>) -> Result<(rustls::RootCertStore, String),
 
 /// All certificates in a PEM file; `key` names the setting for messages.
 fn load_certs(path: &Path, key: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+    let pem = small_file::read(path, small_file::PEM_LIMIT)
+        .map_err(|e| format!("{key} {}: cannot read it: {e}", path.display()))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{key} {}: cannot read certificates: {e}", path.display()))?;
     if certs.is_empty() {
         return Err(format!(

@@ -38,7 +38,7 @@ pub enum ClientError {
     #[error("[lookout] ca_file {path}: {source}")]
     CaFileRead {
         path: PathBuf,
-        source: std::io::Error,
+        source: crate::small_file::SmallFileError,
     },
     #[error("[lookout] ca_file {path}: {reason}")]
     CaFilePem { path: PathBuf, reason: String },
@@ -78,9 +78,11 @@ impl ApiClients {
         let ca_pem = match &tenant.ca_file {
             None => None,
             Some(path) => Some(
-                std::fs::read(path).map_err(|source| ClientError::CaFileRead {
-                    path: path.clone(),
-                    source,
+                crate::small_file::read(path, crate::small_file::PEM_LIMIT).map_err(|source| {
+                    ClientError::CaFileRead {
+                        path: path.clone(),
+                        source,
+                    }
                 })?,
             ),
         };

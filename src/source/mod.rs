@@ -22,7 +22,7 @@ pub use stream::StartPoint;
 
 use crate::backoff::{Backoff, BackoffPolicy, Delay};
 use crate::config::{ProxyConfig, TenantConfig};
-use crate::event::{Batch, EventType, Position};
+use crate::event::{Batch, EventType, MAX_POSITION_LEN, Position, Untrusted};
 use chrono::{DateTime, Utc};
 use client::{ApiClients, ClientError};
 use hashbrown::HashTable;
@@ -61,6 +61,8 @@ pub struct SourceStatus {
 #[derive(Debug, Default, Clone)]
 struct StatusInner {
     last_error: Option<String>,
+    /// Set while the tenant's writer holds the stream (see [`SourceStatus::hold`]).
+    held: Option<String>,
     last_activity: Option<Instant>,
     reconnects: BTreeMap<String, u64>,
 }
@@ -93,8 +95,8 @@ impl SourceStatus {
     pub fn snapshot(&self) -> SourceSnapshot {
         let inner = self.lock().clone();
         SourceSnapshot {
-            healthy: self.healthy.load(Ordering::Relaxed),
-            last_error: inner.last_error,
+            healthy: self.healthy.load(Ordering::Relaxed) && inner.held.is_none(),
+            last_error: inner.held.or(inner.last_error),
             last_activity: inner.last_activity,
             reconnects: inner.reconnects,
             token_fetches: self.token_fetches.load(Ordering::Relaxed),
@@ -102,6 +104,13 @@ impl SourceStatus {
             dead_letters: self.dead_letters.load(Ordering::Relaxed),
             received_events: self.received_events.load(Ordering::Relaxed),
         }
+    }
+
+    /// Marks the tenant unhealthy with `reason` while the writer cannot go on (the
+    /// dead-letter file is full), or clears that mark with `None`. The stream itself
+    /// is fine; it is simply not read until the mark is cleared.
+    pub fn hold(&self, reason: Option<String>) {
+        self.lock().held = reason;
     }
 
     /// Whether the source is healthy now.
@@ -198,8 +207,13 @@ impl<'a> IdKey<'a> {
 }
 
 impl RecentIds {
-    /// Records `id`; false when it was already there.
+    /// Records `id`; false when it was already there. An id longer than a position
+    /// may be ([`MAX_POSITION_LEN`]) is not kept, so that the window stays small
+    /// whatever ids the stream sends; such an event is never taken for a repeat.
     fn insert(&mut self, id: &str) -> bool {
+        if id.len() > MAX_POSITION_LEN {
+            return true;
+        }
         let key = IdKey::new(id);
         let hash = self.hasher.hash_one(key);
         if self
@@ -279,6 +293,35 @@ fn key_in<'a>(ring: &[[u64; 2]], others: &'a HashMap<u16, Box<str>>, slot: u16) 
     }
 }
 
+/// The unknown message names already logged, so that each is logged once. Bounded:
+/// at most [`SeenNames::MOST`] names of at most [`SeenNames::LONGEST`] bytes are kept
+/// (400 distinct 1 MB names once stayed in memory, 413 MB). A name beyond that is not
+/// remembered and is logged again each time it comes, cut (at debug level).
+#[derive(Debug, Default)]
+struct SeenNames(HashSet<Box<str>>);
+
+impl SeenNames {
+    const MOST: usize = 64;
+    const LONGEST: usize = 64;
+
+    /// Whether `name` should be logged: not seen before, or not remembered.
+    fn first_time(&mut self, name: &str) -> bool {
+        if self.0.contains(name) {
+            return false;
+        }
+        if name.len() <= Self::LONGEST && self.0.len() < Self::MOST {
+            self.0.insert(name.into());
+        }
+        true
+    }
+
+    /// Bytes of names kept.
+    #[cfg(test)]
+    fn kept_bytes(&self) -> usize {
+        self.0.iter().map(|n| n.len()).sum()
+    }
+}
+
 /// Why a connection attempt or a connection failed.
 enum Failure {
     Token(TokenError),
@@ -313,7 +356,7 @@ pub struct EventSource {
     /// The last 401 was already answered with one immediate retry.
     retried_401: bool,
     recent: RecentIds,
-    unknown_seen: HashSet<String>,
+    unknown_seen: SeenNames,
     status: Arc<SourceStatus>,
     cancel: CancellationToken,
 }
@@ -354,7 +397,7 @@ impl EventSource {
             wait: None,
             retried_401: false,
             recent: RecentIds::default(),
-            unknown_seen: HashSet::new(),
+            unknown_seen: SeenNames::default(),
             status: Arc::new(SourceStatus::default()),
             cancel,
         };
@@ -478,8 +521,8 @@ impl EventSource {
                     self.wait = Some(wait);
                 }
                 Ok(Some(StreamItem::Unknown { event })) => {
-                    if self.unknown_seen.insert(event.clone()) {
-                        tracing::debug!(tenant = %self.tenant, event = %event, "ignoring unknown stream message");
+                    if self.unknown_seen.first_time(&event) {
+                        tracing::debug!(tenant = %self.tenant, event = %Untrusted(&event), "ignoring unknown stream message");
                     }
                 }
                 Ok(None) => {
@@ -845,6 +888,45 @@ mod tests {
         assert_eq!(window.slots.len(), DEDUP_WINDOW);
         window.clear();
         assert!(window.insert(model_order.back().expect("ids were accepted")));
+    }
+
+    #[test]
+    fn the_dedup_window_does_not_keep_ids_longer_than_a_position() {
+        // 10,000 ids of 200 KB each once held 431 MB per tenant.
+        let mut r = RecentIds::default();
+        for i in 0..50 {
+            let id = format!("{i}{}", "x".repeat(200_000));
+            assert!(r.insert(&id));
+            assert!(
+                r.insert(&id),
+                "not remembered, so never dropped as a repeat"
+            );
+        }
+        let longest = "a".repeat(crate::event::MAX_POSITION_LEN);
+        assert!(r.insert(&longest));
+        assert!(!r.insert(&longest));
+        let kept: usize = r.others.values().map(|id| id.len()).sum();
+        assert_eq!(kept, crate::event::MAX_POSITION_LEN);
+    }
+
+    #[test]
+    fn unknown_names_are_remembered_within_bounds() {
+        let mut seen = SeenNames::default();
+        assert!(seen.first_time("news"));
+        assert!(!seen.first_time("news"), "logged once");
+        for i in 0..400 {
+            let name = format!("{i}{}", "n".repeat(1 << 20));
+            assert!(seen.first_time(&name));
+        }
+        for i in 0..100 {
+            seen.first_time(&format!("short-{i}"));
+        }
+        assert!(seen.0.len() <= SeenNames::MOST);
+        assert!(seen.kept_bytes() <= SeenNames::MOST * SeenNames::LONGEST);
+        assert!(
+            !seen.first_time("short-1"),
+            "the first names stay remembered"
+        );
     }
 
     #[test]

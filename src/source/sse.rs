@@ -15,6 +15,7 @@
 //! being collected and copied again when its line ends.
 
 use std::mem;
+use std::sync::Arc;
 
 use memchr::{memchr, memchr2};
 
@@ -34,8 +35,10 @@ pub struct Frame {
     /// the HTML spec's terms means nothing is dispatched.
     pub data: Option<String>,
     /// The last-event-id buffer after this message. It carries over from earlier
-    /// messages; see [`Frame::id_field`] to know whether this message set it.
-    pub last_id: String,
+    /// messages; see [`Frame::id_field`] to know whether this message set it. Shared
+    /// between the frames it applies to, never copied: a long id followed by many
+    /// short messages in one read would otherwise multiply its size by their number.
+    pub last_id: Arc<str>,
     /// Whether this message contained an `id` field that was accepted (no NUL).
     pub id_field: bool,
     /// The last valid `retry` field of this message, in milliseconds.
@@ -92,7 +95,7 @@ pub struct Parser {
     data_hint: usize,
     data_spanned_reads: bool,
     event: String,
-    last_id: String,
+    last_id: Arc<str>,
     id_field: bool,
     retry: Option<u64>,
     has_field: bool,
@@ -134,6 +137,9 @@ const BOM: &[u8; 3] = b"\xEF\xBB\xBF";
 /// longer is ignored without being buffered.
 const LONGEST_NAME: usize = 5;
 
+/// The most room the line scratch keeps between lines; ids and names fit easily.
+const TAIL_KEEP: usize = 4096;
+
 impl Parser {
     /// A parser for a new response body that rejects messages over `max_event_size`
     /// bytes (see [`DEFAULT_MAX_EVENT_SIZE`]).
@@ -151,7 +157,7 @@ impl Parser {
             data_hint: 0,
             data_spanned_reads: false,
             event: String::new(),
-            last_id: String::new(),
+            last_id: Arc::from(""),
             id_field: false,
             retry: None,
             has_field: false,
@@ -430,6 +436,10 @@ impl Parser {
             }
         }
         self.tail.clear();
+        if self.tail.capacity() > TAIL_KEEP {
+            // A long `event` or `id` value is rare; its room is not kept for good.
+            self.tail = Vec::new();
+        }
         self.line_bytes = 0;
     }
 
@@ -446,8 +456,7 @@ impl Parser {
             }
             Field::Id => {
                 if !value.contains(&0) {
-                    self.last_id.clear();
-                    self.last_id.push_str(&String::from_utf8_lossy(value));
+                    self.last_id = Arc::from(String::from_utf8_lossy(value));
                     self.id_field = true;
                 }
             }
@@ -488,7 +497,7 @@ impl Parser {
         out.push(Frame {
             event,
             data,
-            last_id: self.last_id.clone(),
+            last_id: Arc::clone(&self.last_id),
             id_field: mem::take(&mut self.id_field),
             retry: self.retry.take(),
         });
@@ -526,6 +535,7 @@ fn retry_ms(value: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::HashSet;
 
     /// Everything observable about parsing one stream: the frames, the error (after
     /// which the parser was fed no more) and what `finish()` discarded.
@@ -578,7 +588,7 @@ mod tests {
         Frame {
             event: event.to_owned(),
             data: Some(data.to_owned()),
-            last_id: last_id.to_owned(),
+            last_id: Arc::from(last_id),
             id_field: false,
             retry: None,
         }
@@ -696,7 +706,7 @@ mod tests {
                 &[b"id:7\n\ndata:b\n\n"],
                 vec![
                     with_id(Frame {
-                        last_id: "7".to_owned(),
+                        last_id: Arc::from("7"),
                         ..no_data()
                     }),
                     ev("message", "b", "7"),
@@ -928,7 +938,7 @@ mod tests {
             Frame {
                 event: "reconnect".to_owned(),
                 data: None,
-                last_id: SECOND_ID.to_owned(),
+                last_id: Arc::from(SECOND_ID),
                 id_field: false,
                 retry: Some(2000),
             },
@@ -1270,12 +1280,29 @@ mod tests {
                     .filter(|e| !e.is_empty())
                     .unwrap_or_else(|| "message".to_owned()),
                 data: m.data.as_ref().map(|lines| lines.join("\n")),
-                last_id: last_id.clone(),
+                last_id: Arc::from(last_id.as_str()),
                 id_field: m.id.is_some(),
                 retry: m.retry,
             });
         }
         frames
+    }
+
+    /// One read that sets a long id and then completes many messages must not copy
+    /// the id into every frame: all frames share one copy (a 1 MiB id and a thousand
+    /// tiny messages once took a gigabyte).
+    #[test]
+    fn frames_of_one_read_share_the_last_event_id() {
+        let id = "x".repeat(1 << 20);
+        let mut input = format!("id:{id}\n\n").into_bytes();
+        for _ in 0..1000 {
+            input.extend_from_slice(b"data:{}\n\n");
+        }
+        let frames = Parser::default().feed(&input).unwrap();
+        assert_eq!(frames.len(), 1001);
+        assert!(frames.iter().all(|f| *f.last_id == *id));
+        let copies: HashSet<*const u8> = frames.iter().map(|f| f.last_id.as_ptr()).collect();
+        assert_eq!(copies.len(), 1, "the id is held once, not once per frame");
     }
 
     proptest! {
@@ -1397,7 +1424,7 @@ mod tests {
                 prop_assert_eq!(&frame.event, &lossy);
             }
             if !value.contains(&0) {
-                prop_assert_eq!(&frame.last_id, &lossy);
+                prop_assert_eq!(&*frame.last_id, lossy.as_str());
             }
         }
     }

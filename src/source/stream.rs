@@ -9,7 +9,7 @@
 
 use crate::backoff::{BackoffPolicy, Delay, parse_retry_after};
 use crate::config::{Secret, TenantConfig};
-use crate::event::{Batch, EventType, Position};
+use crate::event::{Batch, EventType, Position, Untrusted};
 use crate::source::client::{body_excerpt, describe_transport_error, read_excerpt};
 use crate::source::decode::{PositionSource, decode_batch};
 use crate::source::oauth::endpoint;
@@ -319,7 +319,15 @@ impl Connection {
                 let Some(data) = frame.data else {
                     return StreamItem::Unknown { event: frame.event };
                 };
-                let message_id = frame.id_field.then_some(frame.last_id.as_str());
+                let message_id = frame.id_field.then_some(&*frame.last_id);
+                if let Some(Err(error)) = message_id.map(Position::parse) {
+                    tracing::warn!(
+                        tenant = %self.tenant,
+                        id = %Untrusted(&frame.last_id),
+                        %error,
+                        "the message id cannot be sent back to the api, so it is not used as the position; the last usable event id is used instead"
+                    );
+                }
                 let (batch, source) = decode_batch(data, message_id);
                 if source == PositionSource::None {
                     tracing::warn!(

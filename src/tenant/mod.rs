@@ -131,6 +131,7 @@ impl TenantTask {
             Ok(sink) => sink,
             Err(e) => return Outcome::Failed(format!("cannot set up the syslog destination: {e}")),
         };
+        let status = source.status();
         let bridge = tokio::spawn(bridge_status(
             source.status(),
             self.observer.clone(),
@@ -153,6 +154,8 @@ impl TenantTask {
             ),
             sink,
             dead_letters: DeadLetterFile::new(&self.state_dir, name),
+            status,
+            stop: shutdown.stop_reading.clone(),
             delivered_total: saved.as_ref().map_or(0, |s| s.delivered),
             ledger: Ledger::new(committed),
             pending: None,

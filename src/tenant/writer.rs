@@ -17,7 +17,9 @@ use crate::format::{Formatter, RenderedMessage};
 use crate::observe::TenantObserver;
 use crate::position::{SavedPosition, StateFile};
 use crate::sink::{Sink, SinkError};
+use crate::source::SourceStatus;
 use chrono::Utc;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -33,6 +35,9 @@ const SEND_PIECE: usize = 32 * 1024;
 /// How often the progress line is logged.
 const PROGRESS_EVERY: Duration = Duration::from_secs(60);
 
+/// How often a full dead-letter file is looked at again.
+const DEAD_LETTER_RECHECK: Duration = Duration::from_secs(2);
+
 /// A normal (exponential, capped, jittered) backoff step.
 const NORMAL: Delay = Delay::Normal { retry_after: None };
 
@@ -47,6 +52,10 @@ pub(super) struct Writer {
     pub(super) formatter: Formatter,
     pub(super) sink: Sink,
     pub(super) dead_letters: DeadLetterFile,
+    /// Where a full dead-letter file is reported (`/health`, the healthy metric).
+    pub(super) status: Arc<SourceStatus>,
+    /// Shutdown was requested (stop reading; deliver what was read).
+    pub(super) stop: CancellationToken,
     /// Events delivered since the state file was created.
     pub(super) delivered_total: u64,
     pub(super) ledger: Ledger,
@@ -91,7 +100,9 @@ impl Writer {
                         continue; // read before the latest rewind; it will come again
                     }
                     if !self.handle(batch, &give_up).await {
-                        warn!(tenant = %self.name, "shutdown deadline reached before the destination accepted the current batch; it is not committed and will be read again at the next start");
+                        if give_up.is_cancelled() {
+                            warn!(tenant = %self.name, "shutdown deadline reached before the destination accepted the current batch; it is not committed and will be read again at the next start");
+                        }
                         break;
                     }
                 }
@@ -149,6 +160,17 @@ impl Writer {
     /// gets its own ticket; the batch's position goes to the ledger after its last
     /// piece, so it is confirmed only when every piece was delivered.
     async fn handle(&mut self, mut batch: Batch, give_up: &CancellationToken) -> bool {
+        if !batch.dead_letters.is_empty() {
+            let epoch = self.epoch;
+            if !self.wait_for_dead_letter_room(give_up).await {
+                return false;
+            }
+            if self.epoch != epoch {
+                // A rewind while waiting: this batch comes again after the ones it
+                // rewound to, and must not be delivered before them.
+                return true;
+            }
+        }
         self.messages.clear();
         let mut rendered = 0;
         let mut events = 0;
@@ -190,6 +212,59 @@ impl Writer {
         self.ledger.end_batch(batch.position, events);
         self.apply_receipts();
         true
+    }
+
+    /// Waits until the dead-letter file has room for this batch's dead letters. While
+    /// it is full the batch is neither sent nor committed, so the position stays at the
+    /// last delivered batch and nothing is lost; the reader is held by the full queue.
+    /// The tenant is reported unhealthy, with the file and the fix, until an operator
+    /// moves the file away. Receipts for what was sent before still arrive and are
+    /// committed. Returns false when shutdown comes first.
+    async fn wait_for_dead_letter_room(&mut self, give_up: &CancellationToken) -> bool {
+        let mut held = false;
+        loop {
+            match self.dead_letters.check_room() {
+                Ok(()) => {
+                    if held {
+                        info!(tenant = %self.name, file = %self.dead_letters.path().display(), "the dead-letter file has room again; going on");
+                        self.status.hold(None);
+                    }
+                    return true;
+                }
+                Err(e) => {
+                    if !held {
+                        error!(tenant = %self.name, error = %e, "dead-letter file full; this tenant waits at its last delivered position");
+                        self.status.hold(Some(e.to_string()));
+                        self.observer.flag(Some(e.to_string()));
+                        held = true;
+                    }
+                }
+            }
+            let awaiting = self.sink.awaiting();
+            tokio::select! {
+                _ = tokio::time::sleep(DEAD_LETTER_RECHECK) => {}
+                ready = self.sink.ready(), if awaiting => {
+                    let collected = match ready {
+                        Ok(()) => self.sink.collect().await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = collected
+                        && !self.recover(e, give_up).await
+                    {
+                        return false;
+                    }
+                    self.apply_receipts();
+                }
+                _ = give_up.cancelled() => return false,
+                _ = self.stop.cancelled() => {
+                    info!(tenant = %self.name, "stopping while the dead-letter file is full; the held batch will be read again at the next start");
+                    return false;
+                }
+            }
+            if self.pending.is_some() {
+                self.commit();
+            }
+        }
     }
 
     /// Hands the rendered messages of one piece (`events` events) to the sink.

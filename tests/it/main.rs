@@ -13,6 +13,7 @@ mod docs;
 mod fixture;
 mod golden;
 mod hermetic;
+mod hostile_input;
 mod kit;
 mod operations;
 mod output;

@@ -10,12 +10,13 @@ use super::syslog::SyslogKeys;
 use super::value::{
     BOOL_MSG, is_entity_name, is_event_id, parse_bool, parse_timestamp, parse_uint,
 };
-use super::{ApiKeys, Check, Entry, entry, io_reason};
+use super::{ApiKeys, Check, Entry, entry, file_reason};
 use crate::config::raw::{RawIni, RawSection};
 use crate::config::{Problem, Secret, TenantConfig};
 use crate::event::{EventType, Position};
+use crate::small_file;
 use chrono::{DateTime, Utc};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use url::Url;
 
@@ -425,15 +426,19 @@ impl Check<'_, '_> {
 
     /// The key in `api_key_file`, without the line end.
     fn api_key_file(&mut self, e: Entry<'_>) -> Option<Secret> {
-        match std::fs::read_to_string(e.value) {
-            Err(err) => {
+        match small_file::read_to_string(Path::new(e.value), small_file::TEXT_LIMIT) {
+            Err(err @ small_file::SmallFileError::Io(_)) => {
                 self.bad(
                     e,
                     format!(
                         "cannot read it: {}; make the file readable by the connector's user",
-                        io_reason(&err)
+                        file_reason(&err)
                     ),
                 );
+                None
+            }
+            Err(err) => {
+                self.bad(e, format!("cannot read it: {err}"));
                 None
             }
             Ok(text) => {
