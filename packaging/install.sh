@@ -10,7 +10,10 @@
 #   DIR/config.ini           created from the example only if it does not exist (mode 600)
 #   DIR/config.ini.example   always refreshed
 #   DIR/logs/  DIR/state/    one log file / pid file + state directory per instance
-#   DIR/share/               systemd units and launchd plist (paths set to DIR), docs
+#   DIR/share/               systemd units and launchd plist (paths set to DIR)
+#   DIR/share/doc/           README.md, CHANGELOG.md, LICENSE, and docs/ (the operator
+#                            reference, the tarball's docs/ tree) beside README.md, so
+#                            README.md's links into docs/ resolve
 #   DIR/uninstall.sh
 #   DIR/.mrav2-connector     marks an installation (uninstall.sh acts only where it is)
 #
@@ -118,6 +121,18 @@ for doc in README.md CHANGELOG.md LICENSE; do
         put "${src}/${doc}" "${prefix}/share/doc/${doc}" 644
     fi
 done
+# The operator reference. An upgrade replaces it as a whole: the *.md files of the
+# previous release go first (uninstall.sh removes the same set), so a page that was
+# renamed or dropped does not linger with stale links. Nothing but *.md is touched.
+if [ -d "${prefix}/share/doc/docs" ] && [ ! -L "${prefix}/share/doc/docs" ]; then
+    find "${prefix}/share/doc/docs" -type f -name '*.md' -exec rm -f -- {} +
+fi
+if [ -d "${src}/docs" ]; then
+    (cd -- "${src}" && find docs -type f -name '*.md') | while IFS= read -r doc; do
+        mkdir -p -- "${prefix}/share/doc/$(dirname -- "${doc}")"
+        put "${src}/${doc}" "${prefix}/share/doc/${doc}" 644
+    done
+fi
 
 # The service files name /opt/mrav2-connector; point them at this prefix. A prefix
 # with characters that would need quoting in a unit file is left to the operator.
@@ -202,6 +217,7 @@ Next steps:
      More instances: copy the example to ${prefix}/<name>.ini (chmod 600) and pass
      that path to each script. Logs: ${prefix}/logs/<name>.log.
   As a service instead: systemd units in ${prefix}/share/systemd/, a launchd job in
-  ${prefix}/share/launchd/ (see README.md, "Running as a service").
+  ${prefix}/share/launchd/ (see ${prefix}/share/doc/docs/operations.md,
+  "Running as a service").
   Uninstall: ${prefix}/uninstall.sh (keeps configs and state; --purge removes them).
 EOF

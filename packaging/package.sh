@@ -11,6 +11,10 @@
 #   bin/mrav2-syslog-connector bin/{start,stop,status,restart}-connector.sh bin/connector-lib.sh
 #   systemd/mrav2-connector.service systemd/mrav2-connector@.service
 #   launchd/com.lookout.mrav2-connector.plist
+#   docs/**.md   every Markdown file that git tracks under docs/, same tree (docs/formats/,
+#                docs/receivers/, ...), so that README.md's links into docs/ resolve
+#
+# Files are mode 644 (755 for programs), directories 755.
 #
 # The archive is reproducible: the same tree gives the same names, order, modes,
 # owners and times (sorted, root:root numeric, mtime = $SOURCE_DATE_EPOCH or the last
@@ -118,6 +122,25 @@ for f in README.md CHANGELOG.md LICENSE config.ini.example; do
     [ -f "${root}/${f}" ] || die "${f} is missing from ${root}: it belongs in the tarball"
 done
 
+# The operator reference: the Markdown files that git tracks under docs/ (a draft that
+# is not committed stays out). Outside a git checkout, such as an exported source tree,
+# which holds only tracked files, every *.md under docs/ is taken.
+if git -C "${root}" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    docs=$(git -C "${root}" -c core.quotePath=false ls-files -- 'docs/*.md') ||
+        die "git ls-files failed in ${root}: cannot list the docs to ship"
+else
+    docs=$(cd -- "${root}" && find docs -type f -name '*.md' | LC_ALL=C sort)
+fi
+[ -n "${docs}" ] || die "no docs/*.md in ${root}: the tarball ships the operator reference"
+# These names are split on white space here and read line by line by install.sh: keep
+# them plain.
+odd=$(printf '%s\n' "${docs}" | LC_ALL=C grep -v -x -e '[A-Za-z0-9._/-]*' || true)
+[ -z "${odd}" ] ||
+    die "$(printf '%s' "${odd}" | head -n 1): a doc's path may hold only letters, digits and . _ - / (rename it)"
+for doc in ${docs}; do
+    [ -f "${root}/${doc}" ] || die "${doc} is tracked by git but missing from ${root}: check it out again"
+done
+
 base=${name}-${version}-${target}${suffix}
 mkdir -p -- "${dist}"
 stage=$(mktemp -d "${dist}/.stage.XXXXXX")
@@ -146,7 +169,7 @@ put config.ini.example config.ini.example 644
 put systemd/mrav2-connector.service systemd/mrav2-connector.service 644
 put systemd/mrav2-connector@.service systemd/mrav2-connector@.service 644
 put launchd/com.lookout.mrav2-connector.plist launchd/com.lookout.mrav2-connector.plist 644
-for doc in README.md CHANGELOG.md LICENSE; do
+for doc in README.md CHANGELOG.md LICENSE ${docs}; do
     put "${doc}" "${doc}" 644
 done
 find "${top}" -type d -exec chmod 755 {} +

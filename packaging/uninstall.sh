@@ -115,6 +115,15 @@ done
 for f in ${PROGRAM_FILES}; do
     rm -f -- "${prefix:?}/${f}"
 done
+# The operator reference install.sh copies from the tarball's docs/: its *.md files
+# (regular files only; find does not follow a symbolic link), then the directories
+# they leave empty, deepest first. Anything else in share/doc/docs stays, with its
+# directories.
+docs=${prefix:?}/share/doc/docs
+if [ -d "${docs}" ] && [ ! -L "${docs}" ]; then
+    find "${docs}" -type f -name '*.md' -exec rm -f -- {} +
+    find "${docs}" -depth -type d -exec rmdir -- {} + 2>/dev/null || true
+fi
 for d in ${PROGRAM_DIRS}; do
     rmdir -- "${prefix:?}/${d}" 2>/dev/null || true
 done
@@ -143,7 +152,7 @@ fi
 for unit in /etc/systemd/system/mrav2-connector.service /etc/systemd/system/mrav2-connector@.service \
     /Library/LaunchDaemons/com.lookout.mrav2-connector.plist; do
     if [ -f "${unit}" ]; then
-        echo "Note: ${unit} is still installed; disable and remove it (see README.md, \"Running as a service\")."
+        echo "Note: ${unit} is still installed; disable and remove it (see docs/operations.md, \"Running as a service\", in the release tarball)."
     fi
 done
 exit 0

@@ -20,7 +20,7 @@ fn read(path: &Path) -> String {
 }
 
 /// The lines of `markdown` outside fenced code blocks, with their 1-based numbers.
-fn prose_lines(markdown: &str) -> Vec<(usize, &str)> {
+pub(crate) fn prose_lines(markdown: &str) -> Vec<(usize, &str)> {
     let mut fenced = false;
     let mut lines = Vec::new();
     for (i, line) in markdown.lines().enumerate() {
@@ -71,7 +71,7 @@ fn anchors(markdown: &str) -> HashSet<String> {
 }
 
 /// The targets of the inline links `[text](target)` of one line.
-fn link_targets(line: &str) -> Vec<&str> {
+pub(crate) fn link_targets(line: &str) -> Vec<&str> {
     let mut targets = Vec::new();
     let mut rest = line;
     while let Some(start) = rest.find("](") {
@@ -316,7 +316,9 @@ fn the_readme_opens_with_the_two_commands() {
     assert_eq!(commands, ["cargo run --release -- demo", "scripts/test.sh"]);
     let before = &readme[..readme.find("```").expect("a code block")];
     assert!(
-        !before.lines().any(|l| l.starts_with("    ") || l.starts_with("$ ")),
+        !before
+            .lines()
+            .any(|l| l.starts_with("    ") || l.starts_with("$ ")),
         "a command appears before the two first commands"
     );
 }

@@ -693,6 +693,49 @@ fn package_sh_refuses_a_binary_that_is_not_there() {
     );
 }
 
+/// Every Markdown file that git tracks under `docs/`, as `git ls-files docs` names it:
+/// what the tarball must ship and `install.sh` must install.
+fn tracked_docs() -> Vec<String> {
+    let out = run(Command::new("git")
+        .args(["-c", "core.quotePath=false", "ls-files", "docs"])
+        .current_dir(repo()));
+    assert!(
+        out.status.success(),
+        "git ls-files docs:\n{}",
+        describe(&out)
+    );
+    let docs: Vec<String> = text(&out.stdout)
+        .lines()
+        .filter(|path| path.ends_with(".md"))
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        docs.iter().any(|d| d == "docs/operations.md"),
+        "git ls-files docs lists no docs/operations.md: {docs:?}"
+    );
+    docs
+}
+
+/// The directories (`docs/`, `docs/formats/`, ...) that hold `docs`, each once, named
+/// as tar lists them (with a trailing `/`).
+fn doc_dirs(docs: &[String]) -> BTreeSet<String> {
+    let mut dirs = BTreeSet::new();
+    for doc in docs {
+        let mut dir = Path::new(doc).parent();
+        while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+            dirs.insert(format!("{}/", d.display()));
+            dir = d.parent();
+        }
+    }
+    dirs
+}
+
+/// The order of `tar --sort=name`: each directory's entries sorted by name, a directory
+/// followed by its contents, i.e. the path compared component by component.
+fn archive_order(rel: &str) -> Vec<&str> {
+    rel.trim_end_matches('/').split('/').collect()
+}
+
 fn archive_base(archive: &Path) -> String {
     let name = archive.file_name().expect("archive name").to_string_lossy();
     name.strip_suffix(".tar.gz").expect(".tar.gz").to_owned()
@@ -766,9 +809,9 @@ fn tarball_is_complete_and_reproducible() {
         names.push(rel.to_owned());
     }
     let mut sorted = names.clone();
-    sorted.sort();
+    sorted.sort_by(|a, b| archive_order(a).cmp(&archive_order(b)));
     assert_eq!(names, sorted, "entries must be sorted by name");
-    let expected = [
+    let mut expected: Vec<String> = [
         "",
         "CHANGELOG.md",
         "LICENSE",
@@ -788,7 +831,15 @@ fn tarball_is_complete_and_reproducible() {
         "systemd/mrav2-connector.service",
         "systemd/mrav2-connector@.service",
         "uninstall.sh",
-    ];
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    // The operator reference: every Markdown file git tracks under docs/, with its
+    // directories, so a new page needs no edit here.
+    let docs = tracked_docs();
+    expected.extend(docs.iter().cloned());
+    expected.extend(doc_dirs(&docs));
+    expected.sort_by(|a, b| archive_order(a).cmp(&archive_order(b)));
     assert_eq!(names, expected);
 
     // The archive ships the very binary these tests ran.
@@ -924,6 +975,19 @@ fn receiver() -> (u16, mpsc::Receiver<String>) {
     (port, rx)
 }
 
+/// The relative link targets of a Markdown text's inline links, outside code blocks
+/// and without their `#fragment`, found as the repository's link check finds them;
+/// web, mail and in-page links are left out.
+fn relative_links(markdown: &str) -> Vec<String> {
+    crate::docs::prose_lines(markdown)
+        .into_iter()
+        .flat_map(|(_, line)| crate::docs::link_targets(line))
+        .filter(|t| !t.is_empty() && !t.starts_with('#'))
+        .filter(|t| !t.contains("://") && !t.starts_with("mailto:"))
+        .map(|t| t.split('#').next().unwrap_or(t).to_owned())
+        .collect()
+}
+
 fn write_config(path: &Path, tenant: &str, api: &str, syslog_port: u16) {
     let body = format!(
         "[lookout]\n\
@@ -985,6 +1049,50 @@ fn tarball_installs_and_runs_two_instances() {
     assert_eq!(mode(&prefix.join("config.ini")), 0o600);
     assert!(prefix.join("config.ini.example").is_file());
 
+    // The operator reference sits beside README.md, as in the repository, so every
+    // relative link of the installed README.md leads to an installed file.
+    let doc = prefix.join("share/doc");
+    let docs = tracked_docs();
+    for page in &docs {
+        let installed = doc.join(page);
+        assert_eq!(
+            fs::read(&installed).unwrap_or_else(|e| panic!("{}: {e}", installed.display())),
+            fs::read(repo().join(page)).expect("read doc"),
+            "{page}"
+        );
+        assert_eq!(mode(&installed), 0o644, "{page}");
+    }
+    let links = relative_links(&fs::read_to_string(doc.join("README.md")).expect("read README"));
+    assert!(
+        links.iter().any(|l| l.starts_with("docs/")),
+        "the installed README.md links nowhere into docs/: {links:?}"
+    );
+    let dangling: Vec<&String> = links.iter().filter(|l| !doc.join(l).is_file()).collect();
+    assert!(
+        dangling.is_empty(),
+        "links of {}/README.md that lead to no installed file: {dangling:?}",
+        doc.display()
+    );
+    assert!(
+        text(&out.stdout).contains(&format!(
+            "{}/share/doc/docs/operations.md,\n  \"Running as a service\"",
+            prefix.display()
+        )),
+        "install.sh must point to the installed operations.md: {}",
+        describe(&out)
+    );
+    let operations = fs::read_to_string(doc.join("docs/operations.md")).expect("read");
+    assert!(
+        operations.lines().any(|l| l == "## Running as a service"),
+        "install.sh names a section that docs/operations.md does not have"
+    );
+    // Neither an upgrade nor uninstall.sh touches a file of the operator's that is not
+    // one of ours, while a page that the new release no longer ships goes.
+    fs::write(doc.join("docs/notes.txt"), "the operator's\n").expect("write notes");
+    // (Named in two parts: the docs check reads a whole `docs/….md` as a link to check.)
+    let retired = doc.join("docs/formats").join("retired.md");
+    fs::write(&retired, "# a page of an old release\n").expect("write retired page");
+
     // A second install never overwrites a config, and keeps it private.
     fs::write(prefix.join("config.ini"), "# the operator's\n").expect("write config");
     fs::set_permissions(prefix.join("config.ini"), fs::Permissions::from_mode(0o644))
@@ -1002,6 +1110,12 @@ fn tarball_installs_and_runs_two_instances() {
         "# the operator's\n"
     );
     assert_eq!(mode(&prefix.join("config.ini")), 0o600);
+    assert!(
+        !retired.exists(),
+        "an upgrade left a page of the old release"
+    );
+    assert!(doc.join("docs/formats/leef.md").is_file());
+    assert!(doc.join("docs/notes.txt").is_file());
 
     // The simulator serving two tenants, and one syslog receiver per instance.
     let sim_log = fs::File::create(stage.dir.path().join("simulator.log")).expect("sim log");
@@ -1138,6 +1252,45 @@ fn tarball_installs_and_runs_two_instances() {
     assert!(!alive(pid_a), "uninstall left alpha running");
     assert!(!stage.bin("mrav2-syslog-connector").exists());
     assert!(alpha.is_file() && position.is_file());
+    // Nothing of the program is left: only the configs, logs, state, the marker and
+    // the operator's own file.
+    let mut left = BTreeSet::new();
+    let mut walk = vec![prefix.clone()];
+    while let Some(dir) = walk.pop() {
+        for entry in fs::read_dir(&dir).expect("read prefix") {
+            let path = entry.expect("dir entry").path();
+            let rel = path.strip_prefix(&prefix).expect("under prefix");
+            left.insert(rel.display().to_string());
+            if path.is_dir()
+                && !path.is_symlink()
+                && !["logs", "state"].contains(&rel.to_str().unwrap_or_default())
+            {
+                walk.push(path);
+            }
+        }
+    }
+    let kept: BTreeSet<String> = [
+        ".mrav2-connector",
+        "alpha.ini",
+        "bravo.ini",
+        "broken.ini",
+        "config.ini",
+        "logs",
+        "state",
+        "share",
+        "share/doc",
+        "share/doc/docs",
+        "share/doc/docs/notes.txt",
+    ]
+    .map(str::to_owned)
+    .into();
+    assert_eq!(
+        left,
+        kept,
+        "uninstall.sh left these behind:\n{}",
+        describe(&out)
+    );
+    fs::remove_file(doc.join("docs/notes.txt")).expect("remove notes");
 
     // --purge removes the rest.
     let out = run(Command::new(unpacked.join("uninstall.sh"))
