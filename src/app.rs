@@ -244,10 +244,10 @@ pub async fn probe(config: &Config) -> bool {
         println!("probe {}:", tenant.entity_name);
         for step in crate::source::probe(tenant, &config.proxy).await {
             match step.outcome {
-                Ok(found) => println!("  {}: ok: {found}", step.step),
+                Ok(found) => println!("  {}: ok: {}", step.step, shown(&found)),
                 Err(e) => {
                     all_ok = false;
-                    println!("  {}: FAILED: {e}", step.step);
+                    println!("  {}: FAILED: {}", step.step, shown(&e));
                 }
             }
         }
@@ -262,15 +262,23 @@ pub async fn probe(config: &Config) -> bool {
             Err(e) => Err(e.to_string()),
         };
         match connected {
-            Ok(destination) => println!("  syslog: ok: connected to {destination}"),
+            Ok(destination) => println!("  syslog: ok: connected to {}", shown(&destination)),
             Err(e) => {
                 all_ok = false;
-                println!("  syslog: FAILED: {e}");
+                println!("  syslog: FAILED: {}", shown(&e));
             }
         }
     }
     all_ok
 }
+
+/// A probe step's text, which may quote a server: cleaned like a log line.
+fn shown(text: &str) -> String {
+    crate::untrusted::clean(text.as_bytes(), PROBE_TEXT_LIMIT)
+}
+
+/// The longest text one probe step prints.
+const PROBE_TEXT_LIMIT: usize = 2048;
 
 /// `simulate`: the command-line flags as the simulator's options.
 pub fn simulator_options(args: SimulateArgs) -> anyhow::Result<SimOptions> {

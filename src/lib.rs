@@ -30,6 +30,8 @@
 //! - [`app`]: process lifetime: signals, cancellation, tenants, grace deadline.
 //! - [`simulator`]: the built-in MRA v2 simulator used by `demo`, tests and benchmarks.
 //! - [`tls`]: the one rustls crypto provider and shared TLS helpers.
+//! - [`untrusted`]: text from outside made safe to log and show (secrets redacted,
+//!   control characters escaped, length bounded).
 
 pub mod app;
 pub mod backoff;
@@ -48,6 +50,7 @@ pub mod source;
 pub mod status;
 pub mod tenant;
 pub mod tls;
+pub mod untrusted;
 
 /// `mrav2-syslog-connector/<version>`: the User-Agent of every API request.
 pub const USER_AGENT: &str = concat!("mrav2-syslog-connector/", env!("CARGO_PKG_VERSION"));

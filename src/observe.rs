@@ -383,21 +383,34 @@ impl TenantObserver {
 
     /// The position was written to disk.
     pub fn committed(&self, position: &str) {
+        // An id the server chose: shown cleaned, like an error.
+        let position = shown(position);
         let mut state = lock(&self.health.state);
         state.last_commit = Some(Instant::now());
-        state.position = Some(position.to_string());
+        state.position = Some(position);
     }
 
-    /// A transient error: shown in `/health` until the tenant shows life again.
+    /// A transient error: shown in `/health` until the tenant shows life again. It
+    /// may quote a server, so it is cleaned ([`crate::untrusted`]) first.
     pub fn error(&self, message: impl Into<String>) {
-        lock(&self.health.state).last_error = Some(message.into());
+        let message = shown(&message.into());
+        lock(&self.health.state).last_error = Some(message);
     }
 
     /// Marks the tenant unhealthy regardless of activity (rejected key, 403, …), or
-    /// clears that mark with `None`.
+    /// clears that mark with `None`. The reason is cleaned like [`Self::error`]'s.
     pub fn flag(&self, reason: Option<String>) {
+        let reason = reason.map(|r| shown(&r));
         lock(&self.health.state).flagged = reason;
     }
+}
+
+/// The longest error text `/health` shows per tenant.
+pub const HEALTH_TEXT_LIMIT: usize = 1024;
+
+/// Text for `/health`: secrets redacted, control characters escaped, bounded.
+fn shown(text: &str) -> String {
+    crate::untrusted::clean(text.as_bytes(), HEALTH_TEXT_LIMIT)
 }
 
 /// A poisoned lock only means another thread panicked while holding it; the data (a

@@ -239,7 +239,9 @@ impl TokenSource {
                 message: describe_transport_error(&e),
                 proxy_auth: false,
             })?;
-            return parse_success(&body, sent, &tenant);
+            let cached = parse_success(&body, sent, &tenant)?;
+            crate::untrusted::remember_token(cached.token.expose());
+            return Ok(cached);
         }
         let retry_after = response
             .headers()

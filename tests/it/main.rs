@@ -10,6 +10,7 @@ mod config;
 mod demo;
 mod fixture;
 mod golden;
+mod hostile_server;
 mod kit;
 mod operations;
 mod output;
