@@ -15,6 +15,10 @@ use tokio_util::sync::CancellationToken;
 /// EX_CONFIG: any configuration problem.
 const EXIT_CONFIG: u8 = 78;
 
+/// How long the runtime may take to stop its remaining tasks after `app::run`
+/// returned.
+const RUNTIME_SHUTDOWN: std::time::Duration = std::time::Duration::from_millis(300);
+
 fn main() -> ExitCode {
     let cli = Cli::parse_or_exit();
     let outcome = match cli.subcommand() {
@@ -59,6 +63,9 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     if let Err(e) = &result {
         tracing::error!(error = format!("{e:#}"), "fatal");
     }
+    // A task stuck in a blocking call (a write to a full pipe, name resolution) must
+    // not hold the exit: app::run has already waited out the grace period.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
     drop(log);
     result.map(|()| ExitCode::SUCCESS)
 }
@@ -102,7 +109,9 @@ fn show_status(cli: &Cli) -> anyhow::Result<ExitCode> {
 /// `demo`: simulator and connector in one process, records on stdout.
 fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let log = logging::init(cli.log_file.as_deref(), cli.verbose)?;
-    let result = runtime()?.block_on(app::demo(args));
+    let runtime = runtime()?;
+    let result = runtime.block_on(app::demo(args));
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
     drop(log);
     result.map(|()| ExitCode::SUCCESS)
 }

@@ -54,6 +54,7 @@ struct Metrics {
     seconds_since_commit: Family<TenantLabel, FloatGauge>,
     healthy: Family<TenantLabel, Gauge>,
     tenant_restarts: Family<TenantLabel, Counter>,
+    log_lines_dropped: Counter,
 }
 
 /// The process-wide registry and the tenants it watches.
@@ -184,6 +185,11 @@ impl Observer {
             m.tenant_restarts.clone(),
         );
         registry.register(
+            "log_lines_dropped",
+            "Lines of the connector's own log dropped because its output did not keep up",
+            m.log_lines_dropped.clone(),
+        );
+        registry.register(
             "tenant_healthy",
             "1 when the tenant passes the /health rule",
             m.healthy.clone(),
@@ -252,6 +258,11 @@ impl Observer {
                 .get_or_create(&label)
                 .set(i64::from(healthy));
         }
+        let dropped = crate::logging::dropped_lines();
+        let counted = self.metrics.log_lines_dropped.get();
+        self.metrics
+            .log_lines_dropped
+            .inc_by(dropped.saturating_sub(counted));
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut text, &self.registry);

@@ -16,6 +16,7 @@ mod operations;
 mod output;
 mod packaging;
 mod pipeline;
+mod process;
 mod proxy;
 mod receiver;
 mod rsyslog;
