@@ -44,6 +44,8 @@ pub async fn run(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut signals = Signals::register()?;
+    // Signals held since `main` began are delivered now, to the handlers above.
+    release_signals(signal_set());
     crate::tls::install_crypto_provider();
     ensure_writable(&state_dir)?;
     for warning in &config.warnings {
@@ -146,6 +148,34 @@ pub async fn run(
     }
     info!("stopped");
     Ok(())
+}
+
+/// The signals `run` handles.
+fn signal_set() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        set.add(s);
+    }
+    set
+}
+
+/// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread and in every thread it
+/// starts later: until [`release_signals`], they stay pending instead of taking their
+/// default action (which ends the process). Call it first thing in `main`, before any
+/// thread exists.
+pub fn hold_signals() -> nix::sys::signal::SigSet {
+    let set = signal_set();
+    // Blocking signals cannot fail for a valid set; if it did, the defaults remain.
+    let _ = set.thread_block();
+    set
+}
+
+/// Unblocks `held` in the calling thread: pending signals are delivered now. [`run`]
+/// calls it once its handlers are installed (it runs on the thread that called
+/// [`hold_signals`]); other subcommands call it at once.
+pub fn release_signals(held: nix::sys::signal::SigSet) {
+    let _ = held.thread_unblock();
 }
 
 fn describe_start(start: &StartPoint) -> String {

@@ -32,6 +32,7 @@
 //! - [`tls`]: the one rustls crypto provider and shared TLS helpers.
 //! - [`untrusted`]: text from outside made safe to log and show (secrets redacted,
 //!   control characters escaped, length bounded).
+//! - [`state_lock`]: one instance per state directory.
 
 pub mod app;
 pub mod backoff;
@@ -47,6 +48,7 @@ pub mod position;
 pub mod simulator;
 pub mod sink;
 pub mod source;
+pub mod state_lock;
 pub mod status;
 pub mod tenant;
 pub mod tls;

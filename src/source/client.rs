@@ -2,8 +2,9 @@
 //! token and stream requests.
 //!
 //! Two clients are built from one recipe, because reqwest fixes the redirect policy per
-//! client: the stream client follows at most 5 redirects (§5.2), the token client none
-//! (the Application Key must never follow a redirect to another host). Neither
+//! client: the stream client follows at most 5 redirects (§5.2), all within the origin
+//! of `api_domain` (another origin's events must not pass as the tenant's), the token
+//! client none (the Application Key must never follow a redirect to another host). Neither
 //! advertises a compressed encoding (§3.2): reqwest is built without its decompression
 //! features, so it sends no `Accept-Encoding`.
 //!
@@ -85,7 +86,7 @@ impl ApiClients {
         })?;
         remember_secrets(tenant, proxy);
         let stream = builder(&roots, proxy)?
-            .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+            .redirect(same_origin_redirects())
             .build()
             .map_err(ClientError::Build)?;
         let token = builder(&roots, proxy)?
@@ -156,6 +157,27 @@ fn percent_decode(text: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The stream's redirect policy: at most [`MAX_REDIRECTS`] (§5.2), and only within
+/// the origin of `api_domain`. A redirect to another origin is refused: what that
+/// origin serves would be forwarded as the tenant's events.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let to = attempt.url().origin();
+        let from = attempt.previous().first().map(url::Url::origin);
+        if from.as_ref() != Some(&to) {
+            let to = to.ascii_serialization();
+            attempt.error(format!(
+                "the stream was redirected to another origin ({to}); not followed, since \
+                 its events would pass as this tenant's: check api_domain"
+            ))
+        } else if attempt.previous().len() >= MAX_REDIRECTS {
+            attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+        } else {
+            attempt.follow()
+        }
+    })
 }
 
 /// The root stores in use, by the `ca_file` content they were built with (`None`: the

@@ -1,10 +1,12 @@
 //! A server that is not on our side (issue 12, items 5 and 7): it echoes the request
 //! headers (the application key, the access token, the proxy's `user:password`) in
 //! error bodies and OAuth `error_description`, forges log lines with CR/LF and sends
-//! terminal escapes. The real binary against a scriptable loopback HTTP server.
+//! terminal escapes, redirects the stream to another origin, and sends a huge token
+//! response. The real binary against a scriptable loopback HTTP server.
 
 use crate::fixture::Setup;
 use crate::kit::{PATIENCE, base64, free_port, http_get};
+use crate::receiver::RawTcpListener;
 use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
 
 /// A key with characters that percent-encoding changes.
 const KEY: &str = "k3y/Hostile+Echo=9f2c41d7e0b8";
@@ -349,5 +352,148 @@ async fn status_escapes_a_saved_position() {
     assert!(
         !said.lines().any(|l| l.starts_with("forged")),
         "status printed a forged line: {said}"
+    );
+}
+
+/// Item 7: a redirect from the stream URL to another origin is not followed, so what
+/// that origin serves never reaches the destination; a redirect within the origin
+/// still is.
+#[tokio::test]
+async fn a_cross_origin_redirect_of_the_stream_is_not_followed() {
+    let evil_event = r#"{"events":[{"id":"0190ec04-a5f0-731e-bb68-00000000e111","type":"THREAT","created_time":"2026-11-22T12:00:00.000+00:00","threat":{"severity":"LOW","details":{"note":"from-the-other-origin"}}}]}"#;
+    let evil = Scripted::start(move |_, _| {
+        Reply::new(
+            200,
+            "text/event-stream",
+            format!(
+                "id: 0190ec04-a5f0-731e-bb68-00000000e111\nevent: events\ndata: {evil_event}\n\n"
+            ),
+        )
+    })
+    .await;
+    let evil_url = evil.url();
+    let api = Scripted::start(move |r, _| {
+        if r.is_token() {
+            token_ok()
+        } else if r.target.starts_with("/same-origin") {
+            let own = r#"{"events":[{"id":"0190ec04-a5f0-731e-bb68-00000000a001","type":"THREAT","created_time":"2026-11-22T12:00:00.000+00:00","threat":{"severity":"LOW","details":{"note":"from-the-api"}}}]}"#;
+            Reply::new(
+                200,
+                "text/event-stream",
+                format!("id: 0190ec04-a5f0-731e-bb68-00000000a001\nevent: events\ndata: {own}\n\n"),
+            )
+        } else if r.target.contains("id=0190ec04-a5f0-731e-bb68-00000000a001") {
+            // After the same-origin events: away to the other origin.
+            let mut reply = Reply::new(302, "text/plain", "");
+            reply
+                .headers
+                .push(("Location".into(), format!("{evil_url}/mra/stream/v2/events")));
+            reply
+        } else {
+            let mut reply = Reply::new(302, "text/plain", "");
+            reply
+                .headers
+                .push(("Location".into(), "/same-origin/stream".into()));
+            reply
+        }
+    })
+    .await;
+    let listener = RawTcpListener::start().await;
+    let setup = Setup::new(&format!(
+        "[lookout]\nentity_name = acme\napi_domain = {}\napi_key = {KEY}\nsse_timeout = 5\n\n\
+         [syslog]\nhost = 127.0.0.1\nprotocol = tcp\nport = {}\n\n[connector]\ncommit_interval_ms = 200\n",
+        api.url(),
+        listener.port()
+    ));
+    let log = setup.path("connector.log");
+    let mut running = setup.spawn(
+        &[OsStr::new("--log-file"), log.as_os_str()],
+        "connector.stderr",
+        Some(&log),
+    );
+    let received = || String::from_utf8_lossy(&listener.received()).into_owned();
+    crate::kit::eventually(
+        || {
+            format!(
+                "the same-origin redirect was not followed:\n{}",
+                running.output()
+            )
+        },
+        PATIENCE,
+        || received().contains("00000000a001"),
+    )
+    .await;
+    // Several reconnects to the redirecting URL.
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    running.stop().await;
+    assert!(
+        !received().contains("00000000e111"),
+        "events of another origin were forwarded as the tenant's:\n{}",
+        received()
+    );
+    assert!(
+        evil.requests().is_empty(),
+        "the stream request followed a redirect to another origin: {:?}",
+        evil.requests()
+    );
+    assert!(
+        running.output().contains("redirect"),
+        "the log says why: {}",
+        running.output()
+    );
+}
+
+/// Item 7: a token response of 200 MB is not read whole: the connector stops reading
+/// at its bound and says so; its memory never approaches the body's size.
+#[tokio::test]
+async fn a_huge_token_response_is_not_read_whole() {
+    let server = Scripted::start(|r, _| {
+        if r.is_token() {
+            // Whitespace is valid JSON padding: read whole, this parses.
+            let mut reply = Reply::new(200, "application/json", vec![b' '; 1 << 20]);
+            reply.body.1 = 200;
+            reply
+        } else {
+            Reply::new(500, "text/plain", "no")
+        }
+    })
+    .await;
+    let setup = Setup::new(&format!(
+        "[lookout]\nentity_name = acme\napi_domain = {}\napi_key = {KEY}\n\n[syslog]\nprotocol = stdout\n",
+        server.url()
+    ));
+    let log = setup.path("connector.log");
+    let mut running = setup.spawn(
+        &[OsStr::new("--log-file"), log.as_os_str()],
+        "connector.stderr",
+        Some(&log),
+    );
+    let pid = running.pid();
+    crate::kit::eventually(
+        || format!("no token failure logged:\n{}", running.output()),
+        PATIENCE,
+        || running.output().contains("stream reconnect"),
+    )
+    .await;
+    // Let it try more than once.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let peak_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    running.stop().await;
+    assert!(
+        peak_kb < 100 * 1024,
+        "peak memory {peak_kb} kB: the token response was read whole"
+    );
+    assert!(
+        running.output().contains("larger than"),
+        "the log names the bound:\n{}",
+        running.output()
     );
 }

@@ -1,5 +1,7 @@
-//! The process against an unlucky environment (issue 12, item 3): a stderr or stdout
-//! pipe nobody reads must neither stop delivery nor shutdown. The real binary, the simulator as its own
+//! The process against an unlucky or hostile environment (issue 12, items 3 and 7): a
+//! stderr or stdout pipe nobody reads must neither stop delivery nor shutdown, a signal
+//! in the first milliseconds must not kill the process, and a second instance on the
+//! same state directory must refuse to run. The real binary, the simulator as its own
 //! process, a raw TCP listener as the destination.
 
 use crate::fixture::{Setup, config, sim, stdout_config, tcp};
@@ -8,6 +10,7 @@ use crate::receiver::RawTcpListener;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -153,4 +156,131 @@ async fn an_unread_stdout_pipe_does_not_stop_shutdown() {
         "exit took {:?}",
         asked.elapsed()
     );
+}
+
+/// Waits (busily: this is about microseconds) until the standard library's start-up
+/// code of `pid` has run in the connector's binary, the moment just before `main`: it
+/// installs its SIGSEGV handler there. Before that the process is still being loaded, and no program can
+/// handle a signal yet (the dynamic loader alone takes milliseconds for a debug build
+/// on a busy machine).
+fn wait_until_main_is_near(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_mrav2-syslog-connector"));
+    loop {
+        // Until `exec`, the child is a copy of this test process, handlers and all.
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+        let status = if exe == binary {
+            std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let caught = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(0);
+        // SIGSEGV is signal 11: bit 10.
+        if caught & (1 << 10) != 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the process never started");
+        std::hint::spin_loop();
+    }
+}
+
+/// Item 7: SIGHUP (logrotate) or SIGTERM a few milliseconds after the start, before
+/// the runtime and its handlers exist. SIGHUP must not end the process; SIGTERM must
+/// end it cleanly (exit 0), not by the signal's default action.
+#[tokio::test]
+async fn signals_in_the_first_milliseconds_do_not_kill_the_process() {
+    let listener = RawTcpListener::start().await;
+    let sim = sim(&["--events", "5", "--rate", "0"]);
+    let setup = Setup::new(&config(&sim.url(), &tcp(listener.port()), "", ""));
+    for delay_ms in [1u64, 3, 6, 12] {
+        for sig in [Signal::SIGHUP, Signal::SIGTERM] {
+            let log = setup.path(&format!("early-{delay_ms}-{sig}.log"));
+            let child = connector()
+                .arg("--config")
+                .arg(setup.config())
+                .arg("--state-dir")
+                .arg(setup.state())
+                .arg("--log-file")
+                .arg(&log)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut child = Reap(child);
+            wait_until_main_is_near(child.0.id());
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            signal(&child.0, sig);
+            let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+            if sig == Signal::SIGHUP {
+                let deadline = Instant::now() + PATIENCE;
+                while !read_log().contains("started successfully") {
+                    if let Ok(Some(status)) = child.0.try_wait() {
+                        panic!(
+                            "SIGHUP {delay_ms} ms after the start ended the process ({status:?}, signal {:?}):\n{}",
+                            status.signal(),
+                            read_log()
+                        );
+                    }
+                    assert!(Instant::now() < deadline, "never started:\n{}", read_log());
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                signal(&child.0, Signal::SIGTERM);
+            }
+            let status = exit_within(&mut child.0, Duration::from_secs(10)).await;
+            assert!(
+                status.is_some_and(|s| s.success()),
+                "{sig} {delay_ms} ms after the start: not a clean exit ({status:?}, signal {:?}):\n{}",
+                status.and_then(|s| s.signal()),
+                read_log()
+            );
+        }
+    }
+}
+
+/// Item 7: two instances on one state directory would deliver everything twice. The
+/// second exits 1 and says which directory is in use; the first keeps running.
+#[tokio::test]
+async fn a_second_instance_on_the_same_state_directory_exits_1() {
+    let listener = RawTcpListener::start().await;
+    let sim = sim(&["--events", "5", "--rate", "1"]);
+    let setup = Setup::new(&config(&sim.url(), &tcp(listener.port()), "", ""));
+    let mut first = setup.run(&[]);
+    crate::kit::eventually(
+        || first.output(),
+        PATIENCE,
+        || first.output().contains("started successfully"),
+    )
+    .await;
+    // Another config file (another log, same state directory), so only the state
+    // directory is shared.
+    let stderr = setup.path("second.stderr");
+    let second = connector()
+        .arg("--config")
+        .arg(setup.config())
+        .arg("--state-dir")
+        .arg(setup.state())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let mut second = Reap(second);
+    let status = exit_within(&mut second.0, Duration::from_secs(10)).await;
+    let said = std::fs::read_to_string(&stderr).unwrap_or_default();
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(1),
+        "a second instance on the same state directory must exit 1 at once: {said}"
+    );
+    assert!(
+        said.contains("another instance") && said.contains(&setup.state().display().to_string()),
+        "the message names the cause and the directory: {said}"
+    );
+    assert!(first.is_running(), "the first instance must keep running");
+    first.stop().await;
 }
