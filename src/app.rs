@@ -51,6 +51,7 @@ pub async fn run(
     for warning in &config.warnings {
         warn!("{warning}");
     }
+    check_open_files(&config);
 
     let observer = Arc::new(Observer::new());
     let root = CancellationToken::new();
@@ -148,6 +149,33 @@ pub async fn run(
     }
     info!("stopped");
     Ok(())
+}
+
+/// Raises the soft open-files limit and warns when the tenants may not fit in it.
+fn check_open_files(config: &Config) {
+    let metrics = if config.connector.metrics_listen.is_some() {
+        crate::observe::MAX_CONNECTIONS
+    } else {
+        0
+    };
+    match crate::open_files::raise() {
+        Ok(limit) => {
+            if let Some(from) = limit.raised_from {
+                info!(from, to = limit.soft, "raised the open-files limit");
+            }
+            if let Some(needed) =
+                crate::open_files::shortfall(limit.soft, config.tenants.len(), metrics)
+            {
+                warn!(
+                    limit = limit.soft,
+                    needed,
+                    tenants = config.tenants.len(),
+                    "the open-files limit may be too low for this many tenants; raise it (systemd: LimitNOFILE=, shell: ulimit -n)"
+                );
+            }
+        }
+        Err(e) => warn!(error = %e, "cannot raise the open-files limit"),
+    }
 }
 
 /// The signals `run` handles.

@@ -32,6 +32,7 @@
 //! - [`tls`]: the one rustls crypto provider and shared TLS helpers.
 //! - [`untrusted`]: text from outside made safe to log and show (secrets redacted,
 //!   control characters escaped, length bounded).
+//! - [`open_files`]: the open-files limit, raised at start.
 //! - [`state_lock`]: one instance per state directory.
 
 pub mod app;
@@ -44,6 +45,7 @@ pub mod format;
 pub mod json;
 pub mod logging;
 pub mod observe;
+pub mod open_files;
 pub mod position;
 pub mod simulator;
 pub mod sink;

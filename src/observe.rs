@@ -438,15 +438,85 @@ pub fn router(observer: Arc<Observer>) -> Router {
         .with_state(observer)
 }
 
-/// Serves `/metrics` and `/health` on `listener` until `cancel` fires.
+/// Most connections served at once; further ones are closed as soon as they are
+/// accepted, so that the endpoint can never take the descriptors the tenants need.
+pub const MAX_CONNECTIONS: usize = 32;
+
+/// A request head must arrive within this after the connection opened (or after the
+/// previous response); a silent or half-sent connection is closed then.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection is closed after this, whatever it is doing: a scraper reconnects, a
+/// client that stopped reading its response does not keep a descriptor.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(15);
+
+/// Serves `/metrics` and `/health` on `listener` until `cancel` fires, within the
+/// bounds above.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     observer: Arc<Observer>,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(observer))
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    let app = router(observer);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let connections = tokio_util::task::TaskTracker::new();
+    let mut refused = 0u64;
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors (or another transient failure): wait instead of
+                // spinning on an accept that fails at once.
+                tracing::warn!(error = %e, "metrics_listen: cannot accept a connection");
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => continue,
+                }
+            }
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            if refused == 0 {
+                tracing::warn!(
+                    limit = MAX_CONNECTIONS,
+                    "metrics_listen: too many connections at once; closing new ones until some end"
+                );
+            }
+            refused += 1;
+            drop(stream);
+            continue;
+        };
+        if slots.available_permits() == MAX_CONNECTIONS - 1 {
+            refused = 0;
+        }
+        let service = TowerToHyperService::new(app.clone());
+        let cancel = cancel.clone();
+        connections.spawn(async move {
+            let _slot = slot;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(REQUEST_TIMEOUT);
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = tokio::time::sleep(CONNECTION_LIFETIME) => {}
+                _ = cancel.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(1), connection).await;
+                }
+            }
+        });
+    }
+    connections.close();
+    let _ = tokio::time::timeout(Duration::from_secs(2), connections.wait()).await;
+    Ok(())
 }
 
 async fn metrics_handler(State(observer): State<Arc<Observer>>) -> impl IntoResponse {

@@ -12,6 +12,7 @@ mod fixture;
 mod golden;
 mod hostile_server;
 mod kit;
+mod metrics_listen;
 mod operations;
 mod output;
 mod packaging;
