@@ -44,11 +44,14 @@ pub async fn run(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut signals = Signals::register()?;
+    // Signals held since `main` began are delivered now, to the handlers above.
+    release_signals(signal_set());
     crate::tls::install_crypto_provider();
     ensure_writable(&state_dir)?;
     for warning in &config.warnings {
         warn!("{warning}");
     }
+    check_open_files(&config);
 
     let observer = Arc::new(Observer::new());
     let root = CancellationToken::new();
@@ -148,6 +151,61 @@ pub async fn run(
     Ok(())
 }
 
+/// Raises the soft open-files limit and warns when the tenants may not fit in it.
+fn check_open_files(config: &Config) {
+    let metrics = if config.connector.metrics_listen.is_some() {
+        crate::observe::MAX_CONNECTIONS
+    } else {
+        0
+    };
+    match crate::open_files::raise() {
+        Ok(limit) => {
+            if let Some(from) = limit.raised_from {
+                info!(from, to = limit.soft, "raised the open-files limit");
+            }
+            if let Some(needed) =
+                crate::open_files::shortfall(limit.soft, config.tenants.len(), metrics)
+            {
+                warn!(
+                    limit = limit.soft,
+                    needed,
+                    tenants = config.tenants.len(),
+                    "the open-files limit may be too low for this many tenants; raise it (systemd: LimitNOFILE=, shell: ulimit -n)"
+                );
+            }
+        }
+        Err(e) => warn!(error = %e, "cannot raise the open-files limit"),
+    }
+}
+
+/// The signals `run` handles.
+fn signal_set() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        set.add(s);
+    }
+    set
+}
+
+/// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread and in every thread it
+/// starts later: until [`release_signals`], they stay pending instead of taking their
+/// default action (which ends the process). Call it first thing in `main`, before any
+/// thread exists.
+pub fn hold_signals() -> nix::sys::signal::SigSet {
+    let set = signal_set();
+    // Blocking signals cannot fail for a valid set; if it did, the defaults remain.
+    let _ = set.thread_block();
+    set
+}
+
+/// Unblocks `held` in the calling thread: pending signals are delivered now. [`run`]
+/// calls it once its handlers are installed (it runs on the thread that called
+/// [`hold_signals`]); other subcommands call it at once.
+pub fn release_signals(held: nix::sys::signal::SigSet) {
+    let _ = held.thread_unblock();
+}
+
 fn describe_start(start: &StartPoint) -> String {
     match start {
         StartPoint::Position(p) => format!("after id {p}"),
@@ -244,10 +302,10 @@ pub async fn probe(config: &Config) -> bool {
         println!("probe {}:", tenant.entity_name);
         for step in crate::source::probe(tenant, &config.proxy).await {
             match step.outcome {
-                Ok(found) => println!("  {}: ok: {found}", step.step),
+                Ok(found) => println!("  {}: ok: {}", step.step, shown(&found)),
                 Err(e) => {
                     all_ok = false;
-                    println!("  {}: FAILED: {e}", step.step);
+                    println!("  {}: FAILED: {}", step.step, shown(&e));
                 }
             }
         }
@@ -262,15 +320,23 @@ pub async fn probe(config: &Config) -> bool {
             Err(e) => Err(e.to_string()),
         };
         match connected {
-            Ok(destination) => println!("  syslog: ok: connected to {destination}"),
+            Ok(destination) => println!("  syslog: ok: connected to {}", shown(&destination)),
             Err(e) => {
                 all_ok = false;
-                println!("  syslog: FAILED: {e}");
+                println!("  syslog: FAILED: {}", shown(&e));
             }
         }
     }
     all_ok
 }
+
+/// A probe step's text, which may quote a server: cleaned like a log line.
+fn shown(text: &str) -> String {
+    crate::untrusted::clean(text.as_bytes(), PROBE_TEXT_LIMIT)
+}
+
+/// The longest text one probe step prints.
+const PROBE_TEXT_LIMIT: usize = 2048;
 
 /// `simulate`: the command-line flags as the simulator's options.
 pub fn simulator_options(args: SimulateArgs) -> anyhow::Result<SimOptions> {

@@ -45,6 +45,10 @@
 //! - [`tls`]: the one rustls crypto provider and shared TLS helpers.
 //! - [`small_file`]: reading the small files the connector is given: regular files of
 //!   bounded size only.
+//! - [`untrusted`]: text from outside made safe to log and show (secrets redacted,
+//!   control characters escaped, length bounded).
+//! - [`open_files`]: the open-files limit, raised at start.
+//! - [`state_lock`]: one instance per state directory.
 
 pub mod app;
 pub mod backoff;
@@ -56,14 +60,17 @@ pub mod format;
 pub mod json;
 pub mod logging;
 pub mod observe;
+pub mod open_files;
 pub mod position;
 pub mod simulator;
 pub mod sink;
 pub mod small_file;
 pub mod source;
+pub mod state_lock;
 pub mod status;
 pub mod tenant;
 pub mod tls;
+pub mod untrusted;
 
 /// `mrav2-syslog-connector/<version>`: the User-Agent of every API request.
 pub const USER_AGENT: &str = concat!("mrav2-syslog-connector/", env!("CARGO_PKG_VERSION"));

@@ -7,6 +7,8 @@
 use anyhow::Context;
 use mrav2_syslog_connector::cli::{Cli, Command, DemoArgs, SimulateArgs};
 use mrav2_syslog_connector::config::{self, ApiKeys, Config};
+use mrav2_syslog_connector::position::ensure_writable;
+use mrav2_syslog_connector::state_lock::StateLock;
 use mrav2_syslog_connector::{app, logging, status};
 use std::fs::TryLockError;
 use std::path::{Path, PathBuf};
@@ -16,8 +18,19 @@ use tokio_util::sync::CancellationToken;
 /// EX_CONFIG: any configuration problem.
 const EXIT_CONFIG: u8 = 78;
 
+/// How long the runtime may take to stop its remaining tasks after `app::run`
+/// returned.
+const RUNTIME_SHUTDOWN: std::time::Duration = std::time::Duration::from_millis(300);
+
 fn main() -> ExitCode {
+    // Before anything else: SIGTERM, SIGINT and SIGHUP wait (pending) until `run` has
+    // its handlers, so that one arriving in the first milliseconds neither kills the
+    // process (SIGHUP's default action) nor skips the orderly shutdown.
+    let held = app::hold_signals();
     let cli = Cli::parse_or_exit();
+    if !matches!(cli.subcommand(), Command::Run) {
+        app::release_signals(held);
+    }
     let outcome = match cli.subcommand() {
         Command::Run => run(&cli),
         Command::CheckConfig(args) => check_config(&cli, args.probe),
@@ -41,12 +54,22 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let state_dir = state_dir(cli, &config);
+    // Taken before forking, so that a second `--daemon` fails visibly; the detached
+    // process inherits the locked file and keeps it until it ends.
+    ensure_writable(&state_dir)?;
+    if let (true, Some(pid_file)) = (cli.daemon, &cli.pid_file) {
+        // The pid file is the lock an operator of `--daemon` named: report it first.
+        refuse_if_locked(pid_file)?;
+    }
+    let mut lock = StateLock::acquire(&state_dir)?;
     if cli.daemon {
         let Some(pid_file) = &cli.pid_file else {
             // clap enforces this; keep the message for a library caller.
             anyhow::bail!("--daemon needs --pid-file PATH");
         };
         daemonize(pid_file)?;
+        lock.record_pid()
+            .context("cannot write the pid into the state directory lock")?;
     }
     // From here on threads may exist: the log writer's, then the runtime's.
     let log = logging::init(cli.log_file.as_deref(), cli.verbose)?;
@@ -60,7 +83,11 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     if let Err(e) = &result {
         tracing::error!(error = format!("{e:#}"), "fatal");
     }
+    // A task stuck in a blocking call (a write to a full pipe, name resolution) must
+    // not hold the exit: app::run has already waited out the grace period.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
     drop(log);
+    drop(lock);
     result.map(|()| ExitCode::SUCCESS)
 }
 
@@ -103,7 +130,9 @@ fn show_status(cli: &Cli) -> anyhow::Result<ExitCode> {
 /// `demo`: simulator and connector in one process, records on stdout.
 fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let log = logging::init(cli.log_file.as_deref(), cli.verbose)?;
-    let result = runtime()?.block_on(app::demo(args));
+    let runtime = runtime()?;
+    let result = runtime.block_on(app::demo(args));
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
     drop(log);
     result.map(|()| ExitCode::SUCCESS)
 }

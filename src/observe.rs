@@ -54,6 +54,7 @@ struct Metrics {
     seconds_since_commit: Family<TenantLabel, FloatGauge>,
     healthy: Family<TenantLabel, Gauge>,
     tenant_restarts: Family<TenantLabel, Counter>,
+    log_lines_dropped: Counter,
 }
 
 /// The process-wide registry and the tenants it watches.
@@ -184,6 +185,11 @@ impl Observer {
             m.tenant_restarts.clone(),
         );
         registry.register(
+            "log_lines_dropped",
+            "Lines of the connector's own log dropped because its output did not keep up",
+            m.log_lines_dropped.clone(),
+        );
+        registry.register(
             "tenant_healthy",
             "1 when the tenant passes the /health rule",
             m.healthy.clone(),
@@ -252,6 +258,11 @@ impl Observer {
                 .get_or_create(&label)
                 .set(i64::from(healthy));
         }
+        let dropped = crate::logging::dropped_lines();
+        let counted = self.metrics.log_lines_dropped.get();
+        self.metrics
+            .log_lines_dropped
+            .inc_by(dropped.saturating_sub(counted));
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut text, &self.registry);
@@ -383,21 +394,34 @@ impl TenantObserver {
 
     /// The position was written to disk.
     pub fn committed(&self, position: &str) {
+        // An id the server chose: shown cleaned, like an error.
+        let position = shown(position);
         let mut state = lock(&self.health.state);
         state.last_commit = Some(Instant::now());
-        state.position = Some(position.to_string());
+        state.position = Some(position);
     }
 
-    /// A transient error: shown in `/health` until the tenant shows life again.
+    /// A transient error: shown in `/health` until the tenant shows life again. It
+    /// may quote a server, so it is cleaned ([`crate::untrusted`]) first.
     pub fn error(&self, message: impl Into<String>) {
-        lock(&self.health.state).last_error = Some(message.into());
+        let message = shown(&message.into());
+        lock(&self.health.state).last_error = Some(message);
     }
 
     /// Marks the tenant unhealthy regardless of activity (rejected key, 403, …), or
-    /// clears that mark with `None`.
+    /// clears that mark with `None`. The reason is cleaned like [`Self::error`]'s.
     pub fn flag(&self, reason: Option<String>) {
+        let reason = reason.map(|r| shown(&r));
         lock(&self.health.state).flagged = reason;
     }
+}
+
+/// The longest error text `/health` shows per tenant.
+pub const HEALTH_TEXT_LIMIT: usize = 1024;
+
+/// Text for `/health`: secrets redacted, control characters escaped, bounded.
+fn shown(text: &str) -> String {
+    crate::untrusted::clean(text.as_bytes(), HEALTH_TEXT_LIMIT)
 }
 
 /// A poisoned lock only means another thread panicked while holding it; the data (a
@@ -414,15 +438,85 @@ pub fn router(observer: Arc<Observer>) -> Router {
         .with_state(observer)
 }
 
-/// Serves `/metrics` and `/health` on `listener` until `cancel` fires.
+/// Most connections served at once; further ones are closed as soon as they are
+/// accepted, so that the endpoint can never take the descriptors the tenants need.
+pub const MAX_CONNECTIONS: usize = 32;
+
+/// A request head must arrive within this after the connection opened (or after the
+/// previous response); a silent or half-sent connection is closed then.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection is closed after this, whatever it is doing: a scraper reconnects, a
+/// client that stopped reading its response does not keep a descriptor.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(15);
+
+/// Serves `/metrics` and `/health` on `listener` until `cancel` fires, within the
+/// bounds above.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     observer: Arc<Observer>,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(observer))
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    let app = router(observer);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let connections = tokio_util::task::TaskTracker::new();
+    let mut refused = 0u64;
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors (or another transient failure): wait instead of
+                // spinning on an accept that fails at once.
+                tracing::warn!(error = %e, "metrics_listen: cannot accept a connection");
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => continue,
+                }
+            }
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            if refused == 0 {
+                tracing::warn!(
+                    limit = MAX_CONNECTIONS,
+                    "metrics_listen: too many connections at once; closing new ones until some end"
+                );
+            }
+            refused += 1;
+            drop(stream);
+            continue;
+        };
+        if slots.available_permits() == MAX_CONNECTIONS - 1 {
+            refused = 0;
+        }
+        let service = TowerToHyperService::new(app.clone());
+        let cancel = cancel.clone();
+        connections.spawn(async move {
+            let _slot = slot;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(REQUEST_TIMEOUT);
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = tokio::time::sleep(CONNECTION_LIFETIME) => {}
+                _ = cancel.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(1), connection).await;
+                }
+            }
+        });
+    }
+    connections.close();
+    let _ = tokio::time::timeout(Duration::from_secs(2), connections.wait()).await;
+    Ok(())
 }
 
 async fn metrics_handler(State(observer): State<Arc<Observer>>) -> impl IntoResponse {

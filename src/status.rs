@@ -54,6 +54,12 @@ pub fn age(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
     short_duration(seconds.unsigned_abs())
 }
 
+/// A value that came from outside (a saved position is an id the server chose):
+/// control characters escaped, secrets redacted, bounded (see [`crate::untrusted`]).
+fn shown(text: &str) -> String {
+    crate::untrusted::clean(text.as_bytes(), 1024)
+}
+
 /// The width of the longest key (`state_file:`) plus one space: where values start.
 const VALUE_COLUMN: usize = "state_file: ".len();
 
@@ -77,7 +83,7 @@ fn tenant_block(tenant: &TenantConfig, state_dir: &Path, now: DateTime<Utc>) -> 
         }
         Err(e) => {
             lines.push(("position", "unreadable".to_string()));
-            lines.push(("error", e.to_string()));
+            lines.push(("error", shown(&e.to_string())));
         }
     }
     lines.push(("state_file", file.path().display().to_string()));
@@ -92,7 +98,7 @@ fn tenant_block(tenant: &TenantConfig, state_dir: &Path, now: DateTime<Utc>) -> 
 }
 
 fn saved_lines(saved: &SavedPosition, now: DateTime<Utc>, lines: &mut Vec<(&str, String)>) {
-    lines.push(("position", saved.position.clone()));
+    lines.push(("position", shown(&saved.position)));
     lines.push((
         "saved_at",
         saved.saved_at.to_rfc3339_opts(SecondsFormat::Secs, true),

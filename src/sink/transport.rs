@@ -884,15 +884,47 @@ async fn write_flush<S: AsyncWrite + Unpin>(stream: &mut S, buf: &[u8]) -> io::R
     stream.flush().await
 }
 
+/// Writes `buf` to standard output through [`stdout_writer`]. Waiting for the queue
+/// and for the write are both plain awaits, so the caller's write timeout and
+/// cancellation apply; the write itself may go on in the writer thread.
 async fn write_stdout(buf: Vec<u8>) -> io::Result<()> {
-    use std::io::Write;
-    tokio::task::spawn_blocking(move || {
-        let mut out = std::io::stdout().lock();
-        out.write_all(&buf)?;
-        out.flush()
-    })
-    .await
-    .map_err(io::Error::other)?
+    let stopped = || io::Error::other("the standard output writer has stopped");
+    let (done, result) = tokio::sync::oneshot::channel();
+    stdout_writer()?
+        .send((buf, done))
+        .await
+        .map_err(|_| stopped())?;
+    result.await.map_err(|_| stopped())?
+}
+
+/// One write to standard output and where its outcome goes.
+type StdoutJob = (Vec<u8>, tokio::sync::oneshot::Sender<io::Result<()>>);
+
+/// The queue of the one thread that writes standard output. A reader that stops
+/// reading blocks that thread alone: no runtime thread waits on the pipe, writes of
+/// several tenants never interleave, and the process can exit while a write hangs
+/// (the runtime does not wait for a thread of its own, and the standard library's
+/// exit-time flush skips a locked stdout).
+fn stdout_writer() -> io::Result<&'static tokio::sync::mpsc::Sender<StdoutJob>> {
+    static QUEUE: std::sync::OnceLock<tokio::sync::mpsc::Sender<StdoutJob>> =
+        std::sync::OnceLock::new();
+    if let Some(queue) = QUEUE.get() {
+        return Ok(queue);
+    }
+    let (queue, mut jobs) = tokio::sync::mpsc::channel::<StdoutJob>(1);
+    std::thread::Builder::new()
+        .name("stdout-writer".into())
+        .spawn(move || {
+            use std::io::Write;
+            while let Some((buf, done)) = jobs.blocking_recv() {
+                let mut out = std::io::stdout().lock();
+                let written = out.write_all(&buf).and_then(|()| out.flush());
+                drop(out);
+                let _ = done.send(written);
+            }
+        })?;
+    // Two first writers may race here; the loser's thread ends with its queue.
+    Ok(QUEUE.get_or_init(|| queue))
 }
 
 async fn shutdown_and_drain<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {

@@ -2,10 +2,12 @@
 //! token and stream requests.
 //!
 //! Two clients are built from one recipe, because reqwest fixes the redirect policy per
-//! client: the stream client follows at most 5 redirects, the token client none (the
-//! Application Key must never follow a redirect to another host). Neither advertises a
-//! compressed encoding (`docs/event-stream.md#request-headers`): reqwest is built without
-//! its decompression features, so it sends no `Accept-Encoding`.
+//! client: the stream client follows at most 5 redirects, all within the origin of
+//! `api_domain` (another origin's events must not pass as the tenant's), the token
+//! client none (the Application Key must never follow a redirect to another host).
+//! Neither advertises a compressed encoding (`docs/event-stream.md#request-headers`):
+//! reqwest is built without its decompression features, so it sends no
+//! `Accept-Encoding`.
 //!
 //! The trusted roots (the system's, plus `ca_file`'s) are loaded once per distinct
 //! `ca_file` content and shared by every client that uses them: left to itself, each
@@ -90,8 +92,9 @@ impl ApiClients {
             path: tenant.ca_file.clone().unwrap_or_default(),
             reason,
         })?;
+        remember_secrets(tenant, proxy);
         let stream = builder(&roots, proxy)?
-            .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+            .redirect(same_origin_redirects())
             .build()
             .map_err(ClientError::Build)?;
         let token = builder(&roots, proxy)?
@@ -100,6 +103,89 @@ impl ApiClients {
             .map_err(ClientError::Build)?;
         Ok(Self { stream, token })
     }
+}
+
+/// Registers the tenant's key and the proxy credentials with [`crate::untrusted`], so
+/// that no server can echo them into a log line or `/health`.
+fn remember_secrets(tenant: &TenantConfig, proxy: &ProxyConfig) {
+    crate::untrusted::remember(tenant.api_key.expose());
+    let credentials = |user: &str, password: &str| {
+        crate::untrusted::remember(password);
+        crate::untrusted::remember(&format!("{user}:{password}"));
+    };
+    match proxy {
+        ProxyConfig::Explicit(p) => {
+            if let Some(password) = &p.password {
+                credentials(p.username.as_deref().unwrap_or(""), password.expose());
+            }
+        }
+        // reqwest takes these from the environment; their credentials are as secret.
+        ProxyConfig::FromEnvironment => {
+            for name in [
+                "HTTPS_PROXY",
+                "https_proxy",
+                "HTTP_PROXY",
+                "http_proxy",
+                "ALL_PROXY",
+                "all_proxy",
+            ] {
+                let Some(url) = std::env::var(name)
+                    .ok()
+                    .and_then(|v| url::Url::parse(&v).ok())
+                else {
+                    continue;
+                };
+                if let Some(password) = url.password() {
+                    credentials(&percent_decode(url.username()), &percent_decode(password));
+                }
+            }
+        }
+    }
+}
+
+/// `%XX` sequences of a URL's user information decoded (invalid ones kept as they are).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The stream's redirect policy: at most [`MAX_REDIRECTS`] (§5.2), and only within
+/// the origin of `api_domain`. A redirect to another origin is refused: what that
+/// origin serves would be forwarded as the tenant's events.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let to = attempt.url().origin();
+        let from = attempt.previous().first().map(url::Url::origin);
+        if from.as_ref() != Some(&to) {
+            let to = to.ascii_serialization();
+            attempt.error(format!(
+                "the stream was redirected to another origin ({to}); not followed, since \
+                 its events would pass as this tenant's: check api_domain"
+            ))
+        } else if attempt.previous().len() >= MAX_REDIRECTS {
+            attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+        } else {
+            attempt.follow()
+        }
+    })
 }
 
 /// The root stores in use, by the `ca_file` content they were built with (`None`: the
@@ -209,6 +295,8 @@ pub fn describe_transport_error(error: &reqwest::Error) -> String {
         }
         source = e.source();
     }
+    // The chain may quote a server (a redirect target, a proxy's answer).
+    let text = crate::untrusted::clean(text.as_bytes(), TRANSPORT_ERROR_LIMIT);
     if proxy_auth {
         format!(
             "the proxy refused the credentials (HTTP 407 Proxy Authentication Required); \
@@ -218,6 +306,9 @@ pub fn describe_transport_error(error: &reqwest::Error) -> String {
         text
     }
 }
+
+/// The longest transport error text kept.
+const TRANSPORT_ERROR_LIMIT: usize = 2048;
 
 /// Whether a transport error is the proxy answering 407 to CONNECT.
 pub fn is_proxy_auth_error(error: &reqwest::Error) -> bool {
@@ -231,23 +322,11 @@ pub fn is_proxy_auth_error(error: &reqwest::Error) -> bool {
     false
 }
 
-/// Up to `limit` bytes of a body, as printable text for a log line: invalid UTF-8
-/// replaced, control characters escaped, the tail marked when cut.
+/// Up to `limit` bytes of a body, as text fit for a log line or `/health`: known
+/// secrets redacted, control characters escaped, the tail marked when cut (see
+/// [`crate::untrusted`]).
 pub fn body_excerpt(bytes: &[u8], limit: usize) -> String {
-    let cut = bytes.len() > limit;
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(limit)]);
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    if cut {
-        out.push('…');
-    }
-    out
+    crate::untrusted::clean(bytes, limit)
 }
 
 /// Reads a response body until more than `limit` bytes have arrived (whole chunks, so
@@ -317,6 +396,8 @@ mod tests {
     fn excerpts_are_bounded_and_printable() {
         assert_eq!(body_excerpt(b"abc", 10), "abc");
         assert_eq!(body_excerpt(b"abcdef", 3), "abc…");
-        assert_eq!(body_excerpt(b"a\nb\x00\xff", 10), "a\\nb\\u{0}\u{fffd}");
+        assert_eq!(body_excerpt(b"a\nb\x00\xff", 20), "a\\nb\\u{0}\u{fffd}");
+        // The bound applies to what is shown, escapes included.
+        assert_eq!(body_excerpt(b"a\nb\x00\xff", 6), "a\\nb\\u…");
     }
 }

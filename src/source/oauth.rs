@@ -21,6 +21,10 @@ use url::Url;
 /// Timeout of the whole token request (`docs/event-stream.md#how-tokens-are-used`).
 pub const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The largest token response read. A token response is a few hundred bytes to a few
+/// KiB (a JWT); anything past this is not a token response.
+pub const TOKEN_BODY_LIMIT: usize = 64 * 1024;
+
 /// Refresh margin ceiling: refresh when less than `min(300 s, lifetime/10)` remains.
 pub const REFRESH_MARGIN_MAX: Duration = Duration::from_secs(300);
 
@@ -234,12 +238,25 @@ impl TokenSource {
         })?;
         let status = response.status();
         if status.is_success() {
-            let body = response.bytes().await.map_err(|e| TokenError::Transport {
-                tenant: tenant.clone(),
-                message: describe_transport_error(&e),
-                proxy_auth: false,
-            })?;
-            return parse_success(&body, sent, &tenant);
+            let body = read_bounded(response, TOKEN_BODY_LIMIT)
+                .await
+                .map_err(|e| match e {
+                    Bounded::Transport(e) => TokenError::Transport {
+                        tenant: tenant.clone(),
+                        message: describe_transport_error(&e),
+                        proxy_auth: false,
+                    },
+                    Bounded::TooLarge => TokenError::BadBody {
+                        tenant: tenant.clone(),
+                        reason: format!(
+                            "the token response is larger than {} KiB, far more than any token; not read further",
+                            TOKEN_BODY_LIMIT / 1024
+                        ),
+                    },
+                })?;
+            let cached = parse_success(&body, sent, &tenant)?;
+            crate::untrusted::remember_token(cached.token.expose());
+            return Ok(cached);
         }
         let retry_after = response
             .headers()
@@ -288,6 +305,28 @@ impl TokenSource {
     }
 }
 
+/// Why a body could not be read within its bound.
+enum Bounded {
+    Transport(reqwest::Error),
+    TooLarge,
+}
+
+/// The whole body of `response`, or [`Bounded::TooLarge`] as soon as it passes
+/// `limit` bytes (announced or received).
+async fn read_bounded(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, Bounded> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(Bounded::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(Bounded::Transport)? {
+        if body.len() + chunk.len() > limit {
+            return Err(Bounded::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// `{api_domain}{path}`; `api_domain` has no trailing `/` (config validation).
 pub(crate) fn endpoint(api_domain: &Url, path: &str) -> Url {
     let mut url = api_domain.clone();
@@ -301,8 +340,9 @@ pub(crate) fn endpoint(api_domain: &Url, path: &str) -> Url {
 struct TokenBody {
     access_token: Option<String>,
     token_type: Option<String>,
-    expires_in: Option<serde_json::Number>,
-    expires_at: Option<serde_json::Number>,
+    /// A number, or a string holding one (some servers quote it).
+    expires_in: Option<serde_json::Value>,
+    expires_at: Option<serde_json::Value>,
 }
 
 fn parse_success(body: &[u8], sent: Instant, tenant: &str) -> Result<Cached, TokenError> {
@@ -316,12 +356,28 @@ fn parse_success(body: &[u8], sent: Instant, tenant: &str) -> Result<Cached, Tok
         .access_token
         .filter(|t| !t.is_empty())
         .ok_or_else(|| bad("no access_token".into()))?;
+    // RFC 6750's b64token is visible ASCII; a CR, LF, space or other byte would make
+    // every stream request fail (or, worse, split its header), for the token's whole
+    // lifetime if it were cached.
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad(
+            "access_token cannot be sent in an Authorization header (it holds a control, space or non-ASCII character)".into(),
+        ));
+    }
     if let Some(t) = &parsed.token_type
         && !t.eq_ignore_ascii_case("bearer")
     {
         return Err(bad(format!("token_type {t:?} is not Bearer")));
     }
-    let lifetime = if let Some(secs) = parsed.expires_in.as_ref().and_then(number_secs) {
+    let expires_in = parsed.expires_in.as_ref().filter(|v| !v.is_null());
+    let expires_in_secs = expires_in.and_then(number_secs);
+    if expires_in.is_some() && expires_in_secs.is_none() {
+        tracing::warn!(
+            tenant = %tenant,
+            "token response: expires_in is not a number of seconds; ignoring it"
+        );
+    }
+    let lifetime = if let Some(secs) = expires_in_secs {
         Some(Duration::from_secs_f64(secs))
     } else if let Some(ms) = parsed.expires_at.as_ref().and_then(number_secs) {
         // Only here does the wall clock matter: expires_at is absolute.
@@ -341,9 +397,22 @@ fn parse_success(body: &[u8], sent: Instant, tenant: &str) -> Result<Cached, Tok
     })
 }
 
-fn number_secs(n: &serde_json::Number) -> Option<f64> {
-    n.as_f64()
-        .filter(|v| v.is_finite() && *v >= 0.0 && *v < 1e15)
+/// A JSON number, or a string holding a decimal number (surrounding spaces allowed),
+/// that is finite, not negative and not absurdly large.
+fn number_secs(v: &serde_json::Value) -> Option<f64> {
+    let n = match v {
+        serde_json::Value::Number(n) => n.as_f64()?,
+        serde_json::Value::String(s) => {
+            let s = s.trim();
+            // Only plain decimal text: no "inf", "NaN", "1e400" or hex.
+            if s.is_empty() || s.len() > 24 || !s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+                return None;
+            }
+            s.parse::<f64>().ok()?
+        }
+        _ => return None,
+    };
+    Some(n).filter(|v| v.is_finite() && *v >= 0.0 && *v < 1e15)
 }
 
 fn parse_oauth_error(body: &[u8]) -> Option<OAuthError> {
@@ -452,6 +521,51 @@ mod tests {
         assert!(e.to_string().starts_with(
             "application key rejected for tenant acme: renew it in the Lookout console (keys expire after one year)"
         ));
+    }
+
+    #[test]
+    fn expires_in_as_a_string_is_read_as_the_api_could_send_it() {
+        let sent = Instant::now();
+        for (json, secs) in [
+            (r#""3600""#, 3600.0),
+            (r#"" 3600 ""#, 3600.0),
+            (r#""3599.5""#, 3599.5),
+            ("3600", 3600.0),
+        ] {
+            let body =
+                format!(r#"{{"access_token":"eyJ","token_type":"Bearer","expires_in":{json}}}"#);
+            let c = parse_success(body.as_bytes(), sent, "t")
+                .unwrap_or_else(|e| panic!("expires_in {json}: {e}"));
+            assert_eq!(c.lifetime, Some(Duration::from_secs_f64(secs)), "{json}");
+        }
+        // Unreadable: the token is still usable, without a known expiry (or with
+        // expires_at's).
+        let c = parse_success(br#"{"access_token":"eyJ","expires_in":"soon"}"#, sent, "t").unwrap();
+        assert_eq!(c.lifetime, None);
+        let far_ms = chrono::Utc::now().timestamp_millis() + 100_000;
+        let body = format!(r#"{{"access_token":"eyJ","expires_in":null,"expires_at":"{far_ms}"}}"#);
+        let c = parse_success(body.as_bytes(), sent, "t").unwrap();
+        assert!(c.lifetime.is_some_and(|l| l > Duration::from_secs(90)));
+    }
+
+    #[test]
+    fn a_token_that_cannot_be_a_header_is_refused_at_once() {
+        let sent = Instant::now();
+        for token in [
+            r"a\r\nX-Injected: 1",
+            r"a\nb",
+            r"a\u0000b",
+            r"a\u007fb",
+            r"caf\u00e9",
+        ] {
+            let body = format!(r#"{{"access_token":"{token}","expires_in":3600}}"#);
+            match parse_success(body.as_bytes(), sent, "t") {
+                Err(TokenError::BadBody { reason, .. }) => {
+                    assert!(reason.contains("header"), "{token}: {reason}")
+                }
+                other => panic!("{token}: accepted: {:?}", other.map(|c| c.lifetime)),
+            }
+        }
     }
 
     #[test]

@@ -230,7 +230,7 @@ pub async fn open(
     let content_type = response
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        .map(|v| crate::untrusted::clean(v.as_bytes(), 256));
     let is_sse = content_type.as_deref().is_some_and(|ct| {
         ct.split(';')
             .next()
