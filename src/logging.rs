@@ -45,9 +45,9 @@ use tracing_subscriber::fmt::MakeWriter;
 pub const BUFFERED_LINES: usize = 8_192;
 
 /// How long the process waits at exit for handed-over lines to be written. The
-/// `WorkerGuard` is dropped only after they were, and then returns at once (at most
-/// 1.1 s if the output stalls in that very moment), so the exit's share of the
-/// 5-second shutdown stays well under a second.
+/// `WorkerGuard` is dropped only after they were, and then returns at once; only an
+/// output that stalls in that very moment makes it wait its own bounds (100 ms + 1 s).
+/// The log's share of the exit is thus 500 ms with a stuck output and 1.6 s at most.
 pub const FLUSH_DEADLINE: Duration = Duration::from_millis(500);
 
 /// The installed logger's drop counter, for [`dropped_lines`].
