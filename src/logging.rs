@@ -1,18 +1,31 @@
 //! The connector's own log: tracing to stderr or to `--log-file`, info by default and
 //! debug with `--verbose`, re-opened on SIGHUP for logrotate.
 //!
-//! Logging never holds up delivery or shutdown. A formatted line is handed to a
-//! bounded queue and written by a thread of its own; when that thread cannot keep up
-//! (stderr is a pipe nobody reads, the disk stalls), lines that do not fit in the queue
-//! are **dropped and counted**, never waited for. Once the output takes lines again,
-//! one line says how many were dropped; the total is also on `/metrics`
-//! (`mrav2_log_lines_dropped_total`). At exit the queue gets a short deadline to drain
-//! ([`FLUSH_DEADLINE`]) and is then abandoned, so a stuck output cannot stop the
-//! process from exiting.
+//! Logging never holds up delivery or shutdown. Lines go through `tracing-appender`'s
+//! non-blocking writer in lossy mode: a formatted line is put in a bounded channel of
+//! [`BUFFERED_LINES`] and written by the writer's own thread; when that thread cannot
+//! keep up (stderr is a pipe nobody reads, the disk stalls), lines that do not fit are
+//! **dropped and counted** by its error counter, never waited for. The total is on
+//! `/metrics` (`mrav2_log_lines_dropped_total`). The drop is reported in the log itself
+//! when the output takes lines again: before the writer thread writes a line, it
+//! compares the counter with what it has already reported and, if lines were lost
+//! since, first writes one line saying how many. (Lines are only ever dropped while the
+//! channel is full, so the output's next line comes straight from that backlog; no
+//! periodic check is needed.)
 //!
-//! Every line passes [`crate::untrusted::clean_log_line`] on its way out: text from
-//! outside that reaches a log line cannot forge a second line, drive a terminal or
-//! show a known secret.
+//! At exit, [`LogHandle`]'s drop waits up to [`FLUSH_DEADLINE`] for every line handed
+//! over so far to be written. Only when they were (the writer thread is idle) does it
+//! drop `tracing-appender`'s `WorkerGuard`, which then returns at once. Otherwise the
+//! guard is leaked and the lines still queued are abandoned. The guard's own drop is
+//! not trusted with a stuck output: it waits 100 ms to queue its shutdown message and
+//! 1 s for the writer thread to take it, but when the channel is full (exactly the
+//! case of an output nobody reads) it reports the timeout with `println!`, which writes
+//! a stray line into stdout (the record stream with `protocol = stdout`) and blocks
+//! forever when stdout is a full pipe too (`2>&1` into a pipe nobody reads).
+//!
+//! Every line passes [`crate::untrusted::clean_log_line`] on its way out (on the writer
+//! thread): text from outside that reaches a log line cannot forge a second line, drive
+//! a terminal or show a known secret.
 //!
 //! The file writer re-opens its path on request, so after logrotate renames the file a
 //! SIGHUP makes the connector write to a fresh one with the same name.
@@ -21,31 +34,35 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
-/// Lines the queue holds before new ones are dropped. A burst of this many lines is
+/// Lines the channel holds before new ones are dropped. A burst of this many lines is
 /// absorbed by a slow output without loss.
 pub const BUFFERED_LINES: usize = 8_192;
 
-/// How long the process waits at exit for queued lines to be written.
+/// How long the process waits at exit for handed-over lines to be written. The
+/// `WorkerGuard` is dropped only after they were, and then returns at once; only an
+/// output that stalls in that very moment makes it wait its own bounds (100 ms + 1 s).
+/// The log's share of the exit is thus 500 ms with a stuck output and 1.6 s at most.
 pub const FLUSH_DEADLINE: Duration = Duration::from_millis(500);
 
-/// Lines dropped since the process started, because the log output did not keep up.
-static DROPPED: AtomicU64 = AtomicU64::new(0);
+/// The installed logger's drop counter, for [`dropped_lines`].
+static INSTALLED: OnceLock<Arc<Progress>> = OnceLock::new();
 
 /// Log lines dropped so far because the output did not keep up (for `/metrics`).
 pub fn dropped_lines() -> u64 {
-    DROPPED.load(Ordering::Relaxed)
+    INSTALLED.get().map_or(0, |progress| progress.dropped())
 }
 
-/// Keeps the log writer alive and re-opens the log file. Dropping it gives queued
+/// Keeps the log writer alive and re-opens the log file. Dropping it gives handed-over
 /// lines [`FLUSH_DEADLINE`] to be written.
 pub struct LogHandle {
-    queue: LineQueue,
+    /// Only dropped: the bounded flush at exit.
+    _exit: ExitFlush,
     file: Option<ReopenableFile>,
 }
 
@@ -56,12 +73,6 @@ impl LogHandle {
             Some(file) => file.reopen(),
             None => Ok(()),
         }
-    }
-}
-
-impl Drop for LogHandle {
-    fn drop(&mut self) {
-        self.queue.flush(FLUSH_DEADLINE);
     }
 }
 
@@ -107,142 +118,167 @@ fn open_append(path: &Path) -> io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
 
-/// What the writer thread is asked to do.
-enum Job {
-    Line(Vec<u8>),
-    /// Answer once every line queued before this one was written.
-    Flush(SyncSender<()>),
+/// Counts lines through the pipeline: handed over by the subscriber, dropped by
+/// `tracing-appender` (its error counter) and written by its thread. What is neither
+/// dropped nor written is still queued.
+struct Progress {
+    handed_over: AtomicU64,
+    written: AtomicU64,
+    /// Set right after the writer is built (the counter comes with it).
+    dropped: OnceLock<ErrorCounter>,
 }
 
-/// The sending side of the log queue: cheap to clone, never blocks.
-#[derive(Clone)]
-struct LineQueue {
-    jobs: SyncSender<Job>,
-    dropped: Arc<AtomicU64>,
-}
-
-impl LineQueue {
-    /// A queue of `capacity` lines written to `out` by a thread of its own.
-    fn start(out: impl Write + Send + 'static, capacity: usize) -> io::Result<Self> {
-        let (jobs, queued) = sync_channel(capacity);
-        let dropped = Arc::new(AtomicU64::new(0));
-        let counted = Arc::clone(&dropped);
-        std::thread::Builder::new()
-            .name("log-writer".into())
-            .spawn(move || write_lines(queued, out, &counted))?;
-        Ok(Self { jobs, dropped })
+impl Progress {
+    fn dropped(&self) -> u64 {
+        self.dropped
+            .get()
+            .map_or(0, |c| u64::try_from(c.dropped_lines()).unwrap_or(u64::MAX))
     }
 
-    /// Queues one line, or drops and counts it when the queue is full.
-    fn push(&self, line: Vec<u8>) {
-        match self.jobs.try_send(Job::Line(line)) {
-            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
-            Err(TrySendError::Full(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                DROPPED.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+    /// Lines handed over and neither written nor dropped yet. Read in the reverse order
+    /// of a line's way, so that a line in flight is counted as queued, never as done.
+    fn queued(&self) -> u64 {
+        let written = self.written.load(Ordering::SeqCst);
+        let dropped = self.dropped();
+        let handed_over = self.handed_over.load(Ordering::SeqCst);
+        handed_over.saturating_sub(written.saturating_add(dropped))
     }
 
-    /// Waits up to `within` for the lines queued so far to be written. It runs on no
+    /// Waits up to `within` until no line is queued; whether none is. It runs on no
     /// runtime thread (at exit, after the runtime stopped), so the blocking clock and
     /// sleep are the right ones here.
     #[allow(clippy::disallowed_types, clippy::disallowed_methods)]
-    fn flush(&self, within: Duration) {
-        let (done, finished) = sync_channel(1);
+    fn wait_until_written(&self, within: Duration) -> bool {
         let deadline = std::time::Instant::now() + within;
-        let mut job = Job::Flush(done);
-        // The queue may be full: retry until the deadline rather than wait on it.
         loop {
-            match self.jobs.try_send(job) {
-                Ok(()) => break,
-                Err(TrySendError::Disconnected(_)) => return,
-                Err(TrySendError::Full(back)) => {
-                    if std::time::Instant::now() >= deadline {
-                        return;
-                    }
-                    job = back;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
+            if self.queued() == 0 {
+                return true;
             }
-        }
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let _ = finished.recv_timeout(left);
-    }
-}
-
-/// The writer thread: writes each line, and before the first line after a gap, one
-/// line saying how many were dropped.
-fn write_lines(queued: Receiver<Job>, mut out: impl Write, dropped: &AtomicU64) {
-    let mut reported = 0u64;
-    loop {
-        let job = match queued.recv_timeout(Duration::from_secs(1)) {
-            Ok(job) => Some(job),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => return,
-        };
-        let now_dropped = dropped.load(Ordering::Relaxed);
-        if now_dropped > reported {
-            let note = format!(
-                "{}  WARN log output fell behind: {} log lines were dropped (the output was not being read fast enough); delivery was not held up\n",
-                chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ"),
-                now_dropped - reported
-            );
-            if out.write_all(note.as_bytes()).is_ok() {
-                reported = now_dropped;
+            if std::time::Instant::now() >= deadline {
+                return false;
             }
-        }
-        match job {
-            Some(Job::Line(line)) => {
-                let line = crate::untrusted::clean_log_line(&line);
-                // A failed write loses that line; there is nowhere to report it.
-                let _ = out.write_all(&line);
-                let _ = out.flush();
-            }
-            Some(Job::Flush(done)) => {
-                let _ = out.flush();
-                let _ = done.send(());
-            }
-            None => {}
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 }
 
-/// Hands each formatted event to the queue (`tracing-subscriber` writes one event per
-/// `write_all`; the buffer collects the pieces and is queued when dropped).
-struct QueueWriter {
-    queue: LineQueue,
-    line: Vec<u8>,
+/// The end of the pipeline, on `tracing-appender`'s thread: cleans each line, says how
+/// many were dropped before the first line written after a loss, and counts what it
+/// wrote. `tracing-appender` hands it one whole line per `write_all`.
+struct Output<W> {
+    out: W,
+    progress: Arc<Progress>,
+    reported: u64,
 }
 
-impl Write for QueueWriter {
+impl<W: Write> Write for Output<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.line.extend_from_slice(buf);
+        self.write_all(buf)?;
         Ok(buf.len())
     }
 
-    fn flush(&mut self) -> io::Result<()> {
+    fn write_all(&mut self, line: &[u8]) -> io::Result<()> {
+        let dropped = self.progress.dropped();
+        if dropped > self.reported {
+            let note = format!(
+                "{}  WARN log output fell behind: {} log lines were dropped (the output was not being read fast enough); delivery was not held up\n",
+                chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ"),
+                dropped - self.reported
+            );
+            if self.out.write_all(note.as_bytes()).is_ok() {
+                self.reported = dropped;
+            }
+        }
+        let line = crate::untrusted::clean_log_line(line);
+        // A failed write loses that line; there is nowhere to report it.
+        let _ = self.out.write_all(&line);
+        let _ = self.out.flush();
+        self.progress.written.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
-}
 
-impl Drop for QueueWriter {
-    fn drop(&mut self) {
-        if !self.line.is_empty() {
-            self.queue.push(std::mem::take(&mut self.line));
-        }
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 }
 
-impl<'a> MakeWriter<'a> for LineQueue {
-    type Writer = QueueWriter;
+/// The subscriber's side: `tracing-appender`'s writer, counting what it is handed
+/// (`tracing-subscriber` writes each event with one `write_all`, which the lossy writer
+/// queues or drops as one line).
+#[derive(Clone)]
+struct Lines {
+    writer: NonBlocking,
+    progress: Arc<Progress>,
+}
+
+impl Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.progress.handed_over.fetch_add(1, Ordering::SeqCst);
+        self.writer.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+impl<'a> MakeWriter<'a> for Lines {
+    type Writer = Lines;
 
     fn make_writer(&'a self) -> Self::Writer {
-        QueueWriter {
-            queue: self.clone(),
-            line: Vec::new(),
+        self.clone()
+    }
+}
+
+/// The bounded flush at exit (see the module documentation).
+struct ExitFlush {
+    guard: Option<WorkerGuard>,
+    progress: Arc<Progress>,
+}
+
+impl Drop for ExitFlush {
+    fn drop(&mut self) {
+        let Some(guard) = self.guard.take() else {
+            return;
+        };
+        if self.progress.wait_until_written(FLUSH_DEADLINE) {
+            drop(guard);
+        } else {
+            // The output is stuck: the guard's drop would print into stdout and could
+            // block there. The writer thread ends with the process.
+            std::mem::forget(guard);
         }
     }
+}
+
+/// Starts `tracing-appender`'s lossy writer of `capacity` lines into `out`.
+fn start(out: impl Write + Send + 'static, capacity: usize) -> (Lines, ExitFlush) {
+    let progress = Arc::new(Progress {
+        handed_over: AtomicU64::new(0),
+        written: AtomicU64::new(0),
+        dropped: OnceLock::new(),
+    });
+    let output = Output {
+        out,
+        progress: Arc::clone(&progress),
+        reported: 0,
+    };
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(capacity)
+        .thread_name("log-writer")
+        .finish(output);
+    // Before any line can be handed over: nothing is dropped uncounted.
+    let _ = progress.dropped.set(writer.error_counter());
+    let lines = Lines {
+        writer,
+        progress: Arc::clone(&progress),
+    };
+    let exit = ExitFlush {
+        guard: Some(guard),
+        progress,
+    };
+    (lines, exit)
 }
 
 /// Installs the global subscriber. `RUST_LOG` overrides the level when set.
@@ -253,7 +289,7 @@ pub fn init(log_file: Option<&Path>, verbose: bool) -> io::Result<LogHandle> {
     let default_filter = format!("warn,mrav2_syslog_connector={default_level}");
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let (queue, file) = match log_file {
+    let ((lines, exit), file) = match log_file {
         Some(path) => {
             let file = ReopenableFile::open(path).map_err(|e| {
                 io::Error::new(
@@ -261,13 +297,14 @@ pub fn init(log_file: Option<&Path>, verbose: bool) -> io::Result<LogHandle> {
                     format!("cannot open log file {}: {e}", path.display()),
                 )
             })?;
-            (LineQueue::start(file.clone(), BUFFERED_LINES)?, Some(file))
+            (start(file.clone(), BUFFERED_LINES), Some(file))
         }
-        None => (LineQueue::start(io::stderr(), BUFFERED_LINES)?, None),
+        None => (start(io::stderr(), BUFFERED_LINES), None),
     };
+    let progress = Arc::clone(&lines.progress);
     let installed = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(queue.clone())
+        .with_writer(lines)
         // Plain text everywhere: log files, the journal and pipes take no colour codes.
         .with_ansi(false)
         .with_target(false)
@@ -275,12 +312,13 @@ pub fn init(log_file: Option<&Path>, verbose: bool) -> io::Result<LogHandle> {
     if let Err(e) = installed {
         return Err(io::Error::other(format!("cannot install the logger: {e}")));
     }
-    Ok(LogHandle { queue, file })
+    let _ = INSTALLED.set(progress);
+    Ok(LogHandle { _exit: exit, file })
 }
 
 #[cfg(test)]
-// The writer is a plain thread; these tests measure it with the plain clock.
-#[allow(clippy::disallowed_types)]
+// The writer is a plain thread; these tests measure and slow it with the plain clock.
+#[allow(clippy::disallowed_types, clippy::disallowed_methods)]
 mod tests {
     use super::*;
     use std::sync::Condvar;
@@ -334,31 +372,40 @@ mod tests {
         }
     }
 
+    /// Hands `line` over the way `tracing-subscriber` does: one `write_all` per event.
+    fn hand_over(lines: &Lines, line: &[u8]) {
+        lines.make_writer().write_all(line).unwrap();
+    }
+
     #[test]
     fn a_stuck_output_drops_and_counts_lines_and_says_so_once() {
         let gate = Gate::default();
-        let queue = LineQueue::start(gate.clone(), 4).unwrap();
+        let (lines, _exit) = start(gate.clone(), 4);
         let started = std::time::Instant::now();
         for i in 0..100 {
-            queue.push(format!("line {i}\n").into_bytes());
+            hand_over(&lines, format!("line {i}\n").as_bytes());
         }
         assert!(
             started.elapsed() < Duration::from_secs(1),
-            "pushing never waits for the output"
+            "handing over never waits for the output"
         );
-        // The queue holds four, the writer one more once it has started: the rest are
-        // dropped.
-        let dropped = queue.dropped.load(Ordering::Relaxed);
+        // The channel holds four, the writer thread one more once it has taken it: the
+        // rest are dropped.
+        let dropped = lines.progress.dropped();
         assert!((95..=96).contains(&dropped), "{dropped} dropped");
-        // A flush against a stuck output gives up at its deadline.
-        let flushing = std::time::Instant::now();
-        queue.flush(Duration::from_millis(200));
-        assert!(flushing.elapsed() < Duration::from_secs(1));
+        // Waiting for a stuck output gives up at its deadline.
+        let waiting = std::time::Instant::now();
+        assert!(
+            !lines
+                .progress
+                .wait_until_written(Duration::from_millis(200))
+        );
+        assert!(waiting.elapsed() < Duration::from_secs(1));
 
         gate.open();
-        queue.flush(Duration::from_secs(5));
-        queue.push(b"after\n".to_vec());
-        queue.flush(Duration::from_secs(5));
+        assert!(lines.progress.wait_until_written(Duration::from_secs(5)));
+        hand_over(&lines, b"after\n");
+        assert!(lines.progress.wait_until_written(Duration::from_secs(5)));
         let written = gate.written();
         let notes: Vec<&str> = written
             .lines()
@@ -378,9 +425,57 @@ mod tests {
     fn lines_are_cleaned_on_the_way_out() {
         let gate = Gate::default();
         gate.open();
-        let queue = LineQueue::start(gate.clone(), 4).unwrap();
-        queue.push(b"error=body\r\nforged \x1b[2J\n".to_vec());
-        queue.flush(Duration::from_secs(5));
+        let (lines, _exit) = start(gate.clone(), 4);
+        hand_over(&lines, b"error=body\r\nforged \x1b[2J\n");
+        assert!(lines.progress.wait_until_written(Duration::from_secs(5)));
         assert_eq!(gate.written(), "error=body\\r\\nforged \\u{1b}[2J\n");
+    }
+
+    /// An output that takes a millisecond per write, like a busy disk.
+    #[derive(Clone, Default)]
+    struct Slow(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Slow {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            std::thread::sleep(Duration::from_millis(1));
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_exit_writes_the_lines_still_queued_for_a_slow_output() {
+        let slow = Slow::default();
+        let (lines, exit) = start(slow.clone(), 1_000);
+        // 40 ms of writing, well inside the deadline even on a busy machine.
+        for i in 0..40 {
+            hand_over(&lines, format!("line {i}\n").as_bytes());
+        }
+        drop(exit);
+        let written = String::from_utf8(slow.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(written.lines().count(), 40, "{written}");
+        assert!(written.ends_with("line 39\n"), "{written}");
+    }
+
+    #[test]
+    fn the_exit_gives_up_on_a_stuck_output_at_its_deadline() {
+        let gate = Gate::default();
+        let (lines, exit) = start(gate.clone(), 4);
+        for i in 0..100 {
+            hand_over(&lines, format!("line {i}\n").as_bytes());
+        }
+        let exiting = std::time::Instant::now();
+        drop(exit);
+        let took = exiting.elapsed();
+        assert!(took >= FLUSH_DEADLINE, "gave up after {took:?}");
+        assert!(
+            took < FLUSH_DEADLINE + Duration::from_millis(300),
+            "the exit took {took:?}"
+        );
+        // The writer thread is still stuck in its write; releasing it ends the test.
+        gate.open();
     }
 }

@@ -109,6 +109,70 @@ async fn an_unread_stderr_pipe_stops_neither_delivery_nor_shutdown() {
     assert!(took < Duration::from_secs(6), "exit took {took:?}");
 }
 
+/// Item 3, as `connector 2>&1 | reader-that-hangs` runs it: stdout and stderr are one
+/// pipe nobody reads. The log output is stuck, its queue full, and stdout full as well:
+/// the exit must abandon the queued lines rather than wait on (or print into) the pipe.
+#[tokio::test]
+async fn one_unread_pipe_for_stdout_and_stderr_stops_neither_delivery_nor_shutdown() {
+    const EVENTS: usize = 15_000;
+    let listener = RawTcpListener::start().await;
+    let sim = sim(&[
+        "--events",
+        &EVENTS.to_string(),
+        "--batch-size",
+        "1",
+        "--rate",
+        "0",
+    ]);
+    let setup = Setup::new(&config(&sim.url(), &tcp(listener.port()), "", ""));
+    let (mut unread, both) = std::io::pipe().unwrap();
+    let child = connector()
+        .arg("--config")
+        .arg(setup.config())
+        .arg("--state-dir")
+        .arg(setup.state())
+        .arg("-v")
+        .stdin(Stdio::null())
+        .stdout(both.try_clone().unwrap())
+        .stderr(both)
+        .spawn()
+        .unwrap();
+    let mut child = Reap(child);
+    // The test's copy of the writing end is gone with `connector()`'s command; the
+    // reading end is held open and never read until the process has exited.
+
+    let deadline = Instant::now() + PATIENCE * 2;
+    while records(&listener) < EVENTS {
+        assert!(
+            Instant::now() < deadline,
+            "delivery stalled at {} of {EVENTS} records while nobody read the pipe",
+            records(&listener)
+        );
+        assert!(
+            matches!(child.0.try_wait(), Ok(None)),
+            "the connector exited"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let asked = Instant::now();
+    signal(&child.0, Signal::SIGTERM);
+    let status = exit_within(&mut child.0, Duration::from_secs(7)).await;
+    let took = asked.elapsed();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "no clean exit within 7 s of SIGTERM with stdout and stderr unread ({status:?} after {took:?})"
+    );
+    assert!(took < Duration::from_secs(6), "exit took {took:?}");
+    let mut said = Vec::new();
+    let _ = unread.read_to_end(&mut said);
+    let said = String::from_utf8_lossy(&said);
+    assert!(
+        !said.contains("logging worker"),
+        "a stray line on stdout:\n{said}"
+    );
+}
+
 /// Item 3: `protocol = stdout` into a pipe nobody reads. SIGTERM must end the process
 /// within the grace period (plus a margin), although the write in progress never ends.
 #[tokio::test]
