@@ -15,7 +15,7 @@
 //! the source must re-read from: the last confirmed position before that piece.
 //! Receipts for tickets issued before a loss are stale and ignored.
 //!
-//! Pure: no I/O, no clock, no async. The writer ([`super::writer`]) owns the sink, the
+//! Pure: no I/O, no clock, no async. The writer (`tenant/writer.rs`) owns the sink, the
 //! state file and the rewind channel; this module only does the bookkeeping, and is
 //! tested against a simple model.
 

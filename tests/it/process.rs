@@ -222,37 +222,45 @@ async fn an_unread_stdout_pipe_does_not_stop_shutdown() {
     );
 }
 
-/// Waits (busily: this is about microseconds) until the standard library's start-up
-/// code of `pid` has run in the connector's binary, the moment just before `main`: it
-/// installs its SIGSEGV handler there. Before that the process is still being loaded, and no program can
-/// handle a signal yet (the dynamic loader alone takes milliseconds for a debug build
-/// on a busy machine).
-fn wait_until_main_is_near(pid: u32) {
+/// Waits (busily: this is about microseconds) until the connector's `main` has
+/// blocked SIGHUP, SIGINT and SIGTERM (its first statement), as `/proc/PID/status`
+/// shows in `SigBlk`, or already handles them (`SigCgt`). Before `main` no program can handle a signal (the dynamic loader
+/// alone takes milliseconds for a debug build on a busy machine), so that is the
+/// moment from which the promise holds; a build that never holds them fails here.
+fn wait_until_signals_are_held(pid: u32) {
     let deadline = Instant::now() + Duration::from_secs(10);
     let binary = std::path::Path::new(env!("CARGO_BIN_EXE_mrav2-syslog-connector"));
+    // SIGHUP is signal 1 (bit 0), SIGINT 2 (bit 1), SIGTERM 15 (bit 14).
+    let held: u64 = (1 << 0) | (1 << 1) | (1 << 14);
     loop {
-        // Until `exec`, the child is a copy of this test process, handlers and all.
+        // Until `exec`, the child is a copy of this test process, mask and all.
         let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
         let status = if exe == binary {
             std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default()
         } else {
             String::new()
         };
-        let caught = status
-            .lines()
-            .find_map(|l| l.strip_prefix("SigCgt:"))
-            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-            .unwrap_or(0);
-        // SIGSEGV is signal 11: bit 10.
-        if caught & (1 << 10) != 0 {
+        let mask = |field: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+                .unwrap_or(0)
+        };
+        // Held by `main`, or already handled (the handlers are in and the signals
+        // released again: a start-up can pass through the held phase between polls).
+        if mask("SigBlk:") & held == held || mask("SigCgt:") & held == held {
             return;
         }
-        assert!(Instant::now() < deadline, "the process never started");
+        assert!(
+            Instant::now() < deadline,
+            "the connector never held or handled SIGHUP, SIGINT and SIGTERM at start"
+        );
         std::hint::spin_loop();
     }
 }
 
-/// Item 7: SIGHUP (logrotate) or SIGTERM a few milliseconds after the start, before
+/// Item 7: SIGHUP (logrotate) or SIGTERM a few milliseconds after `main` began, before
 /// the runtime and its handlers exist. SIGHUP must not end the process; SIGTERM must
 /// end it cleanly (exit 0), not by the signal's default action.
 #[tokio::test]
@@ -276,7 +284,7 @@ async fn signals_in_the_first_milliseconds_do_not_kill_the_process() {
                 .spawn()
                 .unwrap();
             let mut child = Reap(child);
-            wait_until_main_is_near(child.0.id());
+            wait_until_signals_are_held(child.0.id());
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
             signal(&child.0, sig);
             let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
