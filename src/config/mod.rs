@@ -191,6 +191,8 @@ pub enum Format {
     SplunkJson,
     /// Splunk, `key="value"` pairs.
     SplunkKv,
+    /// ArcSight CEF (also Microsoft Sentinel's CEF connector).
+    Cef,
 }
 
 /// The record header.

@@ -1,5 +1,5 @@
 //! Rendering events into the message part of a syslog record: QRadar LEEF 2.0
-//! ([`leef`]) or Splunk JSON / kv ([`splunk`]).
+//! ([`leef`]), Splunk JSON / kv ([`splunk`]) or ArcSight CEF ([`cef`]).
 //!
 //! Everything here is pure: values in, strings out, no I/O, and no panic for any input.
 //! Formatting is total: every event object gives at least one message (one per
@@ -7,7 +7,9 @@
 //! module hands it, with each message, what the header needs (severity, event time,
 //! MSGID).
 
+pub mod cef;
 pub mod leef;
+mod rest;
 pub mod splunk;
 mod value;
 
@@ -63,7 +65,7 @@ impl Formatter {
     }
 
     /// Appends the messages for `event` to `out`: one, or one per smishing detection
-    /// in LEEF. A custom identifier whose key is empty or `qradarLogSourceIdentifier`
+    /// in LEEF and CEF. A custom identifier whose key is empty or `qradarLogSourceIdentifier`
     /// is not added (that one names the log source in the syslog header instead).
     pub fn render(&self, event: &MraEvent<'_>, out: &mut Vec<RenderedMessage>) {
         let fields = &event.fields;
@@ -91,6 +93,13 @@ impl Formatter {
                 let additions =
                     splunk::Additions::new(fields, &self.entity_name, custom_identifier);
                 out.push(envelope.message(splunk::render_kv(fields, &additions)));
+            }
+            Format::Cef => {
+                let settings = cef::Settings {
+                    entity_name: &self.entity_name,
+                    custom_identifier,
+                };
+                cef::render(&settings, fields, &envelope, out);
             }
         }
     }

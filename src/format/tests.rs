@@ -1,4 +1,4 @@
-//! Golden tests (every file of `events/` in LEEF, Splunk json and Splunk kv, compared
+//! Golden tests (every file of `events/` in LEEF, Splunk json, Splunk kv and CEF, compared
 //! byte for byte with `tests/golden/`), the escape vectors of `leef-mapping.md` §6.1,
 //! and one test per row of the §6.6 edge-case table.
 //!
@@ -101,13 +101,14 @@ fn event_id(record: &str) -> &str {
 
 macro_rules! golden {
     ($($name:ident: $stem:literal => $severity:literal,)*) => {
-        /// `(stem, event JSON, LEEF, LEEF with ^, Splunk json, Splunk kv, severity)`.
+        /// `(stem, event JSON, LEEF, Splunk json, Splunk kv, CEF, severity)`.
         const GOLDEN: &[Golden] = &[$(Golden {
             stem: $stem,
             event: include_str!(concat!("../../tests/golden/events/", $stem, ".json")),
             leef: include_str!(concat!("../../tests/golden/leef/", $stem, ".txt")),
             json: include_str!(concat!("../../tests/golden/splunk-json/", $stem, ".txt")),
             kv: include_str!(concat!("../../tests/golden/splunk-kv/", $stem, ".txt")),
+            cef: include_str!(concat!("../../tests/golden/cef/", $stem, ".txt")),
             severity: $severity,
         }),*];
 
@@ -130,6 +131,7 @@ pub(super) struct Golden {
     leef: &'static str,
     json: &'static str,
     kv: &'static str,
+    cef: &'static str,
     severity: u8,
 }
 
@@ -140,6 +142,7 @@ impl Golden {
             (TAB, self.leef),
             (Format::SplunkJson, self.json),
             (Format::SplunkKv, self.kv),
+            (Format::Cef, self.cef),
         ] {
             let messages = render(format, &event);
             let mut actual = String::new();

@@ -1,5 +1,5 @@
 //! Whole syslog records, header and message together, for every example event in
-//! `tests/golden/events/` × {LEEF, Splunk json, Splunk kv} × {RFC 3164, RFC 5424}.
+//! `tests/golden/events/` × {LEEF, Splunk json, Splunk kv, CEF} × {RFC 3164, RFC 5424}.
 //!
 //! The expected bytes are written literally: the headers in the table below (derived
 //! by hand from each event's `created_time`, `type` and severity, and identical to the
@@ -143,6 +143,8 @@ fn every_example_gives_exactly_the_golden_records() {
         ("qradar", "leef", Format::Leef { delimiter: '\t' }),
         ("splunk", "splunk-json", Format::SplunkJson),
         ("splunk", "splunk-kv", Format::SplunkKv),
+        // The header settings are the same for every format; only the message differs.
+        ("qradar", "cef", Format::Cef),
     ];
     let mut checked = 0;
     for (forwarder, folder, format) in formats {
@@ -160,8 +162,8 @@ fn every_example_gives_exactly_the_golden_records() {
             }
         }
     }
-    // 15 records per format (smishing-url gives two in LEEF), 14 in Splunk, × 2 headers.
-    assert_eq!(checked, (15 + 14 + 14) * 2);
+    // 15 records in LEEF and CEF (smishing-url gives two), 14 in Splunk, × 2 headers.
+    assert_eq!(checked, (15 + 14 + 14 + 15) * 2);
 }
 
 #[test]
