@@ -102,6 +102,7 @@ impl fmt::Display for Format {
             Format::SplunkJson => f.write_str("splunk json"),
             Format::SplunkKv => f.write_str("splunk kv"),
             Format::Cef => f.write_str("cef"),
+            Format::Ocsf => f.write_str("ocsf 1.8.0"),
         }
     }
 }

@@ -193,6 +193,8 @@ pub enum Format {
     SplunkKv,
     /// ArcSight CEF (also Microsoft Sentinel's CEF connector).
     Cef,
+    /// OCSF 1.8.0, one compact JSON object per record.
+    Ocsf,
 }
 
 /// The record header.

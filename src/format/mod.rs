@@ -1,5 +1,6 @@
 //! Rendering events into the message part of a syslog record: QRadar LEEF 2.0
-//! ([`leef`]), Splunk JSON / kv ([`splunk`]) or ArcSight CEF ([`cef`]).
+//! ([`leef`]), Splunk JSON / kv ([`splunk`]), ArcSight CEF ([`cef`]) or OCSF 1.8.0
+//! ([`ocsf`]).
 //!
 //! Everything here is pure: values in, strings out, no I/O, and no panic for any input.
 //! Formatting is total: every event object gives at least one message (one per
@@ -9,10 +10,13 @@
 
 pub mod cef;
 pub mod leef;
+pub mod ocsf;
 mod rest;
 pub mod splunk;
 mod value;
 
+#[cfg(test)]
+mod ocsf_schema;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
@@ -100,6 +104,9 @@ impl Formatter {
                     custom_identifier,
                 };
                 cef::render(&settings, fields, &envelope, out);
+            }
+            Format::Ocsf => {
+                ocsf::render(&self.entity_name, custom_identifier, fields, &envelope, out);
             }
         }
     }

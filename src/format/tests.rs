@@ -1,4 +1,5 @@
-//! Golden tests (every file of `events/` in LEEF, Splunk json, Splunk kv and CEF, compared
+//! Golden tests (every file of `events/` in LEEF, Splunk json, Splunk kv, CEF and OCSF
+//! (each OCSF record also validated against the vendored schema), compared
 //! byte for byte with `tests/golden/`), the escape vectors of `leef-mapping.md` §6.1,
 //! and one test per row of the §6.6 edge-case table.
 //!
@@ -101,7 +102,7 @@ fn event_id(record: &str) -> &str {
 
 macro_rules! golden {
     ($($name:ident: $stem:literal => $severity:literal,)*) => {
-        /// `(stem, event JSON, LEEF, Splunk json, Splunk kv, CEF, severity)`.
+        /// `(stem, event JSON, LEEF, Splunk json, Splunk kv, CEF, OCSF, severity)`.
         const GOLDEN: &[Golden] = &[$(Golden {
             stem: $stem,
             event: include_str!(concat!("../../tests/golden/events/", $stem, ".json")),
@@ -109,6 +110,7 @@ macro_rules! golden {
             json: include_str!(concat!("../../tests/golden/splunk-json/", $stem, ".txt")),
             kv: include_str!(concat!("../../tests/golden/splunk-kv/", $stem, ".txt")),
             cef: include_str!(concat!("../../tests/golden/cef/", $stem, ".txt")),
+            ocsf: include_str!(concat!("../../tests/golden/ocsf/", $stem, ".txt")),
             severity: $severity,
         }),*];
 
@@ -132,6 +134,7 @@ pub(super) struct Golden {
     json: &'static str,
     kv: &'static str,
     cef: &'static str,
+    ocsf: &'static str,
     severity: u8,
 }
 
@@ -143,6 +146,7 @@ impl Golden {
             (Format::SplunkJson, self.json),
             (Format::SplunkKv, self.kv),
             (Format::Cef, self.cef),
+            (Format::Ocsf, self.ocsf),
         ] {
             let messages = render(format, &event);
             let mut actual = String::new();
@@ -151,6 +155,14 @@ impl Golden {
                 actual.push('\n');
             }
             assert_eq!(actual, expected, "{} in {format:?}", self.stem);
+            if format == Format::Ocsf {
+                for m in &messages {
+                    let record: Value = serde_json::from_str(&m.text).expect("OCSF is JSON");
+                    if let Err(problems) = super::ocsf_schema::validate(&record) {
+                        panic!("{} is not valid OCSF 1.8.0:\n{problems}", self.stem);
+                    }
+                }
+            }
             for m in &messages {
                 assert_eq!(m.severity, self.severity, "{} severity", self.stem);
                 assert_eq!(m.event_id.as_deref(), event.id());

@@ -1,5 +1,6 @@
 //! Whole syslog records, header and message together, for every example event in
-//! `tests/golden/events/` × {LEEF, Splunk json, Splunk kv, CEF} × {RFC 3164, RFC 5424}.
+//! `tests/golden/events/` × {LEEF, Splunk json, Splunk kv, CEF, OCSF} × {RFC 3164,
+//! RFC 5424}.
 //!
 //! The expected bytes are written literally: the headers in the table below (derived
 //! by hand from each event's `created_time`, `type` and severity, and identical to the
@@ -145,6 +146,7 @@ fn every_example_gives_exactly_the_golden_records() {
         ("splunk", "splunk-kv", Format::SplunkKv),
         // The header settings are the same for every format; only the message differs.
         ("qradar", "cef", Format::Cef),
+        ("qradar", "ocsf", Format::Ocsf),
     ];
     let mut checked = 0;
     for (forwarder, folder, format) in formats {
@@ -162,8 +164,9 @@ fn every_example_gives_exactly_the_golden_records() {
             }
         }
     }
-    // 15 records in LEEF and CEF (smishing-url gives two), 14 in Splunk, × 2 headers.
-    assert_eq!(checked, (15 + 14 + 14 + 15) * 2);
+    // 15 records in LEEF and CEF (smishing-url gives two), 14 in Splunk and OCSF, × 2
+    // headers.
+    assert_eq!(checked, (15 + 14 + 14 + 15 + 14) * 2);
 }
 
 #[test]
