@@ -361,6 +361,68 @@ static PLACED: LazyLock<Tree> = LazyLock::new(|| {
     Tree::new(paths).with_detections(&["smishing_alert", "detections"], &detection_keys)
 });
 
+/// [`MAPPING`]'s paths prepared for the walk every record makes, as LEEF does: each
+/// path split into a numbered parent object and its leaf key, so a record finds each
+/// parent object once and compares no path while rendering.
+struct Walk {
+    /// Per entry of [`MAPPING`], where its path leads (`None` for the other sources).
+    lookups: Vec<Option<Lookup>>,
+    /// Where `threat.details.url` leads (for `request`).
+    url: Option<Lookup>,
+    /// The distinct parent paths, by number; `[]` is the event itself.
+    parents: Vec<&'static [&'static str]>,
+}
+
+#[derive(Clone, Copy)]
+struct Lookup {
+    parent: usize,
+    leaf: &'static str,
+}
+
+/// More than the table holds (15 parents); checked when the walk is prepared.
+const MAX_PARENTS: usize = 24;
+
+static WALK: LazyLock<Walk> = LazyLock::new(|| {
+    let mut parents: Vec<&'static [&'static str]> = Vec::new();
+    let mut lookup = |path: &'static [&'static str]| {
+        let (leaf, parent) = path.split_last()?;
+        let number = match parents.iter().position(|known| *known == parent) {
+            Some(number) => number,
+            None => {
+                parents.push(parent);
+                parents.len() - 1
+            }
+        };
+        Some(Lookup {
+            parent: number,
+            leaf,
+        })
+    };
+    let lookups = MAPPING
+        .iter()
+        .map(|key| match key.source {
+            Source::Path(path) => lookup(path),
+            _ => None,
+        })
+        .collect();
+    let url = lookup(URL);
+    assert!(parents.len() <= MAX_PARENTS, "raise MAX_PARENTS");
+    Walk {
+        lookups,
+        url,
+        parents,
+    }
+});
+
+/// The object at `path` (the event itself for an empty path).
+fn object_at<'a>(fields: &'a Object<'a>, path: &[&str]) -> Option<&'a Object<'a>> {
+    let mut object = fields;
+    for key in path {
+        object = object.get(key)?.as_object()?;
+    }
+    Some(object)
+}
+
 /// Renders one record.
 fn render_record(settings: &Settings<'_>, record: &Record<'_>, dev_time: Option<i64>) -> String {
     let mut text = String::with_capacity(1536);
@@ -400,13 +462,30 @@ fn render_record(settings: &Settings<'_>, record: &Record<'_>, dev_time: Option<
     ExtValue(&mut extension.text).put(settings.entity_name);
 
     let detection = record.detection.map(|(_, detection)| detection);
-    let url = record.lookup(URL).filter(|v| is_present(v));
+    let walk = &*WALK;
+    let mut parents: [Option<Option<&Object<'_>>>; MAX_PARENTS] = [None; MAX_PARENTS];
+    let mut find = |lookup: Option<Lookup>| -> Option<&Value<'_>> {
+        let lookup = lookup?;
+        let parent = parents.get_mut(lookup.parent)?;
+        let object = *parent
+            .get_or_insert_with(|| object_at(record.fields, walk.parents.get(lookup.parent)?));
+        object?.get(lookup.leaf)
+    };
+    let url_value = find(walk.url);
+    // Leaves (values that are not objects) found at table paths: when they are all the
+    // event's leaves, nothing is left for `lookoutUnmapped` and its walk is skipped.
+    let mut hits = usize::from(url_value.is_some_and(|v| !matches!(v, Value::Object(_))));
+    let url = url_value.filter(|v| is_present(v));
     let original_url = record
         .detection_field("original_url")
         .filter(|v| is_present(v));
-    for key in &MAPPING {
+    for (key, lookup) in MAPPING.iter().zip(&walk.lookups) {
         let value = match key.source {
-            Source::Path(path) => record.lookup(path),
+            Source::Path(_) => {
+                let value = find(*lookup);
+                hits += usize::from(value.is_some_and(|v| !matches!(v, Value::Object(_))));
+                value
+            }
             Source::Detection(field) => record.detection_field(field),
             Source::DetectionIndex => {
                 if let Some((index, _)) = record.detection {
@@ -435,14 +514,42 @@ fn render_record(settings: &Settings<'_>, record: &Record<'_>, dev_time: Option<
         placed: u128::MAX,
         detection,
     };
-    if rest::has_rest(record.fields, &PLACED, &view) {
-        extension.begin("lookoutUnmapped");
-        let mut value = ExtValue(&mut extension.text);
-        value.put("{");
-        rest::write_members(&mut value, record.fields, &PLACED, &view, &mut true);
+    for own in ["id", "entName"] {
+        hits += usize::from(
+            record
+                .fields
+                .get(own)
+                .is_some_and(|v| !matches!(v, Value::Object(_))),
+        );
+    }
+    if detection.is_none() && hits == leaves(record.fields) {
+        return extension.text;
+    }
+    // `cat` is always there, so this is never the first pair.
+    let mark = extension.text.len();
+    extension.text.push_str(" lookoutUnmapped=");
+    let mut value = ExtValue(&mut extension.text);
+    value.put("{");
+    let mut first = true;
+    rest::write_members(&mut value, record.fields, &PLACED, &view, &mut first);
+    if first {
+        extension.text.truncate(mark);
+    } else {
         value.put("}");
     }
     extension.text
+}
+
+/// The number of leaves of `fields`: values that are not objects, and empty objects
+/// (which the `lookoutUnmapped` walk may have to keep). Counting compares no keys.
+fn leaves(fields: &Object<'_>) -> usize {
+    fields
+        .iter()
+        .map(|(_, value)| match value {
+            Value::Object(child) if !child.is_empty() => leaves(child),
+            _ => 1,
+        })
+        .sum()
 }
 
 /// The Name: `<type> <category>`, and for a threat ` (<severity>)`, e.g.
@@ -469,6 +576,10 @@ fn leef_scalar(value: &Value<'_>) -> bool {
 /// Cuts the header field that starts at byte `start` of `text` to at most `max`
 /// characters, never between a backslash and the character it escapes.
 fn limit_chars(text: &mut String, start: usize, max: usize) {
+    // No more bytes than the limit: no more characters either.
+    if text.len() - start <= max {
+        return;
+    }
     let Some((cut, _)) = text[start..].char_indices().nth(max) else {
         return;
     };
@@ -513,10 +624,12 @@ impl<'a> Header<'a> {
 impl Out for Header<'_> {
     #[inline]
     fn put(&mut self, s: &str) {
-        if !s
-            .bytes()
-            .any(|b| b < 0x20 || b == 0x7f || b == b'\\' || b == b'|' || b == 0xc2)
-        {
+        // Branch-free over the bytes, so the compiler can scan many at once; 0xC2 leads
+        // every C1 control character (U+0080–U+009F).
+        let special = s.bytes().fold(false, |found, b| {
+            found | (b < 0x20) | (b == 0x7f) | (b == b'\\') | (b == b'|') | (b == 0xc2)
+        });
+        if !special {
             self.0.push_str(s);
             return;
         }
@@ -539,10 +652,11 @@ struct ExtValue<'a>(&'a mut String);
 impl Out for ExtValue<'_> {
     #[inline]
     fn put(&mut self, s: &str) {
-        if !s
-            .bytes()
-            .any(|b| b < 0x20 || b == 0x7f || b == b'\\' || b == b'=')
-        {
+        // Branch-free over the bytes, so the compiler can scan many at once.
+        let special = s.bytes().fold(false, |found, b| {
+            found | (b < 0x20) | (b == 0x7f) | (b == b'\\') | (b == b'=')
+        });
+        if !special {
             self.0.push_str(s);
             return;
         }
@@ -723,6 +837,23 @@ mod tests {
         keys.sort_unstable();
         keys.dedup();
         assert_eq!(keys.len(), n, "a key appears twice");
+    }
+
+    #[test]
+    fn every_path_is_placed_by_one_key() {
+        // The `lookoutUnmapped` shortcut counts table hits as event leaves.
+        let mut paths: Vec<&[&str]> = MAPPING
+            .iter()
+            .filter_map(|k| match k.source {
+                Source::Path(path) => Some(path),
+                Source::Request => Some(URL),
+                _ => None,
+            })
+            .collect();
+        let n = paths.len();
+        paths.sort_unstable();
+        paths.dedup();
+        assert_eq!(paths.len(), n, "a path appears twice");
     }
 
     #[test]

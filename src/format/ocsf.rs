@@ -237,9 +237,7 @@ fn render_record(
     w.key("unmapped");
     w.text.push('{');
     let mut first = true;
-    if rest::has_rest(fields, &PLACED, &view) {
-        rest::write_members(&mut w.text, fields, &PLACED, &view, &mut first);
-    }
+    rest::write_members(&mut w.text, fields, &PLACED, &view, &mut first);
     if !first {
         w.text.push(',');
     }

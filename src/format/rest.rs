@@ -6,14 +6,15 @@
 //! Walking the event alongside the tree finds the rest without building anything: a key
 //! the tree does not know is kept with its whole value, as received; a key the tree
 //! knows is dropped when the record placed it ([`View::placed`]), else kept; objects are
-//! followed into, and an object with nothing left in it is left out. The walk first
-//! asks [`has_rest`], so a record with nothing left costs one read-only pass and no
-//! output.
+//! followed into, and an object with nothing left in it is left out: its key is written
+//! only when its first member is, so the event is walked once and a fully placed event
+//! costs no output.
 //!
 //! This module knows JSON, not CEF or OCSF: the caller's [`Out`] does any escaping.
 
 use super::value::{Out, write_json, write_json_str};
 use crate::json::{Object, Value};
+use std::cell::Cell;
 
 /// The paths one mapping knows, as a tree of keys.
 #[derive(Debug, Default)]
@@ -78,9 +79,11 @@ impl Tree {
 
     #[inline]
     fn child(&self, key: &str) -> Option<&Tree> {
+        // Length and first byte first: most keys differ there, without a memcmp call.
+        let first = key.as_bytes().first();
         self.children
             .iter()
-            .find(|(k, _)| *k == key)
+            .find(|(k, _)| k.len() == key.len() && k.as_bytes().first() == first && *k == key)
             .map(|(_, node)| node)
     }
 
@@ -90,35 +93,10 @@ impl Tree {
     }
 }
 
-/// Whether anything of `fields` is left.
-pub(crate) fn has_rest(fields: &Object<'_>, tree: &Tree, view: &View<'_>) -> bool {
-    fields
-        .iter()
-        .any(|(key, value)| member_has_rest(tree.child(key), value, view))
-}
-
-fn member_has_rest(node: Option<&Tree>, value: &Value<'_>, view: &View<'_>) -> bool {
-    let Some(node) = node else { return true };
-    if node.is_placed(view) {
-        return false;
-    }
-    if node.detections {
-        // Not split: the array was not placed, so all of it stays.
-        return match view.detection {
-            Some(Value::Object(fields)) => has_rest(fields, node, view),
-            _ => true,
-        };
-    }
-    match value {
-        Value::Object(fields) if !node.children.is_empty() => has_rest(fields, node, view),
-        _ => true,
-    }
-}
-
 /// Writes the members of the rest of `fields` (`"key":value` pairs, comma-separated,
-/// starting with a comma unless `*first`), as compact JSON. On a split smishing record
-/// the `detections` array is written as `detection`: what is left of the record's own
-/// detection.
+/// starting with a comma unless `*first`), as compact JSON, and clears `*first` if it
+/// wrote any. On a split smishing record the `detections` array is written as
+/// `detection`: what is left of the record's own detection.
 pub(crate) fn write_members<O: Out>(
     out: &mut O,
     fields: &Object<'_>,
@@ -126,47 +104,90 @@ pub(crate) fn write_members<O: Out>(
     view: &View<'_>,
     first: &mut bool,
 ) {
-    for (key, value) in fields.iter() {
-        let node = tree.child(key);
-        if !member_has_rest(node, value, view) {
-            continue;
+    let root = Level {
+        key: "",
+        parent: None,
+        started: Cell::new(true),
+        members: Cell::new(!*first),
+    };
+    walk(out, fields, tree, view, &root);
+    *first = !root.members.get();
+}
+
+/// One object on the way down. Its `"key":{` is written only when its first member is
+/// (so an object with nothing left costs no output and no taking back).
+struct Level<'p> {
+    key: &'p str,
+    parent: Option<&'p Level<'p>>,
+    /// Its `"key":{` has been written.
+    started: Cell<bool>,
+    /// It has a member already (the next one needs a comma).
+    members: Cell<bool>,
+}
+
+impl Level<'_> {
+    /// Writes the `"key":{` of this level and of every level above not yet started.
+    fn start<O: Out>(&self, out: &mut O) {
+        if self.started.get() {
+            return;
         }
-        if !std::mem::take(first) {
+        if let Some(parent) = self.parent {
+            parent.member(out, self.key);
+        }
+        out.put("{");
+        self.started.set(true);
+    }
+
+    /// Starts a member of this level: the comma if needed, then `"key":`.
+    fn member<O: Out>(&self, out: &mut O, key: &str) {
+        self.start(out);
+        if self.members.replace(true) {
             out.put(",");
         }
-        match node {
-            Some(node) if node.detections && view.detection.is_some() => {
-                write_json_str(out, "detection");
-                out.put(":");
-                match view.detection {
-                    Some(Value::Object(detection)) => write_object(out, detection, node, view),
-                    Some(other) => write_json(out, other),
-                    None => {}
-                }
-            }
-            Some(node) => {
-                write_json_str(out, key);
-                out.put(":");
-                match value {
-                    Value::Object(child) if !node.children.is_empty() && !node.detections => {
-                        write_object(out, child, node, view);
-                    }
-                    other => write_json(out, other),
-                }
-            }
-            None => {
-                write_json_str(out, key);
-                out.put(":");
-                write_json(out, value);
-            }
-        }
+        write_json_str(out, key);
+        out.put(":");
     }
 }
 
-fn write_object<O: Out>(out: &mut O, fields: &Object<'_>, tree: &Tree, view: &View<'_>) {
-    out.put("{");
-    write_members(out, fields, tree, view, &mut true);
-    out.put("}");
+fn walk<O: Out>(out: &mut O, fields: &Object<'_>, tree: &Tree, view: &View<'_>, level: &Level<'_>) {
+    for (key, value) in fields.iter() {
+        let Some(node) = tree.child(key) else {
+            level.member(out, key);
+            write_json(out, value);
+            continue;
+        };
+        if node.is_placed(view) {
+            continue;
+        }
+        let (key, value) = match (node.detections, view.detection) {
+            (true, Some(detection)) => ("detection", detection),
+            // Not split: the array was not placed, so all of it stays.
+            (true, None) => {
+                level.member(out, key);
+                write_json(out, value);
+                continue;
+            }
+            (false, _) => (key, value),
+        };
+        match value {
+            Value::Object(child) if !node.children.is_empty() => {
+                let below = Level {
+                    key,
+                    parent: Some(level),
+                    started: Cell::new(false),
+                    members: Cell::new(false),
+                };
+                walk(out, child, node, view, &below);
+                if below.started.get() {
+                    out.put("}");
+                }
+            }
+            other => {
+                level.member(out, key);
+                write_json(out, other);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -177,12 +198,13 @@ mod tests {
     fn rest(event: serde_json::Value, tree: &Tree, view: &View<'_>) -> String {
         let value = Value::from(&event);
         let fields = value.as_object().expect("an object");
-        let mut out = String::new();
-        if has_rest(fields, tree, view) {
-            out.push('{');
-            write_members(&mut out, fields, tree, view, &mut true);
-            out.push('}');
+        let mut out = String::from("{");
+        let mut first = true;
+        write_members(&mut out, fields, tree, view, &mut first);
+        if first {
+            return String::new();
         }
+        out.push('}');
         out
     }
 
