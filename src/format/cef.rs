@@ -8,7 +8,7 @@
 //! The EventClassID is the LEEF EventID (`leef::Record` computes both), the Severity
 //! the LEEF `sev`, and a smishing alert is split one record per detection exactly as in
 //! LEEF. The extension starts with the required keys (`rt`, `externalId`, `cat`,
-//! `cs1Label=entName cs1=<entity_name>`), then walks [`MAPPING`]: standard CEF keys
+//! `cs1Label=entName cs1=<entity_name>`), then walks `MAPPING`: standard CEF keys
 //! where the meaning fits (so Sentinel fills its own columns), then custom keys named
 //! like the LEEF attributes, one key per event leaf. Whatever the table does not place
 //! (fields Lookout may add later) is kept as compact JSON under `lookoutUnmapped`, so no

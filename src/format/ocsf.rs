@@ -19,7 +19,7 @@
 //! Values are only placed in an OCSF attribute when their JSON type is the attribute's
 //! (a number where OCSF wants a string stays out). Whatever was not placed, including
 //! the fields the ids are derived from (`threat.severity`, `threat.status`,
-//! `change_type`), is kept under `unmapped` as received ([`super::rest`]), followed by
+//! `change_type`), is kept under `unmapped` as received (`super::rest`), followed by
 //! the tenant's `entName`. `docs/formats/ocsf.md` is the mapping in prose.
 //!
 //! The renderer is pure and writes straight into the output string; it does not know
