@@ -1,8 +1,9 @@
 //! Throughput of what the tenant's writer does with each event before the syslog
 //! header: decoding its JSON text into an `MraEvent` (`format/decode`), then rendering
 //! it (`format/leef`, QRadar LEEF 2.0 with the TAB delimiter; `format/splunk-json`;
-//! `format/splunk-kv`), over 1,000 events cycled from the example events (the same
-//! events as `benches/sse.rs`). The renderers get events decoded beforehand.
+//! `format/splunk-kv`; `format/cef`; `format/ocsf`), over 1,000 events cycled from the
+//! example events (the same events as `benches/sse.rs`). The renderers get events
+//! decoded beforehand.
 //!
 //! Each has two ids: `…/events` reports events/s and `…/bytes` reports MB/s: of JSON
 //! text read for `decode`, of rendered message text written for the renderers. The
@@ -61,6 +62,8 @@ fn bench_format(c: &mut Criterion) {
         ("leef", Format::Leef { delimiter: '\t' }),
         ("splunk-json", Format::SplunkJson),
         ("splunk-kv", Format::SplunkKv),
+        ("cef", Format::Cef),
+        ("ocsf", Format::Ocsf),
     ] {
         let formatter = Formatter::new(format, "acme", None);
         let mut out = Vec::with_capacity(EVENTS * 2);

@@ -111,6 +111,8 @@ impl fmt::Display for Format {
             Format::Leef { delimiter } => write!(f, "qradar leef 2.0 (delimiter {delimiter})"),
             Format::SplunkJson => f.write_str("splunk json"),
             Format::SplunkKv => f.write_str("splunk kv"),
+            Format::Cef => f.write_str("cef"),
+            Format::Ocsf => f.write_str("ocsf 1.8.0"),
         }
     }
 }

@@ -222,6 +222,10 @@ pub enum Format {
     SplunkJson,
     /// Splunk, `key="value"` pairs.
     SplunkKv,
+    /// ArcSight CEF (also Microsoft Sentinel's CEF connector).
+    Cef,
+    /// OCSF 1.8.0, one compact JSON object per record.
+    Ocsf,
 }
 
 /// The record header.

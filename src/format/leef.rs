@@ -375,15 +375,7 @@ pub(crate) fn render(
 ) {
     let event_type = fields.get("type").and_then(Value::as_str);
     let dev_time = dev_time(envelope);
-    let detections = match event_type {
-        Some("SMISHING_ALERT") => fields
-            .get("smishing_alert")
-            .and_then(|alert| alert.get("detections"))
-            .and_then(Value::as_array)
-            .filter(|detections| !detections.is_empty()),
-        _ => None,
-    };
-    match detections {
+    match detections(fields) {
         Some(detections) => {
             for (index, detection) in detections.iter().enumerate() {
                 let record = Record {
@@ -405,6 +397,20 @@ pub(crate) fn render(
             out.push(envelope.message(record.render(settings)));
         }
     }
+}
+
+/// The smishing detections an event is split into
+/// (`docs/formats/leef.md#smishing-alerts-one-record-per-detection`): `smishing_alert.detections` of a
+/// SMISHING_ALERT, when it is a non-empty array.
+pub(crate) fn detections<'a>(fields: &'a Object<'a>) -> Option<&'a [Value<'a>]> {
+    if fields.get("type").and_then(Value::as_str) != Some("SMISHING_ALERT") {
+        return None;
+    }
+    fields
+        .get("smishing_alert")
+        .and_then(|alert| alert.get("detections"))
+        .and_then(Value::as_array)
+        .filter(|detections| !detections.is_empty())
 }
 
 /// The LEEF severity `sev`, 1–10 (`docs/formats/leef.md#sev-the-leef-severity`).
@@ -433,7 +439,7 @@ pub(crate) fn threat_severity<'a>(fields: &'a Object<'_>) -> Option<&'a str> {
 }
 
 /// `created_time` as epoch milliseconds, 13 digits.
-fn dev_time(envelope: &Envelope<'_>) -> Option<i64> {
+pub(crate) fn dev_time(envelope: &Envelope<'_>) -> Option<i64> {
     envelope
         .event_time
         .map(|t| t.timestamp_millis())
@@ -442,11 +448,12 @@ fn dev_time(envelope: &Envelope<'_>) -> Option<i64> {
         .filter(|ms| (0..10_000_000_000_000).contains(ms))
 }
 
-/// One record: the event, seen with at most one smishing detection.
-struct Record<'a> {
-    fields: &'a Object<'a>,
+/// One record: the event, seen with at most one smishing detection. CEF reuses it for
+/// its EventClassID, which is the LEEF EventID.
+pub(crate) struct Record<'a> {
+    pub(crate) fields: &'a Object<'a>,
     event_type: Option<&'a str>,
-    detection: Option<(usize, &'a Value<'a>)>,
+    pub(crate) detection: Option<(usize, &'a Value<'a>)>,
     dev_time: Option<i64>,
 }
 
@@ -520,13 +527,28 @@ static WALK: LazyLock<Walk> = LazyLock::new(|| {
 struct Parents<'a>([Option<Option<&'a Object<'a>>>; MAX_PARENTS]);
 
 /// The category (`docs/formats/leef.md#eventid-and-category`), before rendering.
-enum Category<'a> {
+pub(crate) enum Category<'a> {
     One(&'a Value<'a>),
     Two(&'a Value<'a>, &'a Value<'a>),
     Unknown,
 }
 
 impl<'a> Record<'a> {
+    /// The record of `fields` for the `index`-th smishing detection, or for the whole
+    /// event.
+    pub(crate) fn new(
+        fields: &'a Object<'a>,
+        detection: Option<(usize, &'a Value<'a>)>,
+        dev_time: Option<i64>,
+    ) -> Self {
+        Self {
+            fields,
+            event_type: fields.get("type").and_then(Value::as_str),
+            detection,
+            dev_time,
+        }
+    }
+
     fn render(&self, settings: &Settings<'_>) -> String {
         let delimiter = settings.delimiter;
         let mut text = String::with_capacity(1536);
@@ -578,7 +600,7 @@ impl<'a> Record<'a> {
     }
 
     /// The `<type>` part of the EventID.
-    fn eventid_type(&self) -> &'a str {
+    pub(crate) fn eventid_type(&self) -> &'a str {
         if self.detection_field("alert_type").and_then(Value::as_str) == Some("FRAUD_DETECTION") {
             return "FRAUD_DETECTION";
         }
@@ -586,7 +608,7 @@ impl<'a> Record<'a> {
     }
 
     /// The category: per type, with `change_type` as the usual fallback.
-    fn category(&self) -> Category<'a> {
+    pub(crate) fn category(&self) -> Category<'a> {
         let fallback = || match self.scalar(&["change_type"]) {
             Some(change_type) => Category::One(change_type),
             None => Category::Unknown,
@@ -688,7 +710,7 @@ impl<'a> Record<'a> {
     }
 
     /// The value at `path`, if every step is an object holding the next key.
-    fn lookup(&self, path: &[&str]) -> Option<&'a Value<'a>> {
+    pub(crate) fn lookup(&self, path: &[&str]) -> Option<&'a Value<'a>> {
         let (first, rest) = path.split_first()?;
         let mut value = self.fields.get(first)?;
         for key in rest {
@@ -723,12 +745,12 @@ impl<'a> Record<'a> {
     }
 
     /// `field` of this record's detection.
-    fn detection_field(&self, field: &str) -> Option<&'a Value<'a>> {
+    pub(crate) fn detection_field(&self, field: &str) -> Option<&'a Value<'a>> {
         self.detection?.1.as_object()?.get(field)
     }
 }
 
-fn write_category<O: Out>(out: &mut O, category: &Category<'_>) {
+pub(crate) fn write_category<O: Out>(out: &mut O, category: &Category<'_>) {
     match category {
         Category::One(value) => write_value(out, value, false),
         Category::Two(first, second) => {

@@ -1,5 +1,6 @@
 //! Rendering events into the message part of a syslog record: QRadar LEEF 2.0
-//! ([`leef`]) or Splunk JSON / kv ([`splunk`]).
+//! ([`leef`]), Splunk JSON / kv ([`splunk`]), ArcSight CEF ([`cef`]) or OCSF 1.8.0
+//! ([`ocsf`]).
 //!
 //! Everything here is pure: values in, strings out, no I/O, and no panic for any input.
 //! Formatting is total: every event object gives at least one message (one per
@@ -7,10 +8,15 @@
 //! module hands it, with each message, what the header needs (severity, event time,
 //! MSGID).
 
+pub mod cef;
 pub mod leef;
+pub mod ocsf;
+mod rest;
 pub mod splunk;
 mod value;
 
+#[cfg(test)]
+mod ocsf_schema;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
@@ -63,7 +69,7 @@ impl Formatter {
     }
 
     /// Appends the messages for `event` to `out`: one, or one per smishing detection
-    /// in LEEF. A custom identifier whose key is empty or `qradarLogSourceIdentifier`
+    /// in LEEF and CEF. A custom identifier whose key is empty or `qradarLogSourceIdentifier`
     /// is not added (that one names the log source in the syslog header instead).
     pub fn render(&self, event: &MraEvent<'_>, out: &mut Vec<RenderedMessage>) {
         let fields = &event.fields;
@@ -91,6 +97,16 @@ impl Formatter {
                 let additions =
                     splunk::Additions::new(fields, &self.entity_name, custom_identifier);
                 out.push(envelope.message(splunk::render_kv(fields, &additions)));
+            }
+            Format::Cef => {
+                let settings = cef::Settings {
+                    entity_name: &self.entity_name,
+                    custom_identifier,
+                };
+                cef::render(&settings, fields, &envelope, out);
+            }
+            Format::Ocsf => {
+                ocsf::render(&self.entity_name, custom_identifier, fields, &envelope, out);
             }
         }
     }

@@ -4,6 +4,13 @@
 //! an unescaped delimiter. Every format round-trips: LEEF values unescape to their
 //! rendering, kv values unescape to the leaves, and the JSON parses back to the event plus
 //! the added keys.
+//!
+//! CEF and OCSF (`check_cef`, `check_ocsf`): no raw control character, CEF header
+//! fields that parse back to LEEF's EventID and sev, only the extension keys the
+//! mapping defines (so no value can inject one), each unique, each value the
+//! rendering of its field, and every leaf of the event either placed or found under
+//! `lookoutUnmapped` / `unmapped`; every OCSF record valid JSON that validates against
+//! the vendored OCSF 1.8.0 schema.
 
 use super::leef::{MAPPING, NEW_ATTRIBUTES, Source};
 use super::tests::{golden_events, split_unescaped};
@@ -58,6 +65,22 @@ fn arb_string() -> impl Strategy<Value = String> {
             "DEVICE",
             "AUDIT",
             "SMISHING_ALERT",
+            "RESOLVED",
+            "OPEN",
+            "CREATED",
+            "ANDROID",
+            "x externalId=forged",
+            "x\tsev=1",
+            "x cs1=forged",
+            "a|b",
+            "trailing\\",
+            "'single' \"double\"",
+            "\u{1b}[31mred\u{1b}[0m",
+            "line\u{2028}separator",
+            "😀 emoji",
+            "\r",
+            "\n",
+            "\u{7f}",
             "FRAUD_DETECTION",
             "DEACTIVATED",
             "HIGH",
@@ -220,6 +243,8 @@ fn check_all(fields: &Map<String, Value>, delimiter: char) -> Result<(), TestCas
                 }
                 Format::SplunkJson => check_json(&message.text, fields)?,
                 Format::SplunkKv => check_kv(&message.text, fields)?,
+                // Not in the list above: their own property tests check these.
+                Format::Cef | Format::Ocsf => prop_assert!(false, "not checked here"),
             }
         }
     }
@@ -489,5 +514,320 @@ proptest! {
         prop_assert!(!out.contains(['\r', '\n', '\0']));
         prop_assert!(split_unescaped(&out, delimiter).len() == 1);
         prop_assert_eq!(unescape_leef(&out, delimiter), s);
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// CEF and OCSF
+
+/// Renders `fields` as CEF and OCSF and checks every property of both.
+fn check_cef_ocsf(fields: &Map<String, Value>) -> Result<(), TestCaseError> {
+    let event = MraEvent::from(fields);
+    let mut leef = Vec::new();
+    formatter(Format::Leef { delimiter: '\t' }).render(&event, &mut leef);
+    let mut cef = Vec::new();
+    formatter(Format::Cef).render(&event, &mut cef);
+    prop_assert_eq!(cef.len(), leef.len());
+    for (i, (record, leef)) in cef.iter().zip(&leef).enumerate() {
+        let detection = detections(fields).map(|d| (i, &d[i]));
+        check_cef(&record.text, &leef.text, fields, detection)?;
+        prop_assert_eq!(record.severity, leef.severity);
+    }
+    let mut ocsf = Vec::new();
+    formatter(Format::Ocsf).render(&event, &mut ocsf);
+    prop_assert_eq!(ocsf.len(), 1);
+    check_ocsf(&ocsf[0].text, fields)
+}
+
+fn check_cef(
+    text: &str,
+    leef: &str,
+    fields: &Map<String, Value>,
+    detection: Option<(usize, &Value)>,
+) -> Result<(), TestCaseError> {
+    use super::cef::{self, MAPPING, OWN_KEYS, Source};
+    prop_assert!(
+        !text.contains(|c: char| c.is_ascii_control()),
+        "raw control character in {:?}",
+        text
+    );
+    let parsed = cef::parse(text);
+    prop_assert!(parsed.is_some(), "not CEF: {:?}", text);
+    let cef::Parsed { header, pairs } = parsed.unwrap_or_else(|| unreachable!());
+    prop_assert_eq!(
+        &header[..4],
+        &["CEF:0", "Lookout", "Mobile Risk API", "2.0"]
+    );
+
+    // EventClassID and Severity are LEEF's EventID and sev; controls became spaces.
+    let leef_id = unescape(split_unescaped(leef, '|')[4], '|');
+    let leef_id: String = leef_id
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if leef_id.chars().count() <= cef::CLASS_ID_MAX {
+        prop_assert_eq!(&header[4], &leef_id);
+    } else {
+        prop_assert!(leef_id.starts_with(header[4].trim_end_matches('\\')));
+    }
+    prop_assert!(header[5].chars().count() <= cef::NAME_MAX);
+    let sev = leef.split('\t').find_map(|a| a.strip_prefix("sev="));
+    prop_assert_eq!(Some(header[6].as_str()), sev);
+
+    // Only the mapping's keys, each once: nothing a value holds can start a key.
+    let allowed: Vec<&str> = MAPPING.iter().map(|k| k.key).chain(OWN_KEYS).collect();
+    let mut seen: Vec<&str> = Vec::new();
+    for (key, _) in &pairs {
+        prop_assert!(
+            allowed.contains(&key.as_str()),
+            "injected key {} in {:?}",
+            key,
+            text
+        );
+        prop_assert!(!seen.contains(&key.as_str()), "{} twice in {:?}", key, text);
+        seen.push(key);
+    }
+    let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let cef_text = |s: String| -> String {
+        s.chars()
+            .map(|c| match c {
+                '\r' | '\n' => c,
+                c if c.is_ascii_control() => ' ',
+                c => c,
+            })
+            .collect()
+    };
+    prop_assert_eq!(get("cs1"), Some("acme".to_string()));
+    prop_assert_eq!(get("cs2Label"), Some(CUSTOM_KEY.to_string()));
+    prop_assert_eq!(get("cs2"), Some(cef_text(CUSTOM_VALUE.to_string())));
+
+    // Each value is the rendering of its field.
+    let url = lookup(fields, &["threat", "details", "url"]).filter(|v| present(v));
+    let original_url = detection
+        .and_then(|(_, d)| d.get("original_url"))
+        .filter(|v| present(v));
+    for key in &MAPPING {
+        let value = match key.source {
+            Source::Path(path) => lookup(fields, path),
+            Source::Detection(field) => detection.and_then(|(_, d)| d.get(field)),
+            Source::DetectionIndex => {
+                prop_assert_eq!(get(key.key), detection.map(|(i, _)| i.to_string()));
+                continue;
+            }
+            Source::Request => url.or(original_url),
+            Source::OriginalUrlBesideRequest => url.and(original_url),
+        };
+        let expected = value
+            .filter(|v| present(v))
+            .map(|v| cef_text(rendered(v, false)));
+        prop_assert_eq!(get(key.key), expected, "{}", key.key);
+    }
+
+    // Every leaf is placed by a key or kept in lookoutUnmapped.
+    let unmapped = get("lookoutUnmapped").map(|json| serde_json::from_str::<Value>(&json));
+    let unmapped = match unmapped {
+        Some(Ok(value)) => Some(value),
+        Some(Err(e)) => return Err(TestCaseError::fail(format!("lookoutUnmapped: {e}"))),
+        None => None,
+    };
+    let placed: Vec<Vec<&str>> = MAPPING
+        .iter()
+        .filter_map(|k| match k.source {
+            Source::Path(path) => Some(path.to_vec()),
+            Source::Request => Some(vec!["threat", "details", "url"]),
+            _ => None,
+        })
+        .chain([vec!["id"], vec!["entName"]])
+        .collect();
+    let is_placed = |path: &[String]| placed.iter().any(|p| p.iter().eq(path.iter()));
+    for (path, value) in leaves_of(fields, &is_placed) {
+        if is_placed(&path) {
+            continue;
+        }
+        if detection.is_some() && path.starts_with(&["smishing_alert".into(), "detections".into()])
+        {
+            continue; // split: the record's own detection is checked below
+        }
+        // CEF turns DEL into a space, also inside the JSON text.
+        let cef_path: Vec<String> = path.iter().map(|k| cef_key(k)).collect();
+        let expected = cef_json(value);
+        prop_assert_eq!(
+            json_at(unmapped.as_ref(), &cef_path).cloned(),
+            expected,
+            "leaf {:?} neither placed nor unmapped in {:?}",
+            path,
+            text
+        );
+    }
+    if let Some((_, detection)) = detection {
+        let known = [
+            "alert_type",
+            "category",
+            "original_url",
+            "impersonated_employee",
+        ];
+        let rest = json_at(
+            unmapped.as_ref(),
+            &["smishing_alert".into(), "detection".into()],
+        );
+        match detection {
+            Value::Object(d) => {
+                for (key, value) in d.iter().filter(|(k, _)| !known.contains(&k.as_str())) {
+                    prop_assert_eq!(
+                        rest.and_then(|r| r.get(cef_key(key))).cloned(),
+                        cef_json(value)
+                    );
+                }
+            }
+            other => prop_assert_eq!(rest.cloned(), cef_json(other)),
+        }
+    }
+    Ok(())
+}
+
+fn check_ocsf(text: &str, fields: &Map<String, Value>) -> Result<(), TestCaseError> {
+    // As in Splunk json: JSON escapes every C0 control character; DEL and C1 controls
+    // are legal raw in JSON and, as serde_json does, are written as they are.
+    prop_assert!(
+        !text.contains(|c: char| c < ' '),
+        "raw control character in {:?}",
+        text
+    );
+    let record: Result<Value, _> = serde_json::from_str(text);
+    prop_assert!(record.is_ok(), "not JSON: {}", text);
+    let record = record.unwrap_or_default();
+    if let Err(problems) = super::ocsf_schema::validate(&record) {
+        return Err(TestCaseError::fail(format!(
+            "invalid OCSF 1.8.0:\n{problems}\n{text}"
+        )));
+    }
+    let unmapped = record.get("unmapped");
+    prop_assert_eq!(
+        unmapped.and_then(|u| u.get("entName")),
+        Some(&Value::from("acme"))
+    );
+    // A leaf the mapping cannot place is under `unmapped` as received; one it can
+    // place is either there or written (as JSON) before `unmapped`.
+    let mapped_part = text
+        .rsplit_once(",\"unmapped\":")
+        .map_or("", |(head, _)| head);
+    let placeable = |path: &[String]| super::ocsf::PATHS.iter().any(|p| p.iter().eq(path.iter()));
+    for (path, value) in leaves_of(fields, &placeable) {
+        let kept = json_at(unmapped, &path).cloned() == Some(normalise(value));
+        if placeable(&path) && path != ["entName"] {
+            // An array may be placed item by item (detections as evidences).
+            let items = match value {
+                Value::Array(items) => items.iter().collect(),
+                other => vec![other],
+            };
+            let written = serde_json::to_string(value).unwrap_or_default();
+            let all_written = items
+                .iter()
+                .all(|item| mapped_part.contains(&serde_json::to_string(item).unwrap_or_default()));
+            prop_assert!(
+                kept || all_written,
+                "leaf {:?} = {} neither placed nor unmapped in {}",
+                path,
+                written,
+                text
+            );
+        } else if path != ["entName"] {
+            prop_assert!(kept, "leaf {:?} not under unmapped in {}", path, text);
+        }
+    }
+    Ok(())
+}
+
+/// What a value under `lookoutUnmapped` reads back as: its compact JSON, with DEL
+/// (the one control character JSON leaves raw) turned into a space by CEF.
+fn cef_json(value: &Value) -> Option<Value> {
+    let json = serde_json::to_string(value).ok()?;
+    serde_json::from_str(&json.replace('\u{7f}', " ")).ok()
+}
+
+/// A key of a `lookoutUnmapped` object as it reads back (see [`cef_json`]).
+fn cef_key(key: &str) -> String {
+    match cef_json(&Value::from(key)) {
+        Some(Value::String(key)) => key,
+        _ => String::new(),
+    }
+}
+
+/// The leaves of `fields` with their paths: every value that is not an object, every
+/// empty object, and every value at a path `stop` accepts (whatever it holds).
+fn leaves_of<'a>(
+    fields: &'a Map<String, Value>,
+    stop: &dyn Fn(&[String]) -> bool,
+) -> Vec<(Vec<String>, &'a Value)> {
+    fn walk<'a>(
+        fields: &'a Map<String, Value>,
+        prefix: &mut Vec<String>,
+        stop: &dyn Fn(&[String]) -> bool,
+        out: &mut Vec<(Vec<String>, &'a Value)>,
+    ) {
+        for (key, value) in fields {
+            prefix.push(key.clone());
+            match value {
+                Value::Object(child) if !child.is_empty() && !stop(prefix) => {
+                    walk(child, prefix, stop, out);
+                }
+                // An empty object at a path the mapping knows carries nothing.
+                Value::Object(_) if !stop(prefix) => {}
+                _ => out.push((prefix.clone(), value)),
+            }
+            prefix.pop();
+        }
+    }
+    let mut out = Vec::new();
+    walk(fields, &mut Vec::new(), stop, &mut out);
+    out
+}
+
+fn json_at<'a>(root: Option<&'a Value>, path: &[String]) -> Option<&'a Value> {
+    path.iter().try_fold(root?, |value, key| value.get(key))
+}
+
+/// A value as serde_json reads its own compact text, which is what the renderers write
+/// (floats are not always exactly round-trip through its default parser, so the value
+/// read back from a record is compared with this, not with the original).
+fn normalise(value: &Value) -> Value {
+    serde_json::to_string(value)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn cef_and_ocsf_arbitrary_objects(fields in arb_object()) {
+        check_cef_ocsf(&fields)?;
+    }
+
+    #[test]
+    fn cef_and_ocsf_mutated_examples(mut fields in example(), mutations in arb_mutations()) {
+        mutate(&mut fields, mutations);
+        check_cef_ocsf(&fields)?;
+    }
+
+    #[test]
+    fn cef_and_ocsf_examples_as_is(fields in example()) {
+        check_cef_ocsf(&fields)?;
+    }
+
+    #[test]
+    fn cef_values_round_trip(s in arb_string()) {
+        let escaped = super::cef::escape_value(&s);
+        prop_assert!(!escaped.contains(|c: char| c.is_ascii_control()));
+        let expected: String = s
+            .chars()
+            .map(|c| match c {
+                '\r' | '\n' => c,
+                c if c.is_ascii_control() => ' ',
+                c => c,
+            })
+            .collect();
+        prop_assert_eq!(super::cef::unescape_value(&escaped), expected);
     }
 }

@@ -1,7 +1,7 @@
-//! Golden tests (every file of `events/` in LEEF, Splunk json and Splunk kv, compared
-//! byte for byte with `tests/golden/`), the escape examples of
-//! `docs/formats/leef.md#escaping`, and one test per row of
-//! `docs/formats/leef.md#missing-or-odd-fields`.
+//! Golden tests (every file of `events/` in LEEF, Splunk json, Splunk kv, CEF and OCSF
+//! (each OCSF record also validated against the vendored schema), compared byte for
+//! byte with `tests/golden/`), the escape examples of `docs/formats/leef.md#escaping`,
+//! and one test per row of `docs/formats/leef.md#missing-or-odd-fields`.
 //!
 //! The expected files under `tests/golden/` hold the message part of each record, one
 //! record per line, with TAB bytes where LEEF has them; `tests/golden/README.md` says
@@ -101,13 +101,15 @@ fn event_id(record: &str) -> &str {
 
 macro_rules! golden {
     ($($name:ident: $stem:literal => $severity:literal,)*) => {
-        /// `(stem, event JSON, LEEF, LEEF with ^, Splunk json, Splunk kv, severity)`.
+        /// `(stem, event JSON, LEEF, Splunk json, Splunk kv, CEF, OCSF, severity)`.
         const GOLDEN: &[Golden] = &[$(Golden {
             stem: $stem,
             event: include_str!(concat!("../../tests/golden/events/", $stem, ".json")),
             leef: include_str!(concat!("../../tests/golden/leef/", $stem, ".txt")),
             json: include_str!(concat!("../../tests/golden/splunk-json/", $stem, ".txt")),
             kv: include_str!(concat!("../../tests/golden/splunk-kv/", $stem, ".txt")),
+            cef: include_str!(concat!("../../tests/golden/cef/", $stem, ".txt")),
+            ocsf: include_str!(concat!("../../tests/golden/ocsf/", $stem, ".txt")),
             severity: $severity,
         }),*];
 
@@ -130,6 +132,8 @@ pub(super) struct Golden {
     leef: &'static str,
     json: &'static str,
     kv: &'static str,
+    cef: &'static str,
+    ocsf: &'static str,
     severity: u8,
 }
 
@@ -140,6 +144,8 @@ impl Golden {
             (TAB, self.leef),
             (Format::SplunkJson, self.json),
             (Format::SplunkKv, self.kv),
+            (Format::Cef, self.cef),
+            (Format::Ocsf, self.ocsf),
         ] {
             let messages = render(format, &event);
             let mut actual = String::new();
@@ -148,6 +154,14 @@ impl Golden {
                 actual.push('\n');
             }
             assert_eq!(actual, expected, "{} in {format:?}", self.stem);
+            if format == Format::Ocsf {
+                for m in &messages {
+                    let record: Value = serde_json::from_str(&m.text).expect("OCSF is JSON");
+                    if let Err(problems) = super::ocsf_schema::validate(&record) {
+                        panic!("{} is not valid OCSF 1.8.0:\n{problems}", self.stem);
+                    }
+                }
+            }
             for m in &messages {
                 assert_eq!(m.severity, self.severity, "{} severity", self.stem);
                 assert_eq!(m.event_id.as_deref(), event.id());

@@ -1,5 +1,6 @@
 //! Whole syslog records, header and message together, for every example event in
-//! `tests/golden/events/` × {LEEF, Splunk json, Splunk kv} × {RFC 3164, RFC 5424}.
+//! `tests/golden/events/` × {LEEF, Splunk json, Splunk kv, CEF, OCSF} × {RFC 3164,
+//! RFC 5424}.
 //!
 //! The expected bytes are written literally: the headers in the table below (derived by
 //! hand from each event's `created_time`, `type` and severity, and identical to the RFC
@@ -143,11 +144,16 @@ fn every_example_gives_exactly_the_golden_records() {
         ("qradar", "leef", Format::Leef { delimiter: '\t' }),
         ("splunk", "splunk-json", Format::SplunkJson),
         ("splunk", "splunk-kv", Format::SplunkKv),
+        ("cef", "cef", Format::Cef),
+        ("ocsf", "ocsf", Format::Ocsf),
     ];
     let mut checked = 0;
     for (forwarder, folder, format) in formats {
         for (header_name, pick) in [("rfc3164", 1), ("rfc5424", 2)] {
             let syslog = config_for(forwarder, header_name);
+            if matches!(format, Format::Cef | Format::Ocsf) {
+                assert_eq!(syslog.format, format, "forwarder_type = {forwarder}");
+            }
             for &(stem, h3164, h5424) in HEADERS {
                 let header = if pick == 1 { h3164 } else { h5424 };
                 let got = records(stem, format, &syslog);
@@ -160,8 +166,9 @@ fn every_example_gives_exactly_the_golden_records() {
             }
         }
     }
-    // 15 records per format (smishing-url gives two in LEEF), 14 in Splunk, × 2 headers.
-    assert_eq!(checked, (15 + 14 + 14) * 2);
+    // 15 records in LEEF and CEF (smishing-url gives two), 14 in Splunk and OCSF, × 2
+    // headers.
+    assert_eq!(checked, (15 + 14 + 14 + 15 + 14) * 2);
 }
 
 #[test]

@@ -140,7 +140,7 @@ impl Check<'_, '_> {
             parse_framing,
             "unknown framing; expected lf or octet-counting",
         );
-        let (format, splunk) = self.format(keys);
+        let (format, forwarder) = self.format(keys);
         let header = self.parse(
             keys.get("syslog_format"),
             HeaderFormat::Rfc3164,
@@ -178,7 +178,7 @@ impl Check<'_, '_> {
             &format!("not a relp window; expected a number of records from 1 to {MAX_RELP_WINDOW}"),
         );
         let tls = self.tls(keys, protocol, host.as_deref());
-        self.ignored_keys(keys, protocol, splunk);
+        self.ignored_keys(keys, protocol, forwarder);
 
         Some(SyslogConfig {
             host: host?,
@@ -231,7 +231,7 @@ impl Check<'_, '_> {
 
     /// The message format (`forwarder_type` with `leef_delimiter` or `splunk_format`),
     /// and whether the forwarder is Splunk (for the ignored-key warnings).
-    fn format(&mut self, keys: &SyslogKeys<'_>) -> (Option<Format>, Option<bool>) {
+    fn format(&mut self, keys: &SyslogKeys<'_>) -> (Option<Format>, Option<&'static str>) {
         let delimiter = self.parse(
             keys.get("leef_delimiter"),
             '\t',
@@ -248,23 +248,25 @@ impl Check<'_, '_> {
             },
             "unknown splunk format; expected json or kv",
         );
-        let splunk = self.parse(
+        let forwarder = self.parse(
             keys.get("forwarder_type"),
-            false,
-            |v| match v.to_ascii_lowercase().as_str() {
-                "qradar" => Some(false),
-                "splunk" => Some(true),
-                _ => None,
+            "qradar",
+            |v| {
+                ["qradar", "splunk", "cef", "ocsf"]
+                    .into_iter()
+                    .find(|known| v.eq_ignore_ascii_case(known))
             },
-            "unknown forwarder type; expected qradar or splunk",
+            "unknown forwarder type; expected qradar, splunk, cef or ocsf",
         );
-        let format = match (splunk, splunk_kv, delimiter) {
-            (Some(true), Some(true), _) => Some(Format::SplunkKv),
-            (Some(true), Some(false), _) => Some(Format::SplunkJson),
-            (Some(false), _, Some(delimiter)) => Some(Format::Leef { delimiter }),
+        let format = match (forwarder, splunk_kv, delimiter) {
+            (Some("splunk"), Some(true), _) => Some(Format::SplunkKv),
+            (Some("splunk"), Some(false), _) => Some(Format::SplunkJson),
+            (Some("qradar"), _, Some(delimiter)) => Some(Format::Leef { delimiter }),
+            (Some("cef"), _, _) => Some(Format::Cef),
+            (Some("ocsf"), _, _) => Some(Format::Ocsf),
             _ => None,
         };
-        (format, splunk)
+        (format, forwarder)
     }
 
     /// The record HOSTNAME (`hostname` > QRadar log source identifier > the machine's
@@ -359,7 +361,7 @@ impl Check<'_, '_> {
         &mut self,
         keys: &SyslogKeys<'_>,
         protocol: Option<Protocol>,
-        splunk: Option<bool>,
+        forwarder: Option<&str>,
     ) {
         if let Some(p @ (Protocol::Udp | Protocol::Stdout | Protocol::Relp | Protocol::RelpTls)) =
             protocol
@@ -391,15 +393,13 @@ impl Check<'_, '_> {
                 }
             }
         }
-        let unused = match splunk {
-            Some(true) => Some(("leef_delimiter", "splunk")),
-            Some(false) => Some(("splunk_format", "qradar")),
-            None => None,
-        };
-        if let Some((key, forwarder)) = unused
-            && let Some(e) = keys.get(key)
-        {
-            self.warn(e, format!("ignored because forwarder_type is {forwarder}"));
+        // Each format-specific key is ignored, with a warning, by the other formats.
+        for (key, used_by) in [("leef_delimiter", "qradar"), ("splunk_format", "splunk")] {
+            if let Some(forwarder) = forwarder.filter(|f| *f != used_by)
+                && let Some(e) = keys.get(key)
+            {
+                self.warn(e, format!("ignored because forwarder_type is {forwarder}"));
+            }
         }
     }
 
