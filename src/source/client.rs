@@ -167,9 +167,9 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The stream's redirect policy: at most [`MAX_REDIRECTS`] (`docs/event-stream.md`), and only within
-/// the origin of `api_domain`. A redirect to another origin is refused: what that
-/// origin serves would be forwarded as the tenant's events.
+/// The stream's redirect policy: at most [`MAX_REDIRECTS`] (`docs/event-stream.md`),
+/// and only within the origin of `api_domain`. A redirect to another origin is
+/// refused: what that origin serves would be forwarded as the tenant's events.
 fn same_origin_redirects() -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(|attempt| {
         let to = attempt.url().origin();
