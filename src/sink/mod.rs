@@ -18,6 +18,7 @@
 //! The parts: record header and framing ([`syslog`], pure), connections
 //! ([`transport`]), and the sinks themselves.
 
+pub mod hec;
 pub mod plain;
 pub mod syslog;
 pub mod transport;
