@@ -69,6 +69,7 @@ pub fn decode_batch(data: String, message_id: Option<&str>) -> (Batch, PositionS
                     Err(_) => batch.dead_letters.push(DeadLetter {
                         reason: "events item is not a JSON object".into(),
                         raw: json.to_string(),
+                        destination: None,
                     }),
                 }
             }
@@ -76,6 +77,7 @@ pub fn decode_batch(data: String, message_id: Option<&str>) -> (Batch, PositionS
         Err(e) => batch.dead_letters.push(DeadLetter {
             reason: envelope_reason(&text, &e),
             raw: text.to_string(),
+            destination: None,
         }),
     }
 

@@ -30,7 +30,7 @@ mod progress;
 mod writer;
 
 use crate::backoff::{Backoff, BackoffPolicy, Delay};
-use crate::config::{ProxyConfig, TenantConfig};
+use crate::config::{DestinationConfig, Format, ProxyConfig, TenantConfig};
 use crate::dead_letter::DeadLetterFile;
 use crate::event::{Batch, Position};
 use crate::format::Formatter;
@@ -127,9 +127,25 @@ impl TenantTask {
             Ok(source) => source,
             Err(e) => return Outcome::Failed(format!("cannot build the API client: {e}")),
         };
-        let sink = match Sink::new(&self.config.syslog, name, self.commit_interval) {
+        // Validation leaves exactly one destination per tenant (several are not
+        // supported yet).
+        let destination = match self.config.destinations.first() {
+            Some(destination) => destination.clone(),
+            None => DestinationConfig::Syslog(self.config.syslog.clone()),
+        };
+        let sink = match Sink::for_destination(&destination, name, self.commit_interval) {
             Ok(sink) => sink,
-            Err(e) => return Outcome::Failed(format!("cannot set up the syslog destination: {e}")),
+            Err(e) => {
+                return Outcome::Failed(format!(
+                    "cannot set up the destination {}: {e}",
+                    destination.name()
+                ));
+            }
+        };
+        // HEC takes the Splunk JSON event object, whatever `[syslog] forwarder_type` says.
+        let format = match &destination {
+            DestinationConfig::Syslog(syslog) => syslog.format,
+            DestinationConfig::SplunkHec(_) => Format::SplunkJson,
         };
         let bridge = tokio::spawn(bridge_status(
             source.status(),
@@ -147,7 +163,7 @@ impl TenantTask {
                 .saturating_sub(sink.confirmation_delay()),
             state: state.clone(),
             formatter: Formatter::new(
-                self.config.syslog.format,
+                format,
                 name.clone(),
                 self.config.syslog.custom_identifier.clone(),
             ),
@@ -160,6 +176,7 @@ impl TenantTask {
             rewind: rewind_tx,
             backoff: Backoff::new(BackoffPolicy::default()),
             failures: 0,
+            misconfigured: false,
             last_commit: Instant::now(),
             progress: Progress::new(),
             messages: Vec::new(),

@@ -10,6 +10,7 @@ mod config;
 mod demo;
 mod fixture;
 mod golden;
+mod hec;
 mod hermetic;
 mod kit;
 mod operations;

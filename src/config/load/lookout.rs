@@ -12,7 +12,7 @@ use super::value::{
 };
 use super::{ApiKeys, Check, Entry, entry, io_reason};
 use crate::config::raw::{RawIni, RawSection};
-use crate::config::{Problem, Secret, TenantConfig};
+use crate::config::{DestinationConfig, Problem, Secret, TenantConfig};
 use crate::event::{EventType, Position};
 use chrono::{DateTime, Utc};
 use std::path::PathBuf;
@@ -255,7 +255,8 @@ impl Check<'_, '_> {
             |v| parse_uint(v).filter(|n| (65_536..=1_073_741_824).contains(n)),
             "not a size from 65536 to 1073741824 bytes",
         );
-        let syslog = self.syslog_destination(&scope.syslog_keys());
+        let syslog = self.syslog_destination(&scope.syslog_keys())?;
+        let destinations = vec![DestinationConfig::Syslog(syslog.clone())];
 
         Some(TenantConfig {
             entity_name: entity_name?,
@@ -268,7 +269,8 @@ impl Check<'_, '_> {
             sse_timeout: Duration::from_secs(sse_timeout?),
             ca_file,
             max_event_size: usize::try_from(max_event_size?).ok()?,
-            syslog: syslog?,
+            syslog,
+            destinations,
         })
     }
 

@@ -77,6 +77,24 @@ impl Envelopes {
         &self.body[first.start..last.end]
     }
 
+    /// A copy of the envelopes `range` (indexes), as envelopes of their own; an empty
+    /// set for a range outside.
+    pub fn slice(&self, range: Range<usize>) -> Envelopes {
+        let Some(first) = self.ranges.get(range.start).map(|r| r.start) else {
+            return Envelopes::new();
+        };
+        let Some(ranges) = self.ranges.get(range.clone()) else {
+            return Envelopes::new();
+        };
+        Envelopes {
+            body: self.body(range).to_vec(),
+            ranges: ranges
+                .iter()
+                .map(|r| r.start - first..r.end - first)
+                .collect(),
+        }
+    }
+
     /// The size of each envelope in bytes.
     pub fn sizes(&self) -> impl Iterator<Item = usize> + '_ {
         self.ranges.iter().map(|r| r.len())
@@ -315,6 +333,11 @@ mod tests {
         assert_eq!(envelopes.body(1..2), envelopes.get(1).unwrap());
         assert!(envelopes.body(2..2).is_empty());
         assert!(envelopes.body(2..9).is_empty());
+        let tail = envelopes.slice(1..3);
+        assert_eq!(tail.len(), 2);
+        assert_eq!(tail.get(0), envelopes.get(1));
+        assert_eq!(tail.body(0..2), envelopes.body(1..3));
+        assert!(envelopes.slice(3..4).is_empty());
         let mut plain = Vec::new();
         GzDecoder::new(gzip(whole).as_slice())
             .read_to_end(&mut plain)
