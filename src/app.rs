@@ -88,7 +88,7 @@ pub async fn run(
                 saved.as_ref().and_then(|s| Position::new(s.position.clone())),
                 tenant
             )),
-            destination = %syslog.destination(),
+            destination = %tenant.destination_description(),
             format = %syslog.format,
             header = %format!("{:?}", syslog.header).to_lowercase(),
             state_file = %state.path().display(),
@@ -236,7 +236,8 @@ fn watchdog_usec(usec: Option<&str>, pid: Option<&str>, own_pid: u32) -> Option<
 }
 
 /// `check-config --probe`: for each tenant, fetch a token, open the stream once and
-/// connect to the syslog destination, printing each step. True when every step passed.
+/// connect to the syslog destination (or check a HEC destination's health and token),
+/// printing each step. True when every step passed.
 pub async fn probe(config: &Config) -> bool {
     crate::tls::install_crypto_provider();
     let mut all_ok = true;
@@ -250,6 +251,17 @@ pub async fn probe(config: &Config) -> bool {
                     println!("  {}: FAILED: {e}", step.step);
                 }
             }
+        }
+        if let Some(crate::config::DestinationConfig::SplunkHec(hec)) = tenant.destinations.first()
+        {
+            match crate::sink::hec::probe(hec).await {
+                Ok(found) => println!("  splunk_hec: ok: {found}"),
+                Err(e) => {
+                    all_ok = false;
+                    println!("  splunk_hec: FAILED: {e}");
+                }
+            }
+            continue;
         }
         let connected = match crate::sink::transport::Connector::new(&tenant.syslog) {
             Ok(connector) => match connector.connect().await {

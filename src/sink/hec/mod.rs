@@ -575,6 +575,48 @@ impl HecSink {
     }
 }
 
+/// `check-config --probe` for a HEC destination: `GET /services/collector/health`,
+/// then an event request with an empty body, which HEC answers after checking the
+/// token and before indexing anything (400 code 5 "No data" for a good token). Returns
+/// the lines to print; `Err` when the collector is unreachable, unhealthy or refuses
+/// the token.
+pub async fn probe(config: &HecConfig) -> Result<String, String> {
+    let sink = HecSink::new(config, "probe").map_err(|e| e.to_string())?;
+    let base = config.url.as_str().trim_end_matches('/');
+    let (status, _, body) = sink
+        .exchange(sink.client.get(format!("{base}/services/collector/health")))
+        .await
+        .map_err(|e| e.to_string())?;
+    if let response::Health::Unhealthy(reason) = response::health(status, &body) {
+        return Err(format!("{}: health check: {reason}", sink.label));
+    }
+    let request = sink
+        .client
+        .post(&sink.event_url)
+        .header(reqwest::header::AUTHORIZATION, sink.authorization.clone())
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("X-Splunk-Request-Channel", &sink.channel);
+    let (status, _, body) = sink.exchange(request).await.map_err(|e| e.to_string())?;
+    let parsed = response::Body::parse(&body);
+    match (status, parsed.code) {
+        (400, Some(5)) | (200, Some(0)) => Ok(format!(
+            "{}: HEC is healthy and accepts the token (checked with an empty request; nothing indexed)",
+            sink.label
+        )),
+        _ => match response::classify(status, &body, 1, config.acknowledgements, None) {
+            Action::Misconfigured { reason, fix } => Err(format!(
+                "{}: HEC is healthy but refuses the token ({reason}); {fix}",
+                sink.label
+            )),
+            _ => Ok(format!(
+                "{}: HEC is healthy; token not checked (the empty request was answered {})",
+                sink.label,
+                response::Reason::describe(status, &body)
+            )),
+        },
+    }
+}
+
 /// The channel of (`tenant`, `destination`) in this process: a random UUID made on
 /// first use.
 fn channel(tenant: &str, destination: &str) -> String {

@@ -256,6 +256,11 @@ pub fn health(status: u16, body: &[u8]) -> Health {
 }
 
 impl Reason {
+    /// The reason of an answer, for messages.
+    pub fn describe(status: u16, body: &[u8]) -> Reason {
+        Reason::new(status, &Body::parse(body), body)
+    }
+
     fn new(status: u16, parsed: &Body, raw: &[u8]) -> Self {
         let text = match &parsed.text {
             Some(text) => text.clone(),
