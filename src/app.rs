@@ -70,7 +70,11 @@ pub async fn run(
     let mut started = 0usize;
     for tenant in &config.tenants {
         let tenant_observer = observer.tenant(&tenant.entity_name, tenant.sse_timeout);
-        let state = StateFile::new(&state_dir, &tenant.entity_name);
+        let state = StateFile::for_destination(
+            &state_dir,
+            &tenant.entity_name,
+            tenant.destinations.first().map_or("syslog", |d| d.name()),
+        );
         let saved = match state.load() {
             Ok(saved) => saved,
             Err(e) => {

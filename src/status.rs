@@ -58,7 +58,11 @@ pub fn age(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
 const VALUE_COLUMN: usize = "state_file: ".len();
 
 fn tenant_block(tenant: &TenantConfig, state_dir: &Path, now: DateTime<Utc>) -> String {
-    let file = StateFile::new(state_dir, &tenant.entity_name);
+    let file = StateFile::for_destination(
+        state_dir,
+        &tenant.entity_name,
+        tenant.destinations.first().map_or("syslog", |d| d.name()),
+    );
     let mut lines: Vec<(&str, String)> = Vec::new();
     match file.load() {
         Ok(Some(saved)) => saved_lines(&saved, now, &mut lines),
@@ -139,6 +143,7 @@ mod tests {
     fn save(dir: &Path, name: &str, position: &str, saved_at: &str, delivered: u64) -> PathBuf {
         let file = StateFile::new(dir, name);
         file.save(&SavedPosition {
+            destination: None,
             entity_name: name.into(),
             position: position.into(),
             saved_at: at(saved_at),

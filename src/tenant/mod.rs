@@ -101,7 +101,14 @@ impl TenantTask {
                 let shutdown = shutdown.clone();
                 async move {
                     // Re-read the file on every (re)start: it is the truth about delivery.
-                    let state = StateFile::new(&task.state_dir, &task.config.entity_name);
+                    let state = StateFile::for_destination(
+                        &task.state_dir,
+                        &task.config.entity_name,
+                        task.config
+                            .destinations
+                            .first()
+                            .map_or("syslog", |d| d.name()),
+                    );
                     let saved = state.load()?;
                     Ok(task.run_once(saved, &state, &shutdown).await)
                 }
@@ -176,6 +183,7 @@ impl TenantTask {
             rewind: rewind_tx,
             backoff: Backoff::new(BackoffPolicy::default()),
             failures: 0,
+            destination: Some(destination.name().to_owned()).filter(|n| n != "syslog"),
             misconfigured: false,
             last_commit: Instant::now(),
             progress: Progress::new(),

@@ -54,6 +54,8 @@ pub(super) struct Writer {
     pub(super) rewind: mpsc::UnboundedSender<Option<Position>>,
     pub(super) backoff: Backoff,
     pub(super) failures: u32,
+    /// The destination's name in the state file (`None` for `syslog`).
+    pub(super) destination: Option<String>,
     /// The destination refused records for its configuration (flagged in /health).
     pub(super) misconfigured: bool,
     pub(super) last_commit: Instant,
@@ -362,6 +364,7 @@ impl Writer {
             position: position.as_str().to_string(),
             saved_at: Utc::now(),
             delivered: self.delivered_total,
+            destination: self.destination.clone(),
         };
         match self.state.save(&saved) {
             Ok(()) => {

@@ -1,6 +1,7 @@
 //! Splunk HEC: the sink against the test receiver ([`receiver`]), through the
 //! library's sink and ledger as the writer drives them.
 
+mod binary;
 pub mod receiver;
 
 use mrav2_syslog_connector::config::{HecConfig, Secret, TlsConfig};
@@ -328,4 +329,86 @@ async fn busy_is_a_retry_with_the_receivers_retry_after() {
     let run = drive(&mut sink, 5, 5, Duration::from_secs(5)).await;
     assert_eq!(run.error, None);
     assert_eq!(receiver.indexed_ids(), ids(5));
+}
+
+/// Every example event of `tests/golden/events/`, formatted as the connector does for
+/// HEC, arrives exactly once, and its `event` is byte for byte the Splunk JSON object
+/// of `tests/golden/splunk-json/` (`splunk-format.md` §2), smishing alerts unsplit.
+#[tokio::test]
+async fn every_example_event_is_indexed_once_as_its_splunk_json_object() {
+    use mrav2_syslog_connector::config::Format;
+    use mrav2_syslog_connector::event::RawEvent;
+    use mrav2_syslog_connector::format::Formatter;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut stems: Vec<String> = std::fs::read_dir(dir.join("events"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    stems.sort();
+    assert!(stems.len() >= 14, "{stems:?}");
+    let formatter = Formatter::new(Format::SplunkJson, "acme", None);
+    let mut messages = Vec::new();
+    for stem in &stems {
+        let text =
+            std::fs::read_to_string(dir.join("events").join(format!("{stem}.json"))).unwrap();
+        let raw = RawEvent::new(&text, None);
+        let before = messages.len();
+        formatter.render(&raw.decode().unwrap(), &mut messages);
+        assert_eq!(messages.len(), before + 1, "{stem}: one envelope per event");
+    }
+    let script = Script {
+        acks: true,
+        ..Script::default()
+    };
+    let receiver = HecReceiver::start(script.clone()).await;
+    let mut cfg = config(&receiver, &script.token);
+    cfg.acknowledgements = true;
+    cfg.batch_max_events = 4;
+    let mut sink = hec_sink(cfg);
+    let mut ledger = Ledger::new(None);
+    let ticket = ledger.issue(messages.len() as u64, None);
+    sink.send(ticket, &messages).await.unwrap();
+    ledger.end_batch(Position::new("end"), 0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut confirmed = None;
+    while confirmed.is_none() && tokio::time::Instant::now() < deadline {
+        if sink.awaiting() {
+            let _ = tokio::time::timeout_at(deadline, sink.ready()).await;
+            sink.collect().await.unwrap();
+        }
+        let receipts: Vec<Receipt> = sink.receipts().collect();
+        for r in receipts {
+            assert!(ledger.apply(r).is_none());
+        }
+        confirmed = ledger.advance().position;
+    }
+    assert_eq!(
+        confirmed.map(|p| p.as_str().to_owned()).as_deref(),
+        Some("end")
+    );
+    let indexed = receiver.indexed();
+    assert_eq!(indexed.len(), stems.len(), "exactly once");
+    for (stem, envelope) in stems.iter().zip(&indexed) {
+        let golden =
+            std::fs::read_to_string(dir.join("splunk-json").join(format!("{stem}.txt"))).unwrap();
+        let wire = receiver
+            .log()
+            .iter()
+            .find(|r| r.path == "event" && r.body.contains(golden.trim_end()))
+            .map(|r| r.path.clone());
+        assert!(
+            wire.is_some(),
+            "{stem}: the event object is not byte for byte the golden one"
+        );
+        let event_type = envelope["event"]["type"].as_str().unwrap().to_lowercase();
+        assert_eq!(
+            envelope["sourcetype"],
+            format!("lookout:mra:{event_type}"),
+            "{stem}"
+        );
+        assert!(envelope["time"].is_f64(), "{stem}");
+    }
+    assert_eq!(receiver.acked_ids().len(), stems.len());
 }

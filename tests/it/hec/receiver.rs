@@ -81,14 +81,17 @@ struct Inner {
     indexed: Vec<Value>,
     channels: HashMap<String, Channel>,
     acks_issued: u64,
+    /// `event.id` of every envelope whose acknowledgement was reported true.
+    acked: Vec<String>,
     log: Vec<Logged>,
 }
 
 #[derive(Default)]
 struct Channel {
     next_id: u64,
-    /// Pending ids: when each turns true (`None`: never).
-    pending: HashMap<u64, Option<Instant>>,
+    /// Pending ids: when each turns true (`None`: never), and the `event.id`s of the
+    /// envelopes it covers.
+    pending: HashMap<u64, (Option<Instant>, Vec<String>)>,
 }
 
 impl Default for Script {
@@ -116,6 +119,7 @@ impl HecReceiver {
             indexed: Vec::new(),
             channels: HashMap::new(),
             acks_issued: 0,
+            acked: Vec::new(),
             log: Vec::new(),
         }));
         let app = Router::new()
@@ -152,6 +156,11 @@ impl HecReceiver {
             .iter()
             .filter_map(|e| e["event"]["id"].as_str().map(str::to_owned))
             .collect()
+    }
+
+    /// The `event.id` of every envelope whose acknowledgement was reported true.
+    pub fn acked_ids(&self) -> Vec<String> {
+        self.state.lock().unwrap().acked.clone()
     }
 
     /// Every request answered so far.
@@ -304,6 +313,7 @@ fn index(inner: &mut Inner, headers: &HeaderMap, plain: &[u8]) -> ((StatusCode, 
     if count == 0 {
         return (hec(400, 5, "No data"), 0);
     }
+    let first = inner.indexed.len();
     for (k, envelope) in envelopes.into_iter().enumerate() {
         let refused = |code: i64, text: &str| {
             answer(
@@ -343,14 +353,20 @@ fn index(inner: &mut Inner, headers: &HeaderMap, plain: &[u8]) -> ((StatusCode, 
     let lost = script
         .lose_every
         .is_some_and(|n| inner.acks_issued.is_multiple_of(n));
+    let ids = inner.indexed[first..]
+        .iter()
+        .filter_map(|e| e["event"]["id"].as_str().map(str::to_owned))
+        .collect();
     let ch = inner
         .channels
         .entry(channel.unwrap_or_default())
         .or_default();
     let id = ch.next_id;
     ch.next_id += 1;
-    ch.pending
-        .insert(id, (!lost).then(|| Instant::now() + script.ack_delay));
+    ch.pending.insert(
+        id,
+        ((!lost).then(|| Instant::now() + script.ack_delay), ids),
+    );
     (
         answer(200, json!({"text": "Success", "code": 0, "ackId": id})),
         count,
@@ -373,14 +389,17 @@ async fn ack(State(state): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: B
         let Some(ids) = query["acks"].as_array() else {
             return Err(hec(400, 6, "Invalid data format"));
         };
+        let acked = &mut inner.acked;
         let ch = inner.channels.entry(channel).or_default();
         let now = Instant::now();
         let mut acks = serde_json::Map::new();
         for id in ids.iter().filter_map(Value::as_u64) {
-            let done = matches!(ch.pending.get(&id), Some(Some(at)) if *at <= now);
+            let done = matches!(ch.pending.get(&id), Some((Some(at), _)) if *at <= now);
             if done {
                 // Reported true once, then forgotten.
-                ch.pending.remove(&id);
+                if let Some((_, events)) = ch.pending.remove(&id) {
+                    acked.extend(events);
+                }
             }
             acks.insert(id.to_string(), Value::Bool(done));
         }
