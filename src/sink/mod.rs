@@ -246,6 +246,18 @@ impl Sink {
         }
     }
 
+    /// The destination's name and what it did since the last call, for the metrics
+    /// (HEC only).
+    pub fn take_report(&mut self) -> Option<(&str, crate::observe::HecReport)> {
+        match self {
+            Sink::Plain(_) => None,
+            Sink::Hec(sink) => {
+                let report = sink.take_report();
+                Some((sink.name(), report))
+            }
+        }
+    }
+
     /// Whether pieces wait for a receipt.
     pub fn awaiting(&self) -> bool {
         match self {

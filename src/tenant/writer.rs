@@ -281,6 +281,9 @@ impl Writer {
     fn apply_receipts(&mut self) -> bool {
         // Records the destination refused are kept before their receipts count them
         // delivered, so a crash in between re-sends rather than loses them.
+        if let Some((destination, report)) = self.sink.take_report() {
+            self.observer.hec(destination, &report);
+        }
         let refused = self.sink.take_dead_letters();
         if !refused.is_empty() {
             self.keep_dead_letters(&refused);

@@ -33,6 +33,7 @@ use super::{SendReport, SinkError, SinkErrorKind};
 use crate::config::HecConfig;
 use crate::event::DeadLetter;
 use crate::format::RenderedMessage;
+use crate::observe::HecReport;
 use crate::tenant::ledger::{Receipt, Ticket};
 use request::{EnvelopeFields, Envelopes};
 use response::Action;
@@ -82,23 +83,7 @@ pub struct HecSink {
     last_poll: Option<Instant>,
     receipts: Vec<Receipt>,
     dead_letters: Vec<DeadLetter>,
-    stats: HecStats,
-}
-
-/// Counters of one sink since it was built, for `/metrics` and tests.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HecStats {
-    /// Event requests sent (answered or not).
-    pub requests: u64,
-    /// Answers by HEC code (`-1`: no HEC code in the body), with the HTTP status.
-    pub codes: Vec<(u16, i64, u64)>,
-    /// Envelopes sent again within this sink (after a 413 split or a rejected event).
-    pub resent: u64,
-    /// Acknowledgement ids reported true, and the sum of their latencies.
-    pub acked: u64,
-    pub ack_latency: Duration,
-    /// Requests whose acknowledgement did not come within `ack_timeout`.
-    pub ack_timeouts: u64,
+    stats: HecReport,
 }
 
 /// A request whose `ackId` awaits `true`.
@@ -183,7 +168,7 @@ impl HecSink {
             last_poll: None,
             receipts: Vec::new(),
             dead_letters: Vec::new(),
-            stats: HecStats::default(),
+            stats: HecReport::default(),
             label,
         })
     }
@@ -191,6 +176,11 @@ impl HecSink {
     /// `splunk_hec NAME (URL)`.
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    /// NAME of `[destination:NAME]`.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The label, as the writer logs it.
@@ -203,9 +193,9 @@ impl HecSink {
         &self.channel
     }
 
-    /// The counters so far.
-    pub fn stats(&self) -> &HecStats {
-        &self.stats
+    /// What happened since the last call, for the metrics.
+    pub fn take_report(&mut self) -> HecReport {
+        std::mem::take(&mut self.stats)
     }
 
     /// Gathers the envelopes of the piece `ticket`; sends whole requests once the
@@ -519,6 +509,7 @@ impl HecSink {
             && oldest.sent.elapsed() >= self.ack_timeout
         {
             self.stats.ack_timeouts += 1;
+            self.stats.resent += oldest.owners.len() as u64;
             tracing::warn!(
                 tenant = %self.tenant,
                 destination = %self.label,
@@ -565,12 +556,12 @@ impl HecSink {
     fn count_code(&mut self, status: u16, code: i64) {
         match self
             .stats
-            .codes
+            .responses
             .iter_mut()
             .find(|(s, c, _)| *s == status && *c == code)
         {
             Some((_, _, n)) => *n += 1,
-            None => self.stats.codes.push((status, code, 1)),
+            None => self.stats.responses.push((status, code, 1)),
         }
     }
 }

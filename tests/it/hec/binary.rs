@@ -119,11 +119,12 @@ async fn delayed_and_lost_acknowledgements_resend_lose_nothing_and_never_commit_
         ..Script::default()
     })
     .await;
+    let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let setup = Setup::new(&hec_config(
         &sim,
         &receiver,
         "acknowledgements = true\nack_timeout = 2\nbatch_max_events = 200\n",
-        "",
+        &format!("metrics_listen = {metrics}\n"),
     ));
     let mut connector = setup.run(&[]);
     let ids = sim.event_ids(TENANT);
@@ -162,6 +163,40 @@ async fn delayed_and_lost_acknowledgements_resend_lose_nothing_and_never_commit_
         },
     )
     .await;
+    let (_, text) = http_get(metrics, "/metrics").unwrap();
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let label = r#"{tenant="acme",destination="splunk"}"#;
+    assert!(
+        value(&format!("mrav2_hec_requests_total{label}")) >= 5.0,
+        "{text}"
+    );
+    assert!(
+        value(&format!("mrav2_hec_ack_timeouts_total{label}")) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        value(&format!("mrav2_hec_resent_events_total{label}")) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        value(&format!("mrav2_hec_acks_total{label}")) >= 5.0,
+        "{text}"
+    );
+    assert!(
+        value(&format!("mrav2_hec_ack_latency_seconds_total{label}")) >= 0.7 * 5.0,
+        "{text}"
+    );
+    assert!(
+        value(
+            r#"mrav2_hec_responses_total{tenant="acme",destination="splunk",status="200",code="0"}"#
+        ) >= 5.0,
+        "{text}"
+    );
     connector.stop().await;
     let indexed = receiver.indexed_ids();
     let resent = indexed.len() - ids.len();

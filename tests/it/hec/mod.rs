@@ -206,6 +206,37 @@ async fn with_acknowledgements_only_a_true_ack_delivers() {
         })
         .sum();
     assert_eq!(acked_ids, 3);
+    // A transcript of one batch with its acknowledgement, for the docs (run with
+    // --nocapture to see it).
+    let log = receiver.log();
+    let request = log.iter().find(|r| r.path == "event").unwrap();
+    let envelope = request
+        .body
+        .split_inclusive("}}")
+        .next()
+        .unwrap_or_default();
+    let positive = polls
+        .iter()
+        .find(|p| {
+            p.body.contains(',')
+                && p.answer["acks"]
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .any(|v| *v == true)
+        })
+        .unwrap();
+    eprintln!(
+        "POST /services/collector/event (X-Splunk-Request-Channel: {}, gzip: {}, {} envelopes; the first:)\n{envelope}\n-> {} {}\nPOST /services/collector/ack {}\n-> {} {}",
+        request.channel.as_deref().unwrap_or("-"),
+        request.gzip,
+        request.envelopes,
+        request.status,
+        request.answer,
+        positive.body,
+        positive.status,
+        positive.answer
+    );
 }
 
 #[tokio::test]
