@@ -10,8 +10,10 @@
 # the receiver opens itself (see examples/bench_receiver.rs).
 #
 # Usage: scripts/bench.sh [--events N] [--batch-size B] [--format qradar|splunk]
-#        [--transport tcp|tls] [--tenants K] [--rate R] [--duration SECS] [--no-build]
+#        [--transport tcp|tls|hec] [--tenants K] [--rate R] [--duration SECS] [--no-build]
 #        [--keep]
+# --transport hec sends to a Splunk HTTP Event Collector ([destination:bench],
+# gzip, no acknowledgements) with the receiver in its HEC mode; the format is splunk.
 # See the README's "Performance" section for what each
 # figure means. Exit status: 0 when exactly-once held, 1 when it did not, 2 on errors.
 set -euo pipefail
@@ -37,7 +39,7 @@ while (($#)); do
   --events) events=${2:?--events needs a number}; shift 2 ;;
   --batch-size) batch_size=${2:?--batch-size needs a number}; shift 2 ;;
   --format) format=${2:?--format needs qradar or splunk}; shift 2 ;;
-  --transport) transport=${2:?--transport needs tcp or tls}; shift 2 ;;
+  --transport) transport=${2:?--transport needs tcp, tls or hec}; shift 2 ;;
   --tenants) tenants=${2:?--tenants needs a number}; shift 2 ;;
   --rate) rate=${2:?--rate needs events per second}; shift 2 ;;
   --duration) duration=${2:?--duration needs seconds}; shift 2 ;;
@@ -64,7 +66,8 @@ splunk) receiver_format=splunk-json ;;
 esac
 case "$transport" in
 tcp | tls) ;;
-*) echo "bench.sh: --transport must be tcp or tls" >&2; exit 2 ;;
+hec) format=splunk; receiver_format=splunk-json ;;
+*) echo "bench.sh: --transport must be tcp, tls or hec" >&2; exit 2 ;;
 esac
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -167,12 +170,19 @@ config=$work/config.ini
     echo "smishing_enabled = true"
     echo
   done
-  echo "[syslog]"
-  echo "host = ${recv_addr%:*}"
-  echo "port = ${recv_addr##*:}"
-  echo "protocol = $transport"
-  echo "forwarder_type = $format"
-  if [[ $transport == tls ]]; then echo "ca_file = $work/ca.pem"; fi
+  if [[ $transport == hec ]]; then
+    echo "[destination:bench]"
+    echo "type = splunk_hec"
+    echo "url = http://$recv_addr"
+    echo "token = bench-token"
+  else
+    echo "[syslog]"
+    echo "host = ${recv_addr%:*}"
+    echo "port = ${recv_addr##*:}"
+    echo "protocol = $transport"
+    echo "forwarder_type = $format"
+    if [[ $transport == tls ]]; then echo "ca_file = $work/ca.pem"; fi
+  fi
   echo
   echo "[connector]"
   echo "state_dir = $work/state"

@@ -259,7 +259,7 @@ impl HecSink {
             .last_poll
             .is_none_or(|t| t + ACK_POLL_INTERVAL <= Instant::now());
         if !self.unacknowledged.is_empty() && due {
-            self.poll_acks().await;
+            self.poll_acks().await?;
         }
         Ok(())
     }
@@ -460,8 +460,9 @@ impl HecSink {
     /// Polls every pending acknowledgement id (up to [`ACK_POLL_MAX_IDS`]) in one
     /// query; delivers what is reported true, and reports the oldest request whose
     /// acknowledgement is overdue as lost. A failed poll is logged and tried again at
-    /// the next one: `ack_timeout` bounds how long that can go on.
-    async fn poll_acks(&mut self) {
+    /// the next one (`ack_timeout` bounds how long that can go on), except a receiver
+    /// configuration problem (token refused, acknowledgement off), which is an error.
+    async fn poll_acks(&mut self) -> Result<(), SinkError> {
         self.last_poll = Some(Instant::now());
         let ids: Vec<u64> = self
             .unacknowledged
@@ -498,8 +499,21 @@ impl HecSink {
                 }
             }
             Ok((status, _, body)) => {
-                let reason = response::health(status, &body);
-                tracing::warn!(tenant = %self.tenant, destination = %self.label, status, ?reason, "hec acknowledgement query refused; trying again in a second");
+                // A token or acknowledgement setting refused here needs an operator as
+                // much as on an event request; anything else may pass.
+                if let Action::Misconfigured { reason, fix } =
+                    response::classify(status, &body, 1, true, None)
+                {
+                    return Err(SinkError::labelled(
+                        SinkErrorKind::Misconfigured,
+                        self.label.clone(),
+                        format!(
+                            "the collector refused the acknowledgement query ({reason}); {fix}"
+                        ),
+                    ));
+                }
+                let reason = response::Reason::describe(status, &body);
+                tracing::warn!(tenant = %self.tenant, destination = %self.label, %reason, "hec acknowledgement query refused; trying again in a second");
             }
             Err(e) => {
                 tracing::warn!(tenant = %self.tenant, error = %e, "hec acknowledgement query failed; trying again in a second");
@@ -522,6 +536,7 @@ impl HecSink {
                 self.receipts.push(Receipt::Lost(ticket));
             }
         }
+        Ok(())
     }
 
     /// One envelope of `ticket` is done (indexed or kept as a dead letter).

@@ -400,3 +400,50 @@ async fn a_disabled_token_dead_letters_nothing_shows_in_health_and_all_arrive_af
         "nothing dead-lettered"
     );
 }
+
+/// `check-config --probe --config config.ini`: exit code and stdout.
+async fn probe(setup: &Setup) -> (Option<i32>, String) {
+    let config = setup.config();
+    tokio::task::spawn_blocking(move || {
+        let o = crate::kit::connector()
+            .args(["check-config", "--probe", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn check_config_probe_checks_health_and_the_token_without_indexing() {
+    let sim = SIM.start(&["--events", "10", "--rate", "0"]);
+    let receiver = HecReceiver::start(Script::default()).await;
+    let setup = Setup::new(&hec_config(&sim, &receiver, "", ""));
+    let (code, out) = probe(&setup).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("splunk_hec: ok:") && out.contains("accepts the token"),
+        "{out}"
+    );
+    assert!(receiver.indexed().is_empty(), "the probe indexes nothing");
+    assert!(
+        receiver
+            .log()
+            .iter()
+            .any(|r| r.path == "event" && r.status == 400 && r.answer["code"] == 5)
+    );
+
+    receiver.script(|s| s.token = "another".into());
+    let (code, out) = probe(&setup).await;
+    assert_ne!(code, Some(0), "{out}");
+    assert!(
+        out.contains("splunk_hec: FAILED") && out.contains("code 4: Invalid token"),
+        "{out}"
+    );
+    assert!(!out.contains(&Script::default().token), "{out}");
+}

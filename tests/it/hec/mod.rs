@@ -443,3 +443,30 @@ async fn every_example_event_is_indexed_once_as_its_splunk_json_object() {
     }
     assert_eq!(receiver.acked_ids().len(), stems.len());
 }
+
+#[tokio::test]
+async fn a_token_disabled_while_acknowledgements_are_pending_is_a_configuration_error() {
+    let script = Script {
+        acks: true,
+        ack_delay: Duration::from_secs(10),
+        ..Script::default()
+    };
+    let receiver = HecReceiver::start(script.clone()).await;
+    let mut cfg = config(&receiver, &script.token);
+    cfg.acknowledgements = true;
+    let mut sink = hec_sink(cfg);
+    let disable = async {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        receiver.script(|s| s.disabled = true);
+    };
+    let (run, ()) = tokio::join!(drive(&mut sink, 5, 5, Duration::from_secs(5)), disable);
+    assert_eq!(run.error, Some(SinkErrorKind::Misconfigured));
+    assert!(run.dead_letters.is_empty());
+    assert_eq!(run.confirmed, None);
+    let polls: Vec<_> = receiver
+        .log()
+        .into_iter()
+        .filter(|r| r.path == "ack")
+        .collect();
+    assert_eq!(polls.last().map(|p| p.status), Some(403), "{polls:?}");
+}
