@@ -220,7 +220,7 @@ impl HecSink {
         let full = self.filling.len() >= self.batch_max_events
             || self.filling_bytes() >= self.batch_max_bytes;
         if full {
-            self.flush().await?;
+            self.flush(false).await?;
         }
         Ok(SendReport {
             records: messages.len(),
@@ -253,7 +253,7 @@ impl HecSink {
     /// cancel-safe. On `Err` every piece not yet receipted is lost.
     pub async fn collect(&mut self) -> Result<(), SinkError> {
         if !self.filling.is_empty() {
-            self.flush().await?;
+            self.flush(true).await?;
         }
         let due = self
             .last_poll
@@ -295,24 +295,41 @@ impl HecSink {
         self.filling.sizes().sum()
     }
 
-    /// Sends every gathered envelope, in requests within the batch limits.
-    async fn flush(&mut self) -> Result<(), SinkError> {
+    /// Sends the gathered envelopes in requests within the batch limits: all of them
+    /// (`everything`, when the writer is idle), or all but a last request that is not
+    /// full yet.
+    async fn flush(&mut self, everything: bool) -> Result<(), SinkError> {
         let envelopes = std::mem::take(&mut self.filling);
         let owners = std::mem::take(&mut self.filling_owners);
-        let mut queue: VecDeque<Request> = request::plan(
+        let mut ranges = request::plan(
             envelopes.sizes(),
             self.batch_max_events,
             self.batch_max_bytes,
-        )
-        .into_iter()
-        .map(|range| Request {
-            envelopes: envelopes.slice(range.clone()),
-            owners: owners[range].to_vec(),
-        })
-        .collect();
-        // Keep the buffer's memory for the next requests.
-        self.filling = envelopes;
-        self.filling.clear();
+        );
+        // While the writer is busy, a request that is not full yet waits for more.
+        let tail = if everything || ranges.len() < 2 {
+            None
+        } else {
+            ranges.pop()
+        };
+        let mut queue: VecDeque<Request> = ranges
+            .into_iter()
+            .map(|range| Request {
+                envelopes: envelopes.slice(range.clone()),
+                owners: owners[range].to_vec(),
+            })
+            .collect();
+        match tail {
+            Some(range) => {
+                self.filling = envelopes.slice(range.clone());
+                self.filling_owners = owners[range].to_vec();
+            }
+            None => {
+                // Keep the buffer's memory for the next requests.
+                self.filling = envelopes;
+                self.filling.clear();
+            }
+        }
         while let Some(request) = queue.pop_front() {
             if let Err(e) = self.send_request(request, &mut queue).await {
                 self.forget();
