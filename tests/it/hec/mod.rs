@@ -470,3 +470,40 @@ async fn a_token_disabled_while_acknowledgements_are_pending_is_a_configuration_
         .collect();
     assert_eq!(polls.last().map(|p| p.status), Some(403), "{polls:?}");
 }
+
+#[tokio::test]
+async fn https_verifies_the_collector_with_ca_file_by_default() {
+    let (receiver, pem) = HecReceiver::start_tls(Script::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pem).unwrap();
+    assert!(receiver.url().starts_with("https://127.0.0.1:"));
+
+    // Verification on, the system store only: the self-signed collector is refused.
+    let mut sink = hec_sink(config(&receiver, &Script::default().token));
+    let run = drive(&mut sink, 3, 3, Duration::from_secs(5)).await;
+    assert!(run.error.is_some() && run.confirmed.is_none());
+    assert!(receiver.indexed().is_empty());
+
+    // With ca_file it is trusted.
+    let mut cfg = config(&receiver, &Script::default().token);
+    cfg.tls.ca_file = Some(ca.clone());
+    let run = drive(&mut hec_sink(cfg), 3, 3, Duration::from_secs(5)).await;
+    assert_eq!(run.error, None);
+    assert_eq!(run.confirmed.as_deref(), Some("2"));
+    assert_eq!(receiver.indexed_ids(), ids(3));
+
+    // A ca_file without a certificate is reported when the sink is built.
+    let bad = dir.path().join("bad.pem");
+    std::fs::write(&bad, "not a certificate").unwrap();
+    let mut cfg = config(&receiver, &Script::default().token);
+    cfg.tls.ca_file = Some(bad);
+    let error = Sink::for_destination(
+        &mrav2_syslog_connector::config::DestinationConfig::SplunkHec(cfg),
+        "acme",
+        Duration::from_secs(1),
+    )
+    .unwrap_err();
+    assert_eq!(error.kind(), SinkErrorKind::Tls);
+    assert!(error.to_string().contains("ca_file"), "{error}");
+}

@@ -74,6 +74,7 @@ pub struct HecReceiver {
     pub addr: SocketAddr,
     state: Arc<Mutex<Inner>>,
     task: tokio::task::JoinHandle<()>,
+    tls: bool,
 }
 
 struct Inner {
@@ -114,6 +115,72 @@ impl Default for Script {
 impl HecReceiver {
     /// Starts a receiver on a free loopback port.
     pub async fn start(script: Script) -> HecReceiver {
+        let (state, app) = Self::app(script);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        HecReceiver {
+            addr,
+            state,
+            task,
+            tls: false,
+        }
+    }
+
+    /// The same receiver over HTTPS with a self-signed certificate for `127.0.0.1`;
+    /// returns it and the certificate (PEM), for `ca_file`.
+    pub async fn start_tls(script: Script) -> (HecReceiver, String) {
+        let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+        let pem = certified.cert.pem();
+        mrav2_syslog_connector::tls::install_crypto_provider();
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![certified.cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::try_from(certified.signing_key.serialize_der())
+                    .unwrap(),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let (state, app) = Self::app(script);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(
+                        move |request: http::Request<hyper::body::Incoming>| {
+                            use tower::ServiceExt as _;
+                            app.clone().oneshot(request)
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        (
+            HecReceiver {
+                addr,
+                state,
+                task,
+                tls: true,
+            },
+            pem,
+        )
+    }
+
+    fn app(script: Script) -> (Arc<Mutex<Inner>>, Router) {
         let state = Arc::new(Mutex::new(Inner {
             script,
             indexed: Vec::new(),
@@ -127,17 +194,13 @@ impl HecReceiver {
             .route("/services/collector/ack", post(ack))
             .route("/services/collector/health", get(health))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        HecReceiver { addr, state, task }
+        (state, app)
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://…` for [`HecReceiver::start_tls`].
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Changes the script.
