@@ -45,6 +45,10 @@ use tokio::time::Instant;
 /// How often pending acknowledgement ids are polled.
 pub const ACK_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
+/// The longest gathered envelopes wait for more before they are sent in a request
+/// that is not full.
+pub const LINGER: Duration = Duration::from_millis(100);
+
 /// Most ids in one acknowledgement query.
 const ACK_POLL_MAX_IDS: usize = 1000;
 
@@ -72,8 +76,10 @@ pub struct HecSink {
     batch_max_events: usize,
     batch_max_bytes: usize,
     ack_timeout: Duration,
-    /// Envelopes gathered for the next request, and the ticket of each.
+    /// Envelopes gathered for the next request, and the ticket of each, and when the
+    /// first of them was gathered.
     filling: Envelopes,
+    gathered_at: Option<Instant>,
     filling_owners: Vec<Ticket>,
     /// Envelopes sent or gathered and not yet delivered, per ticket.
     remaining: HashMap<Ticket, usize>,
@@ -162,6 +168,7 @@ impl HecSink {
             batch_max_bytes: config.batch_max_bytes,
             ack_timeout: config.ack_timeout,
             filling: Envelopes::new(),
+            gathered_at: None,
             filling_owners: Vec::new(),
             remaining: HashMap::new(),
             unacknowledged: VecDeque::new(),
@@ -211,6 +218,9 @@ impl HecSink {
             return Ok(SendReport::default());
         }
         let before = self.filling.sizes().sum::<usize>();
+        if self.filling.is_empty() {
+            self.gathered_at = Some(Instant::now());
+        }
         for message in messages {
             self.filling.push(&self.fields, message);
             self.filling_owners.push(ticket);
@@ -235,16 +245,8 @@ impl HecSink {
     /// acknowledgements to poll (about once a second). Cancel-safe; never resolves
     /// while nothing awaits a receipt.
     pub async fn ready(&mut self) {
-        if !self.filling.is_empty() {
-            return;
-        }
-        match self.unacknowledged.front() {
-            Some(_) => {
-                let due = self
-                    .last_poll
-                    .map_or_else(Instant::now, |t| t + ACK_POLL_INTERVAL);
-                tokio::time::sleep_until(due).await;
-            }
+        match self.flush_due().into_iter().chain(self.poll_due()).min() {
+            Some(due) => tokio::time::sleep_until(due).await,
             None => std::future::pending().await,
         }
     }
@@ -252,16 +254,33 @@ impl HecSink {
     /// Sends what was gathered and polls the acknowledgements that are due. Not
     /// cancel-safe. On `Err` every piece not yet receipted is lost.
     pub async fn collect(&mut self) -> Result<(), SinkError> {
-        if !self.filling.is_empty() {
+        let now = Instant::now();
+        if self.flush_due().is_some_and(|due| due <= now) {
             self.flush(true).await?;
         }
-        let due = self
-            .last_poll
-            .is_none_or(|t| t + ACK_POLL_INTERVAL <= Instant::now());
-        if !self.unacknowledged.is_empty() && due {
+        if self.poll_due().is_some_and(|due| due <= now) {
             self.poll_acks().await?;
         }
         Ok(())
+    }
+
+    /// When the gathered envelopes are to be sent although no request is full: at
+    /// most [`LINGER`] after the first of them, so that a backfill fills requests
+    /// and a trickle of live events is not held for long.
+    fn flush_due(&self) -> Option<Instant> {
+        self.gathered_at
+            .filter(|_| !self.filling.is_empty())
+            .map(|at| at + LINGER)
+    }
+
+    /// When pending acknowledgements are to be polled next.
+    fn poll_due(&self) -> Option<Instant> {
+        let oldest = self.unacknowledged.front()?;
+        Some(match self.last_poll {
+            Some(t) => t + ACK_POLL_INTERVAL,
+            // The first poll goes at once.
+            None => oldest.sent,
+        })
     }
 
     /// Receipts produced since the last call, oldest first.
@@ -323,6 +342,7 @@ impl HecSink {
             Some(range) => {
                 self.filling = envelopes.slice(range.clone());
                 self.filling_owners = owners[range].to_vec();
+                self.gathered_at = Some(Instant::now());
             }
             None => {
                 // Keep the buffer's memory for the next requests.
