@@ -32,6 +32,10 @@
 //! after the first record count: earlier ones include events generated before the
 //! connector had connected, later ones could be delayed by the receiver's own checks.
 //!
+//! With `--transport hec` it is a Splunk HTTP Event Collector instead: it answers
+//! `POST /services/collector/event` (gzip or not) with HEC's success, and counts each
+//! envelope's event as a record (`--format splunk-json`).
+//!
 //! Output, after the first line `listening on ADDR`: `key=value` lines for the script.
 //! Exit status 0 when exactly-once holds, 1 when it does not, 2 on an error.
 
@@ -60,7 +64,8 @@ struct Args {
     /// Where to listen (loopback only in the benchmark).
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
-    /// tcp, tls (with a certificate made at start-up), relp, or relp-tls.
+    /// tcp, tls (with a certificate made at start-up), relp, relp-tls, or hec (Splunk
+    /// HTTP Event Collector over plain HTTP).
     #[arg(long, value_enum, default_value = "tcp")]
     transport: Transport,
     /// With `--transport tls` or `relp-tls`: where to write the PEM CA certificate that
@@ -105,6 +110,7 @@ enum Transport {
     Tls,
     Relp,
     RelpTls,
+    Hec,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -124,6 +130,8 @@ struct Extractor {
     /// Splunk puts `entName` last: searched from the end.
     tenant_rev: FinderRev<'static>,
     detection: Finder<'static>,
+    /// Records are HEC envelopes, not syslog records.
+    hec: bool,
 }
 
 /// What one record said.
@@ -228,7 +236,7 @@ async fn run(mut args: Args) -> anyhow::Result<bool> {
         }
     }
     let acceptor = match args.transport {
-        Transport::Tcp | Transport::Relp => None,
+        Transport::Tcp | Transport::Relp | Transport::Hec => None,
         Transport::Tls | Transport::RelpTls => {
             let ca_out = args
                 .ca_out
@@ -252,20 +260,26 @@ async fn run(mut args: Args) -> anyhow::Result<bool> {
             .collect(),
         ..Tally::default()
     }));
-    let extractor = Arc::new(Extractor::new(args.format, &args.tenants));
+    let mut extractor = Extractor::new(args.format, &args.tenants);
+    extractor.hec = args.transport == Transport::Hec;
+    let extractor = Arc::new(extractor);
     let latency = args.latency.then(|| Window {
         from: Duration::from_secs_f64(args.latency_warmup),
         to: args.duration.map(Duration::from_secs_f64),
     });
     let relp = matches!(args.transport, Transport::Relp | Transport::RelpTls);
-    tokio::spawn(accept_loop(
-        listener,
-        acceptor,
-        relp,
-        extractor,
-        tally.clone(),
-        latency,
-    ));
+    if args.transport == Transport::Hec {
+        tokio::spawn(hec::serve(listener, extractor, tally.clone(), latency));
+    } else {
+        tokio::spawn(accept_loop(
+            listener,
+            acceptor,
+            relp,
+            extractor,
+            tally.clone(),
+            latency,
+        ));
+    }
 
     // Wait for the first record.
     let started = Instant::now();
@@ -795,12 +809,15 @@ impl Extractor {
             tenant: Finder::new(tenant).into_owned(),
             tenant_rev: FinderRev::new(tenant).into_owned(),
             detection: Finder::new(b"smishingDetectionIndex=").into_owned(),
+            hec: false,
         }
     }
 
     /// The fields of one record, or `None` when it is malformed.
     fn record(&self, record: &[u8]) -> Option<Record> {
-        if record.first() != Some(&b'<') {
+        // A syslog record starts with its PRI, a HEC envelope with its object.
+        let first = if self.hec { b'{' } else { b'<' };
+        if record.first() != Some(&first) {
             return None;
         }
         let at = self.id.find(record)? + self.id.needle().len();
@@ -1028,5 +1045,96 @@ mod tests {
             Some(0x01a1aac4_759e_7c9d_bf7a_861b26a9b1a3)
         );
         assert_eq!(parse_uuid(b"01a1aac4x759e-7c9d-bf7a-861b26a9b1a3"), None);
+    }
+}
+
+/// The HEC mode: an HTTP server that takes event requests and counts their envelopes.
+mod hec {
+    use super::{Extractor, Record, Shared, Window, lock, now_us, tally_records};
+    use axum::body::Bytes;
+    use axum::extract::State;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::post;
+    use memchr::memmem::Finder;
+    use std::io::Read as _;
+    use std::sync::Arc;
+    use tokio::net::TcpListener;
+
+    #[derive(Clone)]
+    struct Ctx {
+        extractor: Arc<Extractor>,
+        tally: Shared,
+        latency: Option<Window>,
+    }
+
+    pub async fn serve(
+        listener: TcpListener,
+        extractor: Arc<Extractor>,
+        tally: Shared,
+        latency: Option<Window>,
+    ) {
+        let app = axum::Router::new()
+            .route("/services/collector/event", post(event))
+            .with_state(Ctx {
+                extractor,
+                tally,
+                latency,
+            });
+        if let Err(error) = axum::serve(listener, app).await {
+            eprintln!("bench_receiver: hec server: {error}");
+        }
+    }
+
+    async fn event(
+        State(ctx): State<Ctx>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> (StatusCode, &'static str) {
+        let arrived_us = now_us();
+        let gzip = headers
+            .get("content-encoding")
+            .is_some_and(|v| v.as_bytes() == b"gzip");
+        let plain = if gzip {
+            let mut out = Vec::with_capacity(body.len() * 6);
+            if flate2::read::GzDecoder::new(&body[..])
+                .read_to_end(&mut out)
+                .is_err()
+            {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    r#"{"text":"Invalid data format","code":6}"#,
+                );
+            }
+            out
+        } else {
+            body.to_vec()
+        };
+        lock(&ctx.tally).connections += 1;
+        // Envelopes are compact JSON objects back to back: `}{"` occurs only between
+        // two of them (inside a string the quote would be escaped).
+        let boundary = Finder::new(b"}{\"");
+        let mut parsed: Vec<Record> = Vec::new();
+        let mut malformed = 0u64;
+        let mut start = 0;
+        let mut each = |envelope: &[u8]| match ctx.extractor.record(envelope) {
+            Some(r) => parsed.push(r),
+            None => malformed += 1,
+        };
+        for at in boundary.find_iter(&plain) {
+            each(&plain[start..=at]);
+            start = at + 1;
+        }
+        if start < plain.len() {
+            each(&plain[start..]);
+        }
+        tally_records(
+            &ctx.tally,
+            &mut parsed,
+            malformed,
+            plain.len() as u64,
+            arrived_us,
+            ctx.latency,
+        );
+        (StatusCode::OK, r#"{"text":"Success","code":0}"#)
     }
 }

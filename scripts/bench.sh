@@ -10,10 +10,12 @@
 # the receiver opens itself (see examples/bench_receiver.rs).
 #
 # Usage: scripts/bench.sh [--events N] [--batch-size B] [--format qradar|splunk]
-#        [--transport tcp|tls|relp|relp-tls] [--tenants K] [--rate R]
+#        [--transport tcp|tls|relp|relp-tls|hec] [--tenants K] [--rate R]
 #        [--duration SECS] [--no-build] [--keep]
 # With relp and relp-tls the receiver answers every record as rsyslog's imrelp does
 # (rsp 200), so the figures include the connector's RELP window and answers.
+# --transport hec sends to a Splunk HTTP Event Collector ([destination:bench],
+# gzip, no acknowledgements) with the receiver in its HEC mode; the format is splunk.
 # See docs/performance.md#end-to-end-scriptsbenchsh for what each
 # figure means. Exit status: 0 when exactly-once held, 1 when it did not, 2 on errors.
 set -euo pipefail
@@ -39,7 +41,7 @@ while (($#)); do
   --events) events=${2:?--events needs a number}; shift 2 ;;
   --batch-size) batch_size=${2:?--batch-size needs a number}; shift 2 ;;
   --format) format=${2:?--format needs qradar or splunk}; shift 2 ;;
-  --transport) transport=${2:?--transport needs tcp, tls, relp or relp-tls}; shift 2 ;;
+  --transport) transport=${2:?--transport needs tcp, tls, relp, relp-tls or hec}; shift 2 ;;
   --tenants) tenants=${2:?--tenants needs a number}; shift 2 ;;
   --rate) rate=${2:?--rate needs events per second}; shift 2 ;;
   --duration) duration=${2:?--duration needs seconds}; shift 2 ;;
@@ -66,7 +68,8 @@ splunk) receiver_format=splunk-json ;;
 esac
 case "$transport" in
 tcp | tls | relp | relp-tls) ;;
-*) echo "bench.sh: --transport must be tcp, tls, relp or relp-tls" >&2; exit 2 ;;
+hec) format=splunk; receiver_format=splunk-json ;;
+*) echo "bench.sh: --transport must be tcp, tls, relp, relp-tls or hec" >&2; exit 2 ;;
 esac
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -169,12 +172,19 @@ config=$work/config.ini
     echo "smishing_enabled = true"
     echo
   done
-  echo "[syslog]"
-  echo "host = ${recv_addr%:*}"
-  echo "port = ${recv_addr##*:}"
-  echo "protocol = $transport"
-  echo "forwarder_type = $format"
-  if [[ $transport == tls || $transport == relp-tls ]]; then echo "ca_file = $work/ca.pem"; fi
+  if [[ $transport == hec ]]; then
+    echo "[destination:bench]"
+    echo "type = splunk_hec"
+    echo "url = http://$recv_addr"
+    echo "token = bench-token"
+  else
+    echo "[syslog]"
+    echo "host = ${recv_addr%:*}"
+    echo "port = ${recv_addr##*:}"
+    echo "protocol = $transport"
+    echo "forwarder_type = $format"
+    if [[ $transport == tls || $transport == relp-tls ]]; then echo "ca_file = $work/ca.pem"; fi
+  fi
   echo
   echo "[connector]"
   echo "state_dir = $work/state"

@@ -73,7 +73,11 @@ pub async fn run(
     let mut started = 0usize;
     for tenant in &config.tenants {
         let tenant_observer = observer.tenant(&tenant.entity_name, tenant.sse_timeout);
-        let state = StateFile::new(&state_dir, &tenant.entity_name);
+        let state = StateFile::for_destination(
+            &state_dir,
+            &tenant.entity_name,
+            tenant.destinations.first().map_or("syslog", |d| d.name()),
+        );
         let saved = match state.load() {
             Ok(saved) => saved,
             Err(e) => {
@@ -91,7 +95,7 @@ pub async fn run(
                 saved.as_ref().and_then(|s| Position::new(s.position.clone())),
                 tenant
             )),
-            destination = %syslog.destination(),
+            destination = %tenant.destination_description(),
             format = %syslog.format,
             header = %format!("{:?}", syslog.header).to_lowercase(),
             state_file = %state.path().display(),
@@ -294,7 +298,8 @@ fn watchdog_usec(usec: Option<&str>, pid: Option<&str>, own_pid: u32) -> Option<
 }
 
 /// `check-config --probe`: for each tenant, fetch a token, open the stream once and
-/// connect to the syslog destination, printing each step. True when every step passed.
+/// connect to the syslog destination (or check a HEC destination's health and token),
+/// printing each step. True when every step passed.
 pub async fn probe(config: &Config) -> bool {
     crate::tls::install_crypto_provider();
     let mut all_ok = true;
@@ -308,6 +313,17 @@ pub async fn probe(config: &Config) -> bool {
                     println!("  {}: FAILED: {}", step.step, shown(&e));
                 }
             }
+        }
+        if let Some(crate::config::DestinationConfig::SplunkHec(hec)) = tenant.destinations.first()
+        {
+            match crate::sink::hec::probe(hec).await {
+                Ok(found) => println!("  splunk_hec: ok: {found}"),
+                Err(e) => {
+                    all_ok = false;
+                    println!("  splunk_hec: FAILED: {e}");
+                }
+            }
+            continue;
         }
         let connected = match crate::sink::transport::Connector::new(&tenant.syslog) {
             Ok(connector) => match connector.connect().await {

@@ -1,7 +1,8 @@
 //! Dead letters: what could not be formatted or decoded, kept instead of lost.
 //!
 //! `<state_dir>/dead-letter/<entity_name>.jsonl` gets one JSON object per line with the
-//! tenant, the time, the reason and the raw data. The stream position then moves past
+//! tenant, the time, the reason and the raw data, and `destination` (its name) when a
+//! destination refused the record (a Splunk HEC per-event error). The stream position then moves past
 //! the item; the operator can inspect and replay the file by hand. Appends are rare
 //! (only for malformed input), so each one opens, appends and syncs the file.
 //!
@@ -64,6 +65,8 @@ struct Line<'a> {
     time: String,
     reason: &'a str,
     raw: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destination: Option<&'a str>,
 }
 
 impl DeadLetterFile {
@@ -111,6 +114,7 @@ impl DeadLetterFile {
                 time: time.clone(),
                 reason: &letter.reason,
                 raw: &letter.raw,
+                destination: letter.destination.as_deref(),
             };
             serde_json::to_writer(&mut text, &line).map_err(|e| self.io(e.into()))?;
             text.push(b'\n');
@@ -205,6 +209,7 @@ mod tests {
         DeadLetter {
             reason: "invalid json".into(),
             raw: "{".into(),
+            destination: None,
         }
     }
 
@@ -277,6 +282,7 @@ mod tests {
         let letter = DeadLetter {
             reason: "invalid json: expected value".into(),
             raw: "{not json\n".into(),
+            destination: None,
         };
         file.append(std::slice::from_ref(&letter)).unwrap();
         file.append(&[letter]).unwrap();

@@ -277,8 +277,12 @@ impl fmt::Display for Untrusted<'_> {
 pub struct DeadLetter {
     /// Short reason, e.g. `invalid json: expected value at line 1 column 1`.
     pub reason: String,
-    /// The raw text that was received.
+    /// The raw text that was received (for a record a destination refused: what was
+    /// sent to it).
     pub raw: String,
+    /// The destination that refused the record (`None`: it was never sent anywhere,
+    /// e.g. undecodable input).
+    pub destination: Option<String>,
 }
 
 /// One `events` message of the stream, decoded.

@@ -36,7 +36,22 @@ struct ReasonLabel {
     reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DestinationLabel {
+    tenant: String,
+    destination: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResponseLabel {
+    tenant: String,
+    destination: String,
+    status: String,
+    code: String,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
+type FloatCounter = Counter<f64, AtomicU64>;
 
 /// Every metric family of the process.
 #[derive(Default)]
@@ -55,6 +70,12 @@ struct Metrics {
     healthy: Family<TenantLabel, Gauge>,
     tenant_restarts: Family<TenantLabel, Counter>,
     log_lines_dropped: Counter,
+    hec_requests: Family<DestinationLabel, Counter>,
+    hec_responses: Family<ResponseLabel, Counter>,
+    hec_resent: Family<DestinationLabel, Counter>,
+    hec_acks: Family<DestinationLabel, Counter>,
+    hec_ack_latency: Family<DestinationLabel, FloatCounter>,
+    hec_ack_timeouts: Family<DestinationLabel, Counter>,
 }
 
 /// The process-wide registry and the tenants it watches.
@@ -88,6 +109,22 @@ pub struct TenantObserver {
     label: TenantLabel,
     metrics: Arc<Metrics>,
     health: Arc<TenantHealth>,
+}
+
+/// What a Splunk HEC destination did since its last report ([`TenantObserver::hec`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HecReport {
+    /// Event requests sent (answered or not).
+    pub requests: u64,
+    /// Answers: (HTTP status, HEC code or -1, how many).
+    pub responses: Vec<(u16, i64, u64)>,
+    /// Events sent again within the sink.
+    pub resent: u64,
+    /// Acknowledgement ids reported true, and the sum of their latencies.
+    pub acked: u64,
+    pub ack_latency: Duration,
+    /// Requests whose acknowledgement did not come within `ack_timeout`.
+    pub ack_timeouts: u64,
 }
 
 /// `/health`'s JSON body.
@@ -193,6 +230,36 @@ impl Observer {
             "tenant_healthy",
             "1 when the tenant passes the /health rule",
             m.healthy.clone(),
+        );
+        registry.register(
+            "hec_requests",
+            "Event requests sent to a Splunk HEC destination",
+            m.hec_requests.clone(),
+        );
+        registry.register(
+            "hec_responses",
+            "Splunk HEC answers to event requests, by HTTP status and HEC code (-1: none)",
+            m.hec_responses.clone(),
+        );
+        registry.register(
+            "hec_resent_events",
+            "Events sent to a HEC destination again (413 halves, the rest after a refused event, requests whose acknowledgement timed out)",
+            m.hec_resent.clone(),
+        );
+        registry.register(
+            "hec_acks",
+            "HEC acknowledgement ids reported true",
+            m.hec_acks.clone(),
+        );
+        registry.register(
+            "hec_ack_latency_seconds",
+            "Sum of the times from a HEC request's answer to its acknowledgement (divide by mrav2_hec_acks_total for the mean)",
+            m.hec_ack_latency.clone(),
+        );
+        registry.register(
+            "hec_ack_timeouts",
+            "HEC requests whose acknowledgement did not come within ack_timeout",
+            m.hec_ack_timeouts.clone(),
         );
         Self {
             registry,
@@ -374,6 +441,44 @@ impl TenantObserver {
             .token_fetches
             .get_or_create(&self.label)
             .inc_by(n);
+    }
+
+    /// What a Splunk HEC destination did since the last report: requests sent,
+    /// answers by (HTTP status, HEC code), events sent again, acknowledgements with
+    /// their summed latency, acknowledgement timeouts.
+    pub fn hec(&self, destination: &str, report: &HecReport) {
+        let label = DestinationLabel {
+            tenant: self.label.tenant.clone(),
+            destination: destination.to_owned(),
+        };
+        let m = &self.metrics;
+        if report.requests > 0 {
+            m.hec_requests.get_or_create(&label).inc_by(report.requests);
+        }
+        for &(status, code, n) in &report.responses {
+            m.hec_responses
+                .get_or_create(&ResponseLabel {
+                    tenant: label.tenant.clone(),
+                    destination: label.destination.clone(),
+                    status: status.to_string(),
+                    code: code.to_string(),
+                })
+                .inc_by(n);
+        }
+        if report.resent > 0 {
+            m.hec_resent.get_or_create(&label).inc_by(report.resent);
+        }
+        if report.acked > 0 {
+            m.hec_acks.get_or_create(&label).inc_by(report.acked);
+            m.hec_ack_latency
+                .get_or_create(&label)
+                .inc_by(report.ack_latency.as_secs_f64());
+        }
+        if report.ack_timeouts > 0 {
+            m.hec_ack_timeouts
+                .get_or_create(&label)
+                .inc_by(report.ack_timeouts);
+        }
     }
 
     /// The sink opened a new connection after a failure.

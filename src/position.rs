@@ -1,7 +1,8 @@
 //! The per-tenant state file: where the stream stands for events already **delivered**.
 //!
 //! `<state_dir>/<entity_name>.position.json` holds the position of the last batch the
-//! syslog destination accepted, never one merely received. It is replaced atomically
+//! syslog destination accepted, never one merely received; another destination NAME
+//! (Splunk HEC) has `<entity_name>@<NAME>.position.json`, with `"destination":"NAME"`. It is replaced atomically
 //! (temporary file, fsync, rename, fsync of the directory), so a crash leaves either the
 //! old or the new file, never a torn one. When to commit is the tenant's decision, and
 //! where to start is [`crate::source::StartPoint::resolve`]'s.
@@ -24,6 +25,9 @@ pub struct SavedPosition {
     pub saved_at: DateTime<Utc>,
     /// Events delivered since the state file was first created.
     pub delivered: u64,
+    /// The destination it belongs to, for every destination but `syslog`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
 }
 
 /// A state-file problem. Every message names the file.
@@ -70,6 +74,19 @@ impl StateFile {
     pub fn new(state_dir: &Path, entity_name: &str) -> Self {
         Self {
             path: state_dir.join(format!("{entity_name}.position.json")),
+        }
+    }
+
+    /// The state file of `entity_name`'s pair with `destination`: the tenant's own
+    /// for `syslog`, `<entity_name>@<destination>.position.json` for any other, so
+    /// that a destination added later starts from the tenant's start rules, not from
+    /// where another destination stands.
+    pub fn for_destination(state_dir: &Path, entity_name: &str, destination: &str) -> Self {
+        if destination == "syslog" {
+            return Self::new(state_dir, entity_name);
+        }
+        Self {
+            path: state_dir.join(format!("{entity_name}@{destination}.position.json")),
         }
     }
 
@@ -152,6 +169,7 @@ mod tests {
 
     fn saved(position: &str, delivered: u64) -> SavedPosition {
         SavedPosition {
+            destination: None,
             entity_name: "acme".into(),
             position: position.into(),
             saved_at: DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z")

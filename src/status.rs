@@ -64,7 +64,11 @@ fn shown(text: &str) -> String {
 const VALUE_COLUMN: usize = "state_file: ".len();
 
 fn tenant_block(tenant: &TenantConfig, state_dir: &Path, now: DateTime<Utc>) -> String {
-    let file = StateFile::new(state_dir, &tenant.entity_name);
+    let file = StateFile::for_destination(
+        state_dir,
+        &tenant.entity_name,
+        tenant.destinations.first().map_or("syslog", |d| d.name()),
+    );
     let mut lines: Vec<(&str, String)> = Vec::new();
     match file.load() {
         Ok(Some(saved)) => saved_lines(&saved, now, &mut lines),
@@ -145,6 +149,7 @@ mod tests {
     fn save(dir: &Path, name: &str, position: &str, saved_at: &str, delivered: u64) -> PathBuf {
         let file = StateFile::new(dir, name);
         file.save(&SavedPosition {
+            destination: None,
             entity_name: name.into(),
             position: position.into(),
             saved_at: at(saved_at),

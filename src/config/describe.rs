@@ -3,8 +3,8 @@
 //! of any summary, and proxy addresses carry no credentials once validated.
 
 use super::{
-    Config, Format, Framing, HeaderFormat, HeaderTime, Protocol, ProxyConfig, SyslogConfig,
-    TenantConfig,
+    Config, DestinationConfig, Format, Framing, HeaderFormat, HeaderTime, HecConfig, Protocol,
+    ProxyConfig, SyslogConfig, TenantConfig,
 };
 use std::fmt;
 
@@ -24,11 +24,34 @@ impl TenantConfig {
         }
     }
 
+    /// Where the tenant's events go: the syslog destination, or a HEC destination.
+    pub fn destination_description(&self) -> String {
+        match self.destinations.first() {
+            Some(DestinationConfig::SplunkHec(hec)) => hec.description(),
+            _ => self.syslog.destination(),
+        }
+    }
+
     /// A few lines describing the tenant, without secrets.
     pub fn summary(&self) -> String {
         let types: Vec<&str> = self.types.iter().map(|t| t.as_str()).collect();
         let s = &self.syslog;
-        let destination = s.destination();
+        let destination = self.destination_description();
+        if let Some(DestinationConfig::SplunkHec(hec)) = self.destinations.first() {
+            return format!(
+                "tenant {} [{}]\n  api domain:  {}\n  types:       {}\n  start:       saved state if any, else {}\n  destination: {}\n  format:      splunk json event objects in HEC envelopes, host {}, source {}, sourcetype {}, index {}",
+                self.entity_name,
+                self.section,
+                self.api_base(),
+                types.join(","),
+                self.start_description(),
+                destination,
+                hec.host,
+                hec.source,
+                hec.sourcetype.as_deref().unwrap_or("lookout:mra:<type>"),
+                hec.index.as_deref().unwrap_or("(the token's default)"),
+            );
+        }
         let format = s.format.to_string();
         let header = match s.header {
             HeaderFormat::Rfc3164 => "rfc3164",
@@ -58,6 +81,22 @@ impl TenantConfig {
             out.push_str(&format!("\n  identifier:  {k}={v}"));
         }
         out
+    }
+}
+
+impl HecConfig {
+    /// E.g. `splunk_hec splunk https://splunk:8088 (acknowledgements on, gzip, at
+    /// most 500 events / 1000000 bytes per request)`.
+    pub fn description(&self) -> String {
+        format!(
+            "splunk_hec {} {} (acknowledgements {}, {}, at most {} events / {} bytes per request)",
+            self.name,
+            self.url.as_str().trim_end_matches('/'),
+            if self.acknowledgements { "on" } else { "off" },
+            if self.gzip { "gzip" } else { "uncompressed" },
+            self.batch_max_events,
+            self.batch_max_bytes,
+        )
     }
 }
 

@@ -10,7 +10,8 @@
 //! This module owns the order of the work: the INI syntax step (`config::raw`), unknown
 //! sections and keys, then one loader per section, each an `impl` block of the private
 //! `Check` (which collects problems and warnings) in a child module of its own:
-//! `lookout` (the tenants), `syslog` (a syslog destination), `proxy` and `connector`.
+//! `lookout` (the tenants), `syslog` (a syslog destination), `destination`
+//! (`[destination:NAME]` and which destinations a tenant uses), `proxy` and `connector`.
 //! How a single value is read (booleans, sizes, facilities, timestamps…) is in `value`.
 //!
 //! Rules decided here and in those modules (and documented in `config.ini.example`):
@@ -37,6 +38,7 @@
 //!   accept), at most 65507 for udp and 16 MiB otherwise.
 
 mod connector;
+mod destination;
 mod lookout;
 mod proxy;
 mod syslog;
@@ -44,6 +46,7 @@ mod value;
 
 pub use super::problem::{ConfigError, Problem};
 pub use connector::CONNECTOR_KEYS;
+pub use destination::{DESTINATION_PREFIX, HEC_KEYS, hec_token_env_var};
 pub use lookout::{LOOKOUT_KEYS, api_key_env_var};
 pub use proxy::PROXY_KEYS;
 pub use syslog::{
@@ -259,7 +262,8 @@ impl Check<'_, '_> {
     fn config(&mut self, raw: &RawIni) -> Option<Config> {
         self.known_sections_and_keys(raw);
         let tenants = self.tenant_scopes(raw);
-        let built = self.tenants(&tenants);
+        let destinations = self.destinations(raw);
+        let built = self.tenants(&tenants, &destinations);
         if tenants.is_empty() {
             // Still check the destination, so every problem is reported at once.
             self.syslog_destination(&SyslogKeys::section(raw.section("syslog")));
@@ -298,11 +302,12 @@ impl Check<'_, '_> {
                 "proxy" => PROXY_KEYS,
                 "connector" => CONNECTOR_KEYS,
                 _ if is_tenant => LOOKOUT_KEYS,
+                _ if name.starts_with(DESTINATION_PREFIX) => HEC_KEYS,
                 _ => {
                     self.problems.push(Problem::section(
                         self.file,
                         name,
-                        "unknown section; expected [lookout], [lookout:NAME], [syslog], [proxy] or [connector]",
+                        "unknown section; expected [lookout], [lookout:NAME], [syslog], [destination:NAME], [proxy] or [connector]",
                     ));
                     continue;
                 }

@@ -868,7 +868,7 @@ fn load_file_warns_about_a_readable_file() {
 problem!(
     unknown_section,
     format!("{BASE}[sylog]\n"),
-    "config.ini: [sylog]: unknown section; expected [lookout], [lookout:NAME], [syslog], [proxy] or [connector]"
+    "config.ini: [sylog]: unknown section; expected [lookout], [lookout:NAME], [syslog], [destination:NAME], [proxy] or [connector]"
 );
 problem!(
     unknown_key,
@@ -878,12 +878,12 @@ problem!(
 problem!(
     unknown_tenant_key,
     format!("{BASE}syslog_hots = x\n"),
-    "config.ini: [lookout] syslog_hots = \"x\": unknown key; accepted keys are entity_name, api_domain, api_key, api_key_file, threat_enabled, device_enabled, audit_enabled, smishing_enabled, stream_position, start_time, sse_timeout, ca_file, max_event_size and the [syslog] keys prefixed with syslog_ (e.g. syslog_host)"
+    "config.ini: [lookout] syslog_hots = \"x\": unknown key; accepted keys are entity_name, api_domain, api_key, api_key_file, threat_enabled, device_enabled, audit_enabled, smishing_enabled, stream_position, start_time, sse_timeout, ca_file, max_event_size, destinations and the [syslog] keys prefixed with syslog_ (e.g. syslog_host)"
 );
 problem!(
     unknown_secret_looking_key_hides_value,
     format!("{BASE}apikey = sekrit\n"),
-    "config.ini: [lookout] apikey = \"***\": unknown key; accepted keys are entity_name, api_domain, api_key, api_key_file, threat_enabled, device_enabled, audit_enabled, smishing_enabled, stream_position, start_time, sse_timeout, ca_file, max_event_size and the [syslog] keys prefixed with syslog_ (e.g. syslog_host)"
+    "config.ini: [lookout] apikey = \"***\": unknown key; accepted keys are entity_name, api_domain, api_key, api_key_file, threat_enabled, device_enabled, audit_enabled, smishing_enabled, stream_position, start_time, sse_timeout, ca_file, max_event_size, destinations and the [syslog] keys prefixed with syslog_ (e.g. syslog_host)"
 );
 problem!(
     syslog_format_twice,
@@ -1317,4 +1317,188 @@ proptest! {
     ) {
         let _ = load(&lines.join("\n"));
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Destinations: [destination:NAME] with type = splunk_hec, and a tenant's list.
+
+fn hec(extra: &str) -> String {
+    format!(
+        "{BASE}[destination:splunk]\ntype = splunk_hec\nurl = https://splunk.example.com:8088\ntoken = hec-secret-token\n{extra}\n"
+    )
+}
+
+fn only_hec(config: &Config) -> &crate::config::HecConfig {
+    match config.tenants[0].destinations.as_slice() {
+        [crate::config::DestinationConfig::SplunkHec(h)] => h,
+        other => panic!("expected one HEC destination, got {other:?}"),
+    }
+}
+
+#[test]
+fn without_destinations_a_tenant_uses_syslog() {
+    let config = ok(BASE);
+    assert!(matches!(
+        config.tenants[0].destinations.as_slice(),
+        [crate::config::DestinationConfig::Syslog(_)]
+    ));
+    assert_eq!(config.tenants[0].destinations[0].name(), "syslog");
+}
+
+#[test]
+fn a_hec_destination_gets_every_default() {
+    let config = ok(&hec(""));
+    let h = only_hec(&config);
+    assert_eq!(h.name, "splunk");
+    assert_eq!(h.url.as_str(), "https://splunk.example.com:8088/");
+    assert_eq!(h.token.expose(), "hec-secret-token");
+    assert_eq!(h.index, None);
+    assert_eq!(h.sourcetype, None);
+    assert_eq!(h.source, "mrav2-syslog-connector");
+    // HOSTNAME precedence of [syslog]: here the sanitised machine name.
+    assert_eq!(h.host, "build-box");
+    assert!(!h.acknowledgements);
+    assert_eq!((h.batch_max_events, h.batch_max_bytes), (500, 1_000_000));
+    assert!(h.gzip);
+    assert_eq!(h.request_timeout, Duration::from_secs(30));
+    assert_eq!(h.ack_timeout, Duration::from_secs(300));
+    assert!(h.tls.verify);
+    assert_eq!(h.tls.server_name, "splunk.example.com");
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
+#[test]
+fn every_hec_key_can_be_set() {
+    let config = ok(&hec(
+        "index = mobile\nsourcetype = lookout\nsource = mra\nhost = conn-01\nforwarder_type = Splunk\nacknowledgements = true\nbatch_max_events = 100\nbatch_max_bytes = 65536\ncompression = none\nrequest_timeout = 5\nack_timeout = 60\nca_file = /etc/ca.pem\ncert_file = /etc/c.pem\nkey_file = /etc/k.pem\ntls_verify = false",
+    ));
+    let h = only_hec(&config);
+    assert_eq!(h.index.as_deref(), Some("mobile"));
+    assert_eq!(h.sourcetype.as_deref(), Some("lookout"));
+    assert_eq!((h.source.as_str(), h.host.as_str()), ("mra", "conn-01"));
+    assert!(h.acknowledgements && !h.gzip && !h.tls.verify);
+    assert_eq!((h.batch_max_events, h.batch_max_bytes), (100, 65536));
+    assert_eq!(h.request_timeout, Duration::from_secs(5));
+    assert_eq!(h.ack_timeout, Duration::from_secs(60));
+    assert_eq!(h.tls.ca_file, Some(PathBuf::from("/etc/ca.pem")));
+    assert!(h.tls.client_auth.is_some());
+}
+
+#[test]
+fn hec_token_precedence_file_then_env_then_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "from-file\n").unwrap();
+    let env = [("MRAV2_HEC_TOKEN_SPLUNK_CLOUD", "from-env")];
+    let text = |extra: &str| {
+        format!(
+            "{BASE}[destination:splunk-cloud]\ntype = splunk_hec\nurl = https://x.splunkcloud.com\ntoken = from-key\n{extra}\n"
+        )
+    };
+    let token = |config: Config| match &config.tenants[0].destinations[0] {
+        crate::config::DestinationConfig::SplunkHec(h) => h.token.expose().to_owned(),
+        _ => panic!(),
+    };
+    let with_file = text(&format!("token_file = {}", file.display()));
+    assert_eq!(token(load_env(&with_file, &env).unwrap()), "from-file");
+    assert_eq!(token(load_env(&text(""), &env).unwrap()), "from-env");
+    assert_eq!(token(load_env(&text(""), &[]).unwrap()), "from-key");
+    assert_eq!(
+        hec_token_env_var("splunk-cloud.eu"),
+        "MRAV2_HEC_TOKEN_SPLUNK_CLOUD_EU"
+    );
+}
+
+#[test]
+fn hec_problems_are_all_listed_and_never_show_the_token() {
+    let text = format!(
+        "{BASE}destinations = splunk\n[destination:splunk]\ntype = splunk_hec\nurl = https://user:pw@splunk\ntoken_file = /nonexistent/token\nbatch_max_events = 0\ncompression = zstd\nacknowledgements = maybe\nindex = _internal\nforwarder_type = ocsf\nsecret_key = x\n"
+    );
+    let found = problems(&text);
+    let expected = [
+        "config.ini: [destination:splunk] secret_key = \"***\": unknown key; accepted keys are type, url, token, token_file, index, sourcetype, source, host, forwarder_type, acknowledgements, batch_max_events, batch_max_bytes, compression, request_timeout, ack_timeout, ca_file, cert_file, key_file, tls_verify",
+        "config.ini: [destination:splunk] url = \"https://user:***@splunk\": must not hold credentials; put the token in token_file",
+        "config.ini: [destination:splunk] token_file = \"/nonexistent/token\": cannot read it: no such file; make the file readable by the connector's user",
+        "config.ini: [destination:splunk] index = \"_internal\": not a splunk index name; expected letters, digits, '_' and '-', not starting with '_' or '-'",
+        "config.ini: [destination:splunk] forwarder_type = \"ocsf\": unknown forwarder type for splunk_hec; expected splunk (the Splunk JSON event object)",
+        "config.ini: [destination:splunk] acknowledgements = \"maybe\": not a boolean; expected true, false, yes, no, on, off, 1 or 0",
+        "config.ini: [destination:splunk] batch_max_events = \"0\": not a number of events from 1 to 100000",
+        "config.ini: [destination:splunk] compression = \"zstd\": unknown compression; expected gzip or none",
+    ];
+    for e in expected {
+        assert!(found.iter().any(|f| f == e), "missing {e:?} in {found:#?}");
+    }
+    assert_eq!(found.len(), expected.len(), "{found:#?}");
+    let text = hec("");
+    let shown = format!("{:?}", ok(&text));
+    assert!(!shown.contains("hec-secret-token"), "{shown}");
+}
+
+problem!(
+    hec_url_is_required,
+    format!("{BASE}[destination:s]\ntype = splunk_hec\ntoken = t\n"),
+    "config.ini: [destination:s] url: missing; set url to the HEC base url, e.g. https://splunk.example.com:8088 or https://http-inputs-ACME.splunkcloud.com"
+);
+
+problem!(
+    hec_token_is_required,
+    format!("{BASE}[destination:s]\ntype = splunk_hec\nurl = https://s\n"),
+    "config.ini: [destination:s] token: missing; set token_file (or MRAV2_HEC_TOKEN_S, or token) to the HEC token"
+);
+
+problem!(
+    destination_type_is_required,
+    format!("{BASE}[destination:s]\nurl = https://s\n"),
+    "config.ini: [destination:s] type: missing; set type = splunk_hec (a second syslog destination is not supported yet)"
+);
+
+problem!(
+    destination_names_are_file_names_and_not_syslog,
+    format!("{BASE}[destination:syslog]\ntype = splunk_hec\n"),
+    "config.ini: [destination:syslog]: not a usable destination name; use letters, digits, '.', '_' and '-', and not syslog (which is [syslog])"
+);
+
+problem!(
+    an_unknown_destination_is_reported,
+    format!("{BASE}destinations = splunk\n"),
+    "config.ini: [lookout] destinations = \"splunk\": splunk is not a destination of this file; expected syslog or the NAME of a [destination:NAME] section"
+);
+
+problem!(
+    a_destination_listed_twice_is_reported,
+    format!("{BASE}destinations = syslog, syslog\n"),
+    "config.ini: [lookout] destinations = \"syslog, syslog\": syslog is listed twice; list each destination once"
+);
+
+problem!(
+    an_empty_destination_list_is_reported,
+    format!("{BASE}destinations = ,\n"),
+    "config.ini: [lookout] destinations = \",\": no destination named; list one, e.g. syslog or the NAME of a [destination:NAME]"
+);
+
+problem!(
+    several_destinations_are_not_supported_yet,
+    format!("{}[syslog]\nhost = s\n", hec("")),
+    "config.ini: [lookout] destinations: uses the destinations syslog, splunk; more than one destination per tenant is not supported yet: set destinations to one of them in [lookout]"
+);
+
+warning!(
+    hec_over_http_warns,
+    format!("{BASE}[destination:s]\ntype = splunk_hec\nurl = http://127.0.0.1:8088\ntoken = t\n"),
+    "config.ini: [destination:s] url = \"http://127.0.0.1:8088\": plain http: the token and the events travel unencrypted; use https outside tests"
+);
+
+#[test]
+fn a_tenant_picks_one_of_several_destinations() {
+    let text = format!(
+        "{}[syslog]\nhost = s\n[lookout:eu]\napi_key = k2\ndestinations = syslog\n",
+        hec("").replace("[lookout]\n", "[lookout]\ndestinations = splunk\n")
+    );
+    let config = ok(&text);
+    let names: Vec<_> = config
+        .tenants
+        .iter()
+        .map(|t| (t.entity_name.as_str(), t.destinations[0].name()))
+        .collect();
+    assert_eq!(names, [("acme", "splunk"), ("eu", "syslog")]);
 }

@@ -127,8 +127,66 @@ pub struct TenantConfig {
     pub ca_file: Option<PathBuf>,
     /// `max_event_size`, bytes.
     pub max_event_size: usize,
-    /// The destination, after `syslog_*` overrides.
+    /// The `[syslog]` settings, after `syslog_*` overrides. Also the format settings
+    /// (`forwarder_type`, custom identifier) of every destination.
     pub syslog: SyslogConfig,
+    /// Where the tenant's events go, from its `destinations` key (default: every
+    /// destination the file defines, else `syslog`). Never empty; for now exactly one
+    /// (several per tenant are not supported yet).
+    pub destinations: Vec<DestinationConfig>,
+}
+
+/// One place a tenant's events go (`[syslog]` or `[destination:NAME]`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DestinationConfig {
+    /// A syslog receiver: the destination named `syslog`.
+    Syslog(SyslogConfig),
+    /// A Splunk HTTP Event Collector.
+    SplunkHec(HecConfig),
+}
+
+/// `[destination:NAME]` with `type = splunk_hec`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HecConfig {
+    /// NAME, `[A-Za-z0-9._-]+`, not `syslog`.
+    pub name: String,
+    /// `url`: the base URL; `/services/collector/event` is appended.
+    pub url: Url,
+    /// The HEC token, from `token_file` > `MRAV2_HEC_TOKEN_<NAME>` > `token`.
+    pub token: Secret,
+    /// `index`; `None`: the token's default index.
+    pub index: Option<String>,
+    /// `sourcetype`; `None`: `lookout:mra:<type in lowercase>` per event.
+    pub sourcetype: Option<String>,
+    /// `source`.
+    pub source: String,
+    /// `host` of every event (HOSTNAME precedence of `[syslog]`).
+    pub host: String,
+    /// `acknowledgements`: wait for indexer acknowledgement.
+    pub acknowledgements: bool,
+    /// `batch_max_events`.
+    pub batch_max_events: usize,
+    /// `batch_max_bytes` (uncompressed).
+    pub batch_max_bytes: usize,
+    /// `compression = gzip`.
+    pub gzip: bool,
+    /// `request_timeout`.
+    pub request_timeout: Duration,
+    /// `ack_timeout`.
+    pub ack_timeout: Duration,
+    /// `ca_file`, `cert_file`/`key_file`, `tls_verify` (`server_name` is unused: the
+    /// URL's host is the name checked).
+    pub tls: TlsConfig,
+}
+
+impl DestinationConfig {
+    /// The destination's name: `syslog` or NAME of `[destination:NAME]`.
+    pub fn name(&self) -> &str {
+        match self {
+            DestinationConfig::Syslog(_) => "syslog",
+            DestinationConfig::SplunkHec(hec) => &hec.name,
+        }
+    }
 }
 
 /// `[syslog]` (with a tenant's `syslog_*` overrides applied).

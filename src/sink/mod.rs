@@ -10,6 +10,7 @@
 //! | [`plain::PlainSink`] | UDP, stdout | it was written |
 //! | [`plain::PlainSink`] | TCP, TLS | it was written and the connection was still open `settle` later (the settle rule) |
 //! | [`relp::RelpSink`] | RELP, RELP over TLS | the receiver answered `200` to each of its records |
+//! | [`hec::HecSink`] | Splunk HEC | HEC answered 200 code 0; with acknowledgements, its ack id was reported true |
 //!
 //! A sink never retries and never sleeps for a backoff: on `Err` it has dropped its
 //! connection and forgotten what it held, the tenant counts every outstanding piece
@@ -19,13 +20,14 @@
 //! The parts: record header and framing ([`syslog`], pure), connections
 //! ([`transport`]), and the sinks themselves.
 
+pub mod hec;
 pub mod plain;
 pub mod relp;
 pub mod syslog;
 pub mod transport;
 
-use crate::config::SyslogConfig;
-use crate::event::Untrusted;
+use crate::config::{DestinationConfig, SyslogConfig};
+use crate::event::{DeadLetter, Untrusted};
 use crate::format::RenderedMessage;
 use crate::tenant::ledger::{Receipt, Ticket};
 use chrono::Utc;
@@ -48,6 +50,8 @@ pub enum Sink {
     Plain(plain::PlainSink),
     /// RELP, plain or over TLS.
     Relp(relp::RelpSink),
+    /// Splunk HTTP Event Collector.
+    Hec(hec::HecSink),
 }
 
 /// What one piece written amounted to, for the caller's metrics.
@@ -62,16 +66,23 @@ pub struct SendReport {
     /// UDP records the operating system refused as too large (`EMSGSIZE`); logged, and
     /// not sent. Always 0 for the stream transports.
     pub oversized: usize,
+    /// Whether the destination took something of this piece now (syslog: written;
+    /// HEC: a request was answered with success). False when the sink only gathered
+    /// the piece for a later request.
+    pub accepted: bool,
 }
 
 /// Why a piece was not delivered. The connection has been dropped; everything the sink
 /// held unreceipted is to be sent again later.
 #[derive(Debug, thiserror::Error)]
-#[error("syslog {destination}: {message}")]
+#[error("{destination}: {message}")]
 pub struct SinkError {
     kind: SinkErrorKind,
-    destination: Destination,
+    /// `syslog 127.0.0.1:514 (tcp)`, `splunk_hec NAME (URL)`.
+    destination: String,
     message: String,
+    /// How long the receiver asked to be left alone (HTTP `Retry-After`).
+    retry_after: Option<Duration>,
 }
 
 /// The class of a [`SinkError`].
@@ -91,6 +102,13 @@ pub enum SinkErrorKind {
     /// The receiver answered that it did not take a record (RELP: a code other than
     /// 200).
     Refused,
+    /// The receiver answered that it cannot take records now (HEC busy, internal
+    /// error, rate limit): send them again after the backoff.
+    Busy,
+    /// The receiver is not set up to take these records (HEC token refused or
+    /// disabled, index not allowed, acknowledgement off): an operator must fix it.
+    /// Nothing is dead-lettered; the records are sent again after the backoff.
+    Misconfigured,
 }
 
 /// The framed records of the piece being sent, reused from piece to piece, and the
@@ -132,12 +150,27 @@ impl Sink {
         }
     }
 
+    /// The sink of `destination`, for `tenant`; see [`Sink::new`].
+    pub fn for_destination(
+        destination: &DestinationConfig,
+        tenant: &str,
+        commit_interval: Duration,
+    ) -> Result<Self, SinkError> {
+        match destination {
+            DestinationConfig::Syslog(config) => Self::new(config, tenant, commit_interval),
+            DestinationConfig::SplunkHec(config) => {
+                Ok(Sink::Hec(hec::HecSink::new(config, tenant)?))
+            }
+        }
+    }
+
     /// How long after sending a piece is receipted at the earliest (the settle time of
     /// plain TCP/TLS; zero where the receipt depends only on the receiver).
     pub fn confirmation_delay(&self) -> Duration {
         match self {
             Sink::Plain(sink) => sink.confirmation_delay(),
             Sink::Relp(_) => Duration::ZERO,
+            Sink::Hec(_) => Duration::ZERO,
         }
     }
 
@@ -146,15 +179,18 @@ impl Sink {
         match &mut self {
             Sink::Plain(sink) => sink.records_mut().set_zone(zone),
             Sink::Relp(sink) => sink.records_mut().set_zone(zone),
+            // HEC envelopes carry epoch seconds: no zone.
+            Sink::Hec(_) => {}
         }
         self
     }
 
-    /// Where the records go.
-    pub fn destination(&self) -> &Destination {
+    /// Where the records go, as log lines name it.
+    pub fn destination(&self) -> &dyn fmt::Display {
         match self {
             Sink::Plain(sink) => sink.destination(),
             Sink::Relp(sink) => sink.destination(),
+            Sink::Hec(sink) => sink.label_string(),
         }
     }
 
@@ -163,6 +199,7 @@ impl Sink {
         match self {
             Sink::Plain(sink) => sink.is_connected(),
             Sink::Relp(sink) => sink.is_connected(),
+            Sink::Hec(_) => true,
         }
     }
 
@@ -176,6 +213,7 @@ impl Sink {
         match self {
             Sink::Plain(sink) => sink.send(ticket, messages).await,
             Sink::Relp(sink) => sink.send(ticket, messages).await,
+            Sink::Hec(sink) => sink.send(ticket, messages).await,
         }
     }
 
@@ -188,6 +226,10 @@ impl Sink {
                 Ok(())
             }
             Sink::Relp(sink) => sink.ready().await,
+            Sink::Hec(sink) => {
+                sink.ready().await;
+                Ok(())
+            }
         }
     }
 
@@ -200,6 +242,7 @@ impl Sink {
                 Ok(())
             }
             Sink::Relp(sink) => sink.collect().await,
+            Sink::Hec(sink) => sink.collect().await,
         }
     }
 
@@ -208,6 +251,29 @@ impl Sink {
         match self {
             Sink::Plain(sink) => sink.receipts(),
             Sink::Relp(sink) => sink.receipts(),
+            Sink::Hec(sink) => sink.receipts(),
+        }
+    }
+
+    /// Records the destination refused for what they are (HEC per-event errors),
+    /// for the dead-letter file; they count as delivered in the receipts. Plain syslog
+    /// never refuses a record.
+    pub fn take_dead_letters(&mut self) -> Vec<DeadLetter> {
+        match self {
+            Sink::Plain(_) | Sink::Relp(_) => Vec::new(),
+            Sink::Hec(sink) => sink.take_dead_letters(),
+        }
+    }
+
+    /// The destination's name and what it did since the last call, for the metrics
+    /// (HEC only).
+    pub fn take_report(&mut self) -> Option<(&str, crate::observe::HecReport)> {
+        match self {
+            Sink::Plain(_) | Sink::Relp(_) => None,
+            Sink::Hec(sink) => {
+                let report = sink.take_report();
+                Some((sink.name(), report))
+            }
         }
     }
 
@@ -216,6 +282,7 @@ impl Sink {
         match self {
             Sink::Plain(sink) => sink.awaiting(),
             Sink::Relp(sink) => sink.awaiting(),
+            Sink::Hec(sink) => sink.awaiting(),
         }
     }
 
@@ -224,6 +291,7 @@ impl Sink {
         match self {
             Sink::Plain(sink) => sink.forget(),
             Sink::Relp(sink) => sink.forget(),
+            Sink::Hec(sink) => sink.forget(),
         }
     }
 
@@ -233,6 +301,7 @@ impl Sink {
         match self {
             Sink::Plain(sink) => sink.close().await,
             Sink::Relp(sink) => sink.close().await,
+            Sink::Hec(sink) => sink.close().await,
         }
     }
 }
@@ -315,6 +384,7 @@ impl Records {
             bytes: self.buf.len() - dropped,
             truncated,
             oversized: oversized.len(),
+            accepted: true,
         }
     }
 
@@ -336,7 +406,7 @@ impl Records {
 impl fmt::Debug for Sink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sink")
-            .field("destination", self.destination())
+            .field("destination", &self.destination().to_string())
             .field("connected", &self.is_connected())
             .finish_non_exhaustive()
     }
@@ -348,9 +418,14 @@ impl SinkError {
         self.kind
     }
 
-    /// The destination it concerns.
-    pub fn destination(&self) -> &Destination {
+    /// The destination it concerns, as log lines name it.
+    pub fn destination(&self) -> &str {
         &self.destination
+    }
+
+    /// The delay the receiver asked for before the next attempt, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
     }
 
     pub(crate) fn new(
@@ -358,11 +433,27 @@ impl SinkError {
         destination: &Destination,
         message: impl Into<String>,
     ) -> Self {
+        Self::labelled(kind, format!("syslog {destination}"), message)
+    }
+
+    /// An error of the destination named `destination` (the whole label).
+    pub(crate) fn labelled(
+        kind: SinkErrorKind,
+        destination: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             kind,
-            destination: destination.clone(),
+            destination: destination.into(),
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, with the receiver's `Retry-After`.
+    pub(crate) fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
+        self.retry_after = retry_after;
+        self
     }
 }
 
@@ -375,6 +466,8 @@ impl fmt::Display for SinkErrorKind {
             SinkErrorKind::PeerClosed => "peer_closed",
             SinkErrorKind::Timeout => "timeout",
             SinkErrorKind::Refused => "refused",
+            SinkErrorKind::Busy => "busy",
+            SinkErrorKind::Misconfigured => "misconfigured",
         })
     }
 }

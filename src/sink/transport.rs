@@ -355,47 +355,8 @@ impl Connector {
 impl TlsSetup {
     fn new(tls: &TlsConfig, destination: &Destination) -> Result<Self, SinkError> {
         let error = |message: String| SinkError::new(SinkErrorKind::Tls, destination, message);
-        let provider = crate::tls::crypto_provider();
-        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| error(format!("tls setup: {e}")))?;
-        let (builder, trust) = if tls.verify {
-            let (roots, trust) = load_roots(tls.ca_file.as_deref()).map_err(error)?;
-            (builder.with_root_certificates(roots), trust)
-        } else {
-            tracing::warn!(
-                destination = %destination,
-                "tls_verify = false: the syslog server's certificate and name are not checked, so anyone on the path can read and alter the records"
-            );
-            let verifier = Arc::new(AcceptAnyServerCert(provider));
-            (
-                builder
-                    .dangerous()
-                    .with_custom_certificate_verifier(verifier),
-                "nothing (tls_verify = false)".to_owned(),
-            )
-        };
-        let config = match &tls.client_auth {
-            Some((cert_file, key_file)) => {
-                let certs = load_certs(cert_file, "cert_file").map_err(error)?;
-                let pem = small_file::read(key_file, small_file::TEXT_LIMIT).map_err(|e| {
-                    error(format!(
-                        "key_file {}: cannot read it: {e}",
-                        key_file.display()
-                    ))
-                })?;
-                let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
-                    error(format!(
-                        "key_file {}: cannot read a private key: {e}",
-                        key_file.display()
-                    ))
-                })?;
-                builder
-                    .with_client_auth_cert(certs, key)
-                    .map_err(|e| error(format!("cert_file and key_file do not fit: {e}")))?
-            }
-            None => builder.with_no_client_auth(),
-        };
+        let (config, trust) =
+            client_config(tls, &destination.to_string(), "syslog server").map_err(error)?;
         let server_name = ServerName::try_from(tls.server_name.clone()).map_err(|e| {
             error(format!(
                 "tls_server_name {:?} is not a host name or address: {e}",
@@ -801,6 +762,55 @@ impl ServerCertVerifier for AcceptAnyServerCert {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
+}
+
+/// The rustls client configuration of `tls` (trusted roots or `tls_verify = false`,
+/// client certificate), with a description of where trust comes from. `destination`
+/// and `what` (`"syslog server"`) name the peer in the warning logged when
+/// verification is off. Errors name the setting and the file.
+pub(crate) fn client_config(
+    tls: &TlsConfig,
+    destination: &str,
+    what: &str,
+) -> Result<(rustls::ClientConfig, String), String> {
+    let provider = crate::tls::crypto_provider();
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("tls setup: {e}"))?;
+    let (builder, trust) = if tls.verify {
+        let (roots, trust) = load_roots(tls.ca_file.as_deref())?;
+        (builder.with_root_certificates(roots), trust)
+    } else {
+        tracing::warn!(
+            destination = %destination,
+            "tls_verify = false: the {what}'s certificate and name are not checked, so anyone on the path can read and alter the records"
+        );
+        let verifier = Arc::new(AcceptAnyServerCert(provider));
+        (
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(verifier),
+            "nothing (tls_verify = false)".to_owned(),
+        )
+    };
+    let config = match &tls.client_auth {
+        Some((cert_file, key_file)) => {
+            let certs = load_certs(cert_file, "cert_file")?;
+            let pem = small_file::read(key_file, small_file::TEXT_LIMIT)
+                .map_err(|e| format!("key_file {}: cannot read it: {e}", key_file.display()))?;
+            let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+                format!(
+                    "key_file {}: cannot read a private key: {e}",
+                    key_file.display()
+                )
+            })?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| format!("cert_file and key_file do not fit: {e}"))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok((config, trust))
 }
 
 /// Trusted roots: the PEM bundle `ca_file`, or the system store. Returns them and a

@@ -70,6 +70,7 @@ pub fn decode_batch(data: String, message_id: Option<&str>) -> (Batch, PositionS
                     Err(_) => batch.dead_letters.push(DeadLetter {
                         reason: "events item is not a JSON object".into(),
                         raw: json.to_string(),
+                        destination: None,
                     }),
                 }
             }
@@ -81,6 +82,7 @@ pub fn decode_batch(data: String, message_id: Option<&str>) -> (Batch, PositionS
                 envelope_reason(&text, &e)
             },
             raw: text.to_string(),
+            destination: None,
         }),
     }
 

@@ -30,7 +30,7 @@ mod progress;
 mod writer;
 
 use crate::backoff::{Backoff, BackoffPolicy, Delay};
-use crate::config::{ProxyConfig, TenantConfig};
+use crate::config::{DestinationConfig, Format, ProxyConfig, TenantConfig};
 use crate::dead_letter::DeadLetterFile;
 use crate::event::{Batch, Position};
 use crate::format::Formatter;
@@ -101,7 +101,14 @@ impl TenantTask {
                 let shutdown = shutdown.clone();
                 async move {
                     // Re-read the file on every (re)start: it is the truth about delivery.
-                    let state = StateFile::new(&task.state_dir, &task.config.entity_name);
+                    let state = StateFile::for_destination(
+                        &task.state_dir,
+                        &task.config.entity_name,
+                        task.config
+                            .destinations
+                            .first()
+                            .map_or("syslog", |d| d.name()),
+                    );
                     let saved = state.load()?;
                     Ok(task.run_once(saved, &state, &shutdown).await)
                 }
@@ -127,9 +134,25 @@ impl TenantTask {
             Ok(source) => source,
             Err(e) => return Outcome::Failed(format!("cannot build the API client: {e}")),
         };
-        let sink = match Sink::new(&self.config.syslog, name, self.commit_interval) {
+        // Validation leaves exactly one destination per tenant (several are not
+        // supported yet).
+        let destination = match self.config.destinations.first() {
+            Some(destination) => destination.clone(),
+            None => DestinationConfig::Syslog(self.config.syslog.clone()),
+        };
+        let sink = match Sink::for_destination(&destination, name, self.commit_interval) {
             Ok(sink) => sink,
-            Err(e) => return Outcome::Failed(format!("cannot set up the syslog destination: {e}")),
+            Err(e) => {
+                return Outcome::Failed(format!(
+                    "cannot set up the destination {}: {e}",
+                    destination.name()
+                ));
+            }
+        };
+        // HEC takes the Splunk JSON event object, whatever `[syslog] forwarder_type` says.
+        let format = match &destination {
+            DestinationConfig::Syslog(syslog) => syslog.format,
+            DestinationConfig::SplunkHec(_) => Format::SplunkJson,
         };
         let status = source.status();
         let bridge = tokio::spawn(bridge_status(
@@ -148,7 +171,7 @@ impl TenantTask {
                 .saturating_sub(sink.confirmation_delay()),
             state: state.clone(),
             formatter: Formatter::new(
-                self.config.syslog.format,
+                format,
                 name.clone(),
                 self.config.syslog.custom_identifier.clone(),
             ),
@@ -163,6 +186,8 @@ impl TenantTask {
             rewind: rewind_tx,
             backoff: Backoff::new(BackoffPolicy::default()),
             failures: 0,
+            destination: Some(destination.name().to_owned()).filter(|n| n != "syslog"),
+            misconfigured: false,
             last_commit: Instant::now(),
             progress: Progress::new(),
             messages: Vec::new(),

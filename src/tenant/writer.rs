@@ -16,7 +16,7 @@ use crate::event::{Batch, DeadLetter, Position};
 use crate::format::{Formatter, RenderedMessage};
 use crate::observe::TenantObserver;
 use crate::position::{SavedPosition, StateFile};
-use crate::sink::{Sink, SinkError};
+use crate::sink::{Sink, SinkError, SinkErrorKind};
 use crate::source::SourceStatus;
 use chrono::Utc;
 use std::sync::Arc;
@@ -38,8 +38,6 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(60);
 /// How often a full dead-letter file is looked at again.
 const DEAD_LETTER_RECHECK: Duration = Duration::from_secs(2);
 
-/// A normal (exponential, capped, jittered) backoff step.
-const NORMAL: Delay = Delay::Normal { retry_after: None };
 
 /// The writer half: format, send, apply receipts, commit.
 pub(super) struct Writer {
@@ -66,6 +64,10 @@ pub(super) struct Writer {
     pub(super) rewind: mpsc::UnboundedSender<Option<Position>>,
     pub(super) backoff: Backoff,
     pub(super) failures: u32,
+    /// The destination's name in the state file (`None` for `syslog`).
+    pub(super) destination: Option<String>,
+    /// The destination refused records for its configuration (flagged in /health).
+    pub(super) misconfigured: bool,
     pub(super) last_commit: Instant,
     pub(super) progress: Progress,
     /// Reused between batches.
@@ -186,6 +188,7 @@ impl Writer {
                 Err(e) => batch.dead_letters.push(DeadLetter {
                     reason: format!("event cannot be decoded: {e}"),
                     raw: raw.json().to_string(),
+                    destination: None,
                 }),
             }
             events += 1;
@@ -284,10 +287,8 @@ impl Writer {
             Ok(report) => {
                 self.observer
                     .sent(report.bytes as u64, report.truncated as u64);
-                if self.failures > 0 {
-                    info!(tenant = %self.name, destination = %self.sink.destination(), "destination accepts records again");
-                    self.failures = 0;
-                    self.backoff.reset();
+                if report.accepted {
+                    self.destination_accepts();
                 }
                 if self.apply_receipts() {
                     Piece::Rewound
@@ -305,14 +306,42 @@ impl Writer {
         }
     }
 
+    /// The destination took records after failing: the backoff starts over and a
+    /// configuration flag is cleared.
+    fn destination_accepts(&mut self) {
+        if self.failures > 0 {
+            info!(tenant = %self.name, destination = %self.sink.destination(), "destination accepts records again");
+            self.failures = 0;
+            self.backoff.reset();
+            if self.misconfigured {
+                self.misconfigured = false;
+                self.observer.flag(None);
+            }
+        }
+    }
+
     /// After a sink error: every piece not yet receipted is lost. Waits the backoff,
     /// then rewinds. Returns false when `give_up` fired during the wait.
     async fn recover(&mut self, e: SinkError, give_up: &CancellationToken) -> bool {
         // Receipts the sink produced before it failed still count.
         self.apply_receipts();
         self.failures += 1;
-        let delay = self.backoff.next_delay(NORMAL, &mut rand::rng());
-        warn!(tenant = %self.name, error = %e, attempt = self.failures, delay_ms = delay.as_millis() as u64, "delivery failed; re-reading from the last delivered position after the delay");
+        let retry_after = e
+            .retry_after()
+            .map(|d| self.backoff.policy().clamp_retry_after(d));
+        let delay = self
+            .backoff
+            .next_delay(Delay::Normal { retry_after }, &mut rand::rng());
+        if e.kind() == SinkErrorKind::Misconfigured {
+            // The receiver refuses every record until an operator acts: an error, and
+            // /health shows the tenant failing until records are accepted again.
+            error!(tenant = %self.name, error = %e, attempt = self.failures, delay_ms = delay.as_millis() as u64, "the destination refuses the records because of its configuration; nothing is skipped, retrying after the delay");
+            self.misconfigured = true;
+            self.observer
+                .flag(Some(format!("destination refuses records: {e}")));
+        } else {
+            warn!(tenant = %self.name, error = %e, attempt = self.failures, delay_ms = delay.as_millis() as u64, "delivery failed; re-reading from the last delivered position after the delay");
+        }
         self.observer.error(format!("delivery failed: {e}"));
         self.observer.sink_reconnect();
         let rewind = self.ledger.forget_unreceipted();
@@ -328,6 +357,15 @@ impl Writer {
     /// Feeds the sink's receipts to the ledger and takes what became delivered.
     /// Returns true when a receipt reported a loss (the source was rewound).
     fn apply_receipts(&mut self) -> bool {
+        // Records the destination refused are kept before their receipts count them
+        // delivered, so a crash in between re-sends rather than loses them.
+        if let Some((destination, report)) = self.sink.take_report() {
+            self.observer.hec(destination, &report);
+        }
+        let refused = self.sink.take_dead_letters();
+        if !refused.is_empty() {
+            self.keep_dead_letters(&refused);
+        }
         let mut lost = None;
         for receipt in self.sink.receipts() {
             if let Some(rewind) = self.ledger.apply(receipt) {
@@ -339,7 +377,7 @@ impl Writer {
             Some(rewind) => {
                 self.sink.forget();
                 self.rewind(
-                    "the connection closed before earlier records were confirmed",
+                    "the destination did not confirm earlier records (connection closed, or no acknowledgement in time)",
                     rewind,
                 );
                 true
@@ -356,6 +394,7 @@ impl Writer {
             position,
         } = self.ledger.advance();
         if events > 0 {
+            self.destination_accepts();
             self.delivered_total += events;
             self.observer.delivered(events, lag);
         }
@@ -384,12 +423,12 @@ impl Writer {
         let n = letters.len() as u64;
         match self.dead_letters.append(letters) {
             Ok(()) => {
-                warn!(tenant = %self.name, count = n, file = %self.dead_letters.path().display(), "items could not be decoded; written to the dead-letter file")
+                warn!(tenant = %self.name, count = n, file = %self.dead_letters.path().display(), "items could not be decoded or were refused by the destination; written to the dead-letter file")
             }
             Err(e) => {
-                error!(tenant = %self.name, count = n, file = %self.dead_letters.path().display(), error = %e, "cannot write the dead-letter file; the undecodable items are logged here instead");
+                error!(tenant = %self.name, count = n, file = %self.dead_letters.path().display(), error = %e, "cannot write the dead-letter file; the items are logged here instead");
                 for letter in letters {
-                    error!(tenant = %self.name, reason = %letter.reason, raw = %letter.raw, "undecodable item, not in the dead-letter file");
+                    error!(tenant = %self.name, reason = %letter.reason, raw = %letter.raw, "item not in the dead-letter file");
                 }
             }
         }
@@ -406,6 +445,7 @@ impl Writer {
             position: position.as_str().to_string(),
             saved_at: Utc::now(),
             delivered: self.delivered_total,
+            destination: self.destination.clone(),
         };
         match self.state.save(&saved) {
             Ok(()) => {

@@ -2,7 +2,9 @@
 //! and `config.ini.example` kept in step with the validator.
 
 use crate::kit::connector;
-use mrav2_syslog_connector::config::load::{CONNECTOR_KEYS, LOOKOUT_KEYS, PROXY_KEYS, SYSLOG_KEYS};
+use mrav2_syslog_connector::config::load::{
+    CONNECTOR_KEYS, HEC_KEYS, LOOKOUT_KEYS, PROXY_KEYS, SYSLOG_KEYS,
+};
 use mrav2_syslog_connector::config::{Format, load_str_with_env};
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -83,6 +85,15 @@ fn the_example_documents_every_key_in_its_section() {
             if !documented.iter().any(|(s, k)| s == section && k == key) {
                 missing.push(format!("[{section}] {key}"));
             }
+        }
+    }
+    // The HEC keys, in the commented [destination:NAME] example at the end.
+    let hec = EXAMPLE
+        .split_once("# [destination:")
+        .map_or("", |(_, rest)| rest);
+    for key in HEC_KEYS {
+        if !hec.contains(&format!("# {key} =")) {
+            missing.push(format!("[destination:NAME] {key}"));
         }
     }
     assert!(

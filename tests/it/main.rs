@@ -12,6 +12,7 @@ mod demo;
 mod docs;
 mod fixture;
 mod golden;
+mod hec;
 mod hermetic;
 mod hostile_input;
 mod hostile_server;

@@ -6,6 +6,7 @@
 //! the per-tenant stream settings. A tenant's syslog destination is read by
 //! [`super::syslog`], through the tenant's `syslog_` overrides ([`Scope::syslog_keys`]).
 
+use super::destination::Destinations;
 use super::syslog::SyslogKeys;
 use super::value::{
     BOOL_MSG, is_entity_name, is_event_id, parse_bool, parse_timestamp, parse_uint,
@@ -35,6 +36,7 @@ pub const LOOKOUT_KEYS: &[&str] = &[
     "sse_timeout",
     "ca_file",
     "max_event_size",
+    "destinations",
 ];
 
 const NAME_RULE: &str = "use letters, digits, '.', '_' and '-'";
@@ -148,7 +150,11 @@ impl Check<'_, '_> {
     }
 
     /// Validates every tenant, names unique. `None` if any tenant has a problem.
-    pub(super) fn tenants(&mut self, tenants: &[TenantScope<'_>]) -> Option<Vec<TenantConfig>> {
+    pub(super) fn tenants(
+        &mut self,
+        tenants: &[TenantScope<'_>],
+        defined: &Destinations,
+    ) -> Option<Vec<TenantConfig>> {
         let n_tenants = tenants.len();
         let mut names: Vec<(String, String)> = Vec::new(); // (env suffix, section)
         let mut built = Vec::new();
@@ -158,7 +164,7 @@ impl Check<'_, '_> {
             if let Some(name) = &name {
                 self.unique_name(scope, name, &mut names);
             }
-            let tenant = self.tenant(scope, name, n_tenants);
+            let tenant = self.tenant(scope, name, n_tenants, defined);
             all_ok &= tenant.is_some();
             built.extend(tenant);
         }
@@ -225,6 +231,7 @@ impl Check<'_, '_> {
         scope: &Scope<'_>,
         entity_name: Option<String>,
         n_tenants: usize,
+        defined: &Destinations,
     ) -> Option<TenantConfig> {
         let section = scope.section_name();
         let api_domain = match scope.lookout("api_domain") {
@@ -257,6 +264,12 @@ impl Check<'_, '_> {
             "not a size from 65536 to 1073741824 bytes",
         );
         let syslog = self.syslog_destination(&scope.syslog_keys());
+        let destinations = self.tenant_destinations(
+            section,
+            scope.lookout("destinations"),
+            defined,
+            syslog.as_ref(),
+        );
 
         Some(TenantConfig {
             entity_name: entity_name?,
@@ -270,6 +283,7 @@ impl Check<'_, '_> {
             ca_file,
             max_event_size: usize::try_from(max_event_size?).ok()?,
             syslog: syslog?,
+            destinations: destinations?,
         })
     }
 

@@ -404,7 +404,7 @@ impl Check<'_, '_> {
     }
 
     /// The TLS settings; the server name defaults to `host`.
-    fn tls(
+    pub(super) fn tls(
         &mut self,
         keys: &SyslogKeys<'_>,
         protocol: Option<Protocol>,

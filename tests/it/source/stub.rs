@@ -617,6 +617,7 @@ pub fn tenant(api: &str) -> TenantConfig {
         sse_timeout: Duration::from_secs(2),
         ca_file: None,
         max_event_size: 1 << 20,
+        destinations: Vec::new(),
         syslog: SyslogConfig {
             host: "localhost".into(),
             port: 514,

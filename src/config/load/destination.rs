@@ -1,0 +1,406 @@
+//! `[destination:NAME]` sections → the Splunk HEC destinations of the file, and each
+//! tenant's `destinations` key → its list of [`DestinationConfig`]s.
+//!
+//! This module owns the destination names (`[A-Za-z0-9._-]+`, not `syslog`), the keys
+//! of `type = splunk_hec` (`destinations.md` §4.1) with their defaults and bounds, the
+//! HEC token precedence (`token_file` > `MRAV2_HEC_TOKEN_<NAME>` > `token`), and which
+//! destinations a tenant uses (default: every destination the file defines, else
+//! `syslog`). A tenant uses exactly one destination for now: several are the next step,
+//! and a list of more than one is reported as not supported yet.
+
+use super::syslog::SyslogKeys;
+use super::value::{BOOL_MSG, is_entity_name, parse_bool, parse_uint};
+use super::{ApiKeys, Check, Entry, entry, io_reason};
+use crate::config::raw::{RawIni, RawSection};
+use crate::config::{DestinationConfig, HecConfig, Problem, Protocol, Secret, SyslogConfig};
+use std::time::Duration;
+use url::Url;
+
+/// The keys of a `[destination:NAME]` section with `type = splunk_hec`.
+pub const HEC_KEYS: &[&str] = &[
+    "type",
+    "url",
+    "token",
+    "token_file",
+    "index",
+    "sourcetype",
+    "source",
+    "host",
+    "forwarder_type",
+    "acknowledgements",
+    "batch_max_events",
+    "batch_max_bytes",
+    "compression",
+    "request_timeout",
+    "ack_timeout",
+    "ca_file",
+    "cert_file",
+    "key_file",
+    "tls_verify",
+];
+
+/// The section prefix of a named destination.
+pub const DESTINATION_PREFIX: &str = "destination:";
+
+/// The environment variable that holds the HEC token of destination `name`:
+/// `MRAV2_HEC_TOKEN_` + the name upper-cased, every other character than a letter or
+/// digit written as `_` (`splunk-cloud` → `MRAV2_HEC_TOKEN_SPLUNK_CLOUD`).
+pub fn hec_token_env_var(name: &str) -> String {
+    let suffix: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("MRAV2_HEC_TOKEN_{suffix}")
+}
+
+/// A validated HEC destination, before a tenant gives it its default `host`.
+#[derive(Debug, Clone)]
+pub(super) struct HecDestination {
+    config: HecConfig,
+    /// `host` was set in the section.
+    host_set: bool,
+}
+
+/// The destinations the file defines: whether it has `[syslog]`, and its HEC
+/// destinations in file order (`None` for one with a problem, so a tenant naming it
+/// is not reported again as naming an unknown destination).
+pub(super) struct Destinations {
+    syslog_section: bool,
+    named: Vec<(String, Option<HecDestination>)>,
+}
+
+impl Check<'_, '_> {
+    /// Reads every `[destination:NAME]` section.
+    pub(super) fn destinations(&mut self, raw: &RawIni) -> Destinations {
+        let mut named = Vec::new();
+        for section in &raw.sections {
+            let Some(name) = section.name.strip_prefix(DESTINATION_PREFIX) else {
+                continue;
+            };
+            if !is_entity_name(name) || name == "syslog" {
+                self.problems.push(Problem::section(
+                    self.file,
+                    &section.name,
+                    "not a usable destination name; use letters, digits, '.', '_' and '-', and not syslog (which is [syslog])",
+                ));
+                continue;
+            }
+            let built = self.destination(name, section);
+            named.push((name.to_owned(), built));
+        }
+        Destinations {
+            syslog_section: raw.section("syslog").is_some(),
+            named,
+        }
+    }
+
+    fn destination(&mut self, name: &str, section: &RawSection) -> Option<HecDestination> {
+        let kind = entry(Some(section), "type", false);
+        match kind.map(|e| e.value.to_ascii_lowercase()) {
+            Some(t) if t == "splunk_hec" => self.hec(name, section),
+            Some(t) if t == "syslog" => {
+                if let Some(e) = kind {
+                    self.bad(e, "a second syslog destination is not supported yet; use [syslog] for the syslog destination");
+                }
+                None
+            }
+            Some(_) => {
+                if let Some(e) = kind {
+                    self.bad(e, "unknown destination type; expected splunk_hec");
+                }
+                None
+            }
+            None => {
+                self.problems.push(Problem::missing(
+                    self.file,
+                    &section.name,
+                    "type",
+                    "missing; set type = splunk_hec (a second syslog destination is not supported yet)",
+                ));
+                None
+            }
+        }
+    }
+
+    /// Validates one HEC destination; every key is checked even after a problem.
+    fn hec(&mut self, name: &str, section: &RawSection) -> Option<HecDestination> {
+        let get = |key: &str| entry(Some(section), key, false);
+        let url = match get("url") {
+            None => {
+                self.problems.push(Problem::missing(
+                    self.file,
+                    &section.name,
+                    "url",
+                    "missing; set url to the HEC base url, e.g. https://splunk.example.com:8088 or https://http-inputs-ACME.splunkcloud.com",
+                ));
+                None
+            }
+            Some(e) => self.hec_url(e),
+        };
+        let token = self.hec_token(name, section);
+        let text =
+            |v: &str| (v.len() <= 1024 && !v.chars().any(char::is_control)).then(|| v.to_owned());
+        let index = self.parse(
+            get("index"),
+            None,
+            |v| {
+                (v.len() <= 80
+                    && v.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+                    && !v.starts_with(['_', '-']))
+                .then(|| Some(v.to_owned()))
+            },
+            "not a splunk index name; expected letters, digits, '_' and '-', not starting with '_' or '-'",
+        );
+        let sourcetype = self.parse(get("sourcetype"), None, |v| text(v).map(Some), "not usable as a sourcetype; expected text without control characters, up to 1024 bytes");
+        let source = self.parse(
+            get("source"),
+            "mrav2-syslog-connector".to_owned(),
+            text,
+            "not usable as a source; expected text without control characters, up to 1024 bytes",
+        );
+        let host = self.parse(
+            get("host"),
+            None,
+            |v| text(v).map(Some),
+            "not usable as a host; expected text without control characters, up to 1024 bytes",
+        );
+        let forwarder = self.parse(
+            get("forwarder_type"),
+            (),
+            |v| v.eq_ignore_ascii_case("splunk").then_some(()),
+            "unknown forwarder type for splunk_hec; expected splunk (the Splunk JSON event object)",
+        );
+        let acknowledgements = self.parse(get("acknowledgements"), false, parse_bool, BOOL_MSG);
+        let batch_max_events = self.parse(
+            get("batch_max_events"),
+            500,
+            |v| parse_uint(v).filter(|n| (1..=100_000).contains(n)),
+            "not a number of events from 1 to 100000",
+        );
+        let batch_max_bytes = self.parse(
+            get("batch_max_bytes"),
+            1_000_000,
+            |v| parse_uint(v).filter(|n| (1024..=100_000_000).contains(n)),
+            "not a size from 1024 to 100000000 bytes",
+        );
+        let gzip = self.parse(
+            get("compression"),
+            true,
+            |v| match v.to_ascii_lowercase().as_str() {
+                "gzip" => Some(true),
+                "none" => Some(false),
+                _ => None,
+            },
+            "unknown compression; expected gzip or none",
+        );
+        let request_timeout = self.parse(
+            get("request_timeout"),
+            30,
+            |v| parse_uint(v).filter(|n| (1..=3600).contains(n)),
+            "not a number of seconds from 1 to 3600",
+        );
+        let ack_timeout = self.parse(
+            get("ack_timeout"),
+            300,
+            |v| parse_uint(v).filter(|n| (1..=86_400).contains(n)),
+            "not a number of seconds from 1 to 86400",
+        );
+        let https = url.as_ref().is_some_and(|u: &Url| u.scheme() == "https");
+        let url_host = url.as_ref().and_then(|u| u.host_str()).map(str::to_owned);
+        let tls = self.tls(
+            &SyslogKeys::section(Some(section)),
+            https.then_some(Protocol::Tls),
+            url_host.as_deref(),
+        );
+        forwarder?;
+        let host = host?;
+        Some(HecDestination {
+            host_set: host.is_some(),
+            config: HecConfig {
+                name: name.to_owned(),
+                url: url?,
+                token: token?,
+                index: index?,
+                sourcetype: sourcetype?,
+                source: source?,
+                host: host.unwrap_or_default(),
+                acknowledgements: acknowledgements?,
+                batch_max_events: usize::try_from(batch_max_events?).ok()?,
+                batch_max_bytes: usize::try_from(batch_max_bytes?).ok()?,
+                gzip: gzip?,
+                request_timeout: Duration::from_secs(request_timeout?),
+                ack_timeout: Duration::from_secs(ack_timeout?),
+                tls: tls?,
+            },
+        })
+    }
+
+    /// `url`: http(s), a host, no credentials, query or fragment. `http://` is allowed
+    /// with a warning (tests).
+    fn hec_url(&mut self, e: Entry<'_>) -> Option<Url> {
+        let Ok(url) = Url::parse(e.value) else {
+            self.bad(
+                e,
+                "not a url; expected e.g. https://splunk.example.com:8088",
+            );
+            return None;
+        };
+        let problem = match url.scheme() {
+            _ if url.host_str().is_none_or(str::is_empty) => Some("has no host"),
+            "https" | "http" if !url.username().is_empty() || url.password().is_some() => {
+                Some("must not hold credentials; put the token in token_file")
+            }
+            "https" | "http" if url.query().is_some() || url.fragment().is_some() => {
+                Some("must not have a query or fragment; give the base url only")
+            }
+            "https" => None,
+            "http" => {
+                self.warn(e, "plain http: the token and the events travel unencrypted; use https outside tests");
+                None
+            }
+            _ => Some("unsupported scheme; expected https:// (or http:// for tests)"),
+        };
+        if let Some(problem) = problem {
+            self.bad(e, problem);
+            return None;
+        }
+        Some(url)
+    }
+
+    /// The token: `token_file` > `MRAV2_HEC_TOKEN_<NAME>` > `token`.
+    fn hec_token(&mut self, name: &str, section: &RawSection) -> Option<Secret> {
+        if self.ctx.api_keys == ApiKeys::Skip {
+            return Some(Secret::new(String::new()));
+        }
+        if let Some(e) = entry(Some(section), "token_file", false) {
+            return match std::fs::read_to_string(e.value) {
+                Err(err) => {
+                    self.bad(
+                        e,
+                        format!(
+                            "cannot read it: {}; make the file readable by the connector's user",
+                            io_reason(&err)
+                        ),
+                    );
+                    None
+                }
+                Ok(text) => {
+                    let token = text.trim();
+                    if token.is_empty() {
+                        self.bad(e, "the file is empty; put the HEC token in it");
+                        None
+                    } else {
+                        Some(Secret::new(token))
+                    }
+                }
+            };
+        }
+        let variable = hec_token_env_var(name);
+        if let Some(token) = (self.ctx.env)(&variable).filter(|v| !v.trim().is_empty()) {
+            return Some(Secret::new(token.trim()));
+        }
+        if let Some(e) = entry(Some(section), "token", false) {
+            return Some(Secret::new(e.value));
+        }
+        self.problems.push(Problem::missing(
+            self.file,
+            &section.name,
+            "token",
+            format!("missing; set token_file (or {variable}, or token) to the HEC token"),
+        ));
+        None
+    }
+
+    /// The destinations of one tenant from its `destinations` entry (or the default),
+    /// with `syslog` its syslog settings. `None` after a problem.
+    pub(super) fn tenant_destinations(
+        &mut self,
+        section: &str,
+        list: Option<Entry<'_>>,
+        defined: &Destinations,
+        syslog: Option<&SyslogConfig>,
+    ) -> Option<Vec<DestinationConfig>> {
+        let names: Vec<String> = match list {
+            Some(e) => {
+                let names: Vec<String> = e
+                    .value
+                    .split(',')
+                    .map(|n| n.trim().to_owned())
+                    .filter(|n| !n.is_empty())
+                    .collect();
+                if names.is_empty() {
+                    self.bad(e, "no destination named; list one, e.g. syslog or the NAME of a [destination:NAME]");
+                    return None;
+                }
+                let mut ok = true;
+                for (i, n) in names.iter().enumerate() {
+                    if names[..i].contains(n) {
+                        self.bad(
+                            e,
+                            format!("{n} is listed twice; list each destination once"),
+                        );
+                        ok = false;
+                    } else if n != "syslog" && !defined.named.iter().any(|(d, _)| d == n) {
+                        self.bad(e, format!("{n} is not a destination of this file; expected syslog or the NAME of a [destination:NAME] section"));
+                        ok = false;
+                    }
+                }
+                if !ok {
+                    return None;
+                }
+                names
+            }
+            None => {
+                let mut names: Vec<String> = Vec::new();
+                if defined.syslog_section || defined.named.is_empty() {
+                    names.push("syslog".into());
+                }
+                names.extend(defined.named.iter().map(|(n, _)| n.clone()));
+                names
+            }
+        };
+        if names.len() > 1 {
+            let place = if section == "lookout" {
+                "[lookout]".to_owned()
+            } else {
+                format!("[{section}] (or in [lookout] for every tenant)")
+            };
+            let message = format!(
+                "uses the destinations {}; more than one destination per tenant is not supported yet: set destinations to one of them in {place}",
+                names.join(", ")
+            );
+            match list {
+                Some(e) => self.bad(e, message),
+                None => self.problems.push(Problem::missing(
+                    self.file,
+                    section,
+                    "destinations",
+                    message,
+                )),
+            }
+            return None;
+        }
+        let mut out = Vec::new();
+        for n in names {
+            if n == "syslog" {
+                out.push(DestinationConfig::Syslog(syslog?.clone()));
+                continue;
+            }
+            let (_, hec) = defined.named.iter().find(|(d, _)| *d == n)?;
+            let mut config = hec.as_ref()?.config.clone();
+            if !hec.as_ref()?.host_set {
+                // HOSTNAME precedence of [syslog]: hostname > QRadar identifier > machine.
+                config.host = syslog?.hostname.clone();
+            }
+            out.push(DestinationConfig::SplunkHec(config));
+        }
+        Some(out)
+    }
+}

@@ -1,0 +1,677 @@
+//! Splunk HTTP Event Collector (`destinations.md` §4): events as JSON envelopes over
+//! HTTPS, delivered when HEC says so.
+//!
+//! - **Without acknowledgements**, a request is delivered when HEC answers 200 with
+//!   code 0.
+//! - **With acknowledgements** (`acknowledgements = true`, Splunk Enterprise), a 200
+//!   carries an `ackId`; the request is delivered once `/services/collector/ack` reports
+//!   that id `true`. Ids are polled about once a second, all pending ids in one query.
+//!   An id not reported within `ack_timeout` counts as lost: its pieces, and every
+//!   piece after them, are read and sent again (duplicates possible, loss not).
+//!
+//! The writer hands pieces (a ticket and its messages); this sink gathers their
+//! envelopes until a request is full or the writer is idle, then sends. A piece may
+//! span several requests and a request may hold several pieces: every envelope knows
+//! its ticket, and a ticket is delivered when all its envelopes are (indexed, or kept
+//! as a dead letter).
+//!
+//! Each response is classified by [`response::classify`]. HEC's per-event refusals
+//! (`invalid-event-number`, or a request refused as a whole and narrowed down by
+//! splitting, like 413) make a dead letter of exactly the refused envelope, with HEC's
+//! code and text; the indexed prefix of that request is never sent again. Receiver
+//! configuration problems (401, 403, code 7, code 14) and passing conditions (busy,
+//! internal errors) are returned as [`SinkError`]s, so the writer backs off and re-reads:
+//! nothing is dead-lettered or skipped for them.
+//!
+//! The request bodies and the response rules are pure ([`request`], [`response`]);
+//! this module is the HTTP shell around them.
+
+pub mod request;
+pub mod response;
+
+use super::{SendReport, SinkError, SinkErrorKind};
+use crate::config::HecConfig;
+use crate::event::DeadLetter;
+use crate::format::RenderedMessage;
+use crate::observe::HecReport;
+use crate::tenant::ledger::{Receipt, Ticket};
+use request::{EnvelopeFields, Envelopes};
+use response::Action;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How often pending acknowledgement ids are polled.
+pub const ACK_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The longest gathered envelopes wait for more before they are sent in a request
+/// that is not full.
+pub const LINGER: Duration = Duration::from_millis(100);
+
+/// Most ids in one acknowledgement query.
+const ACK_POLL_MAX_IDS: usize = 1000;
+
+/// Connect (TCP + TLS) timeout of every HEC request.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most bytes of a response body read (HEC's are tiny; anything longer is cut).
+const RESPONSE_MAX: usize = 64 * 1024;
+
+/// One tenant's HEC destination.
+pub struct HecSink {
+    tenant: String,
+    /// NAME of `[destination:NAME]`.
+    name: String,
+    /// `splunk_hec NAME (URL)`, for messages.
+    label: String,
+    fields: EnvelopeFields,
+    client: reqwest::Client,
+    event_url: String,
+    ack_url: String,
+    authorization: reqwest::header::HeaderValue,
+    channel: String,
+    acknowledgements: bool,
+    gzip: bool,
+    batch_max_events: usize,
+    batch_max_bytes: usize,
+    ack_timeout: Duration,
+    /// Envelopes gathered for the next request, and the ticket of each, and when the
+    /// first of them was gathered.
+    filling: Envelopes,
+    gathered_at: Option<Instant>,
+    filling_owners: Vec<Ticket>,
+    /// Envelopes sent or gathered and not yet delivered, per ticket.
+    remaining: HashMap<Ticket, usize>,
+    /// Requests answered with an `ackId`, oldest first.
+    unacknowledged: VecDeque<AwaitingAck>,
+    /// When acknowledgements were last polled.
+    last_poll: Option<Instant>,
+    receipts: Vec<Receipt>,
+    dead_letters: Vec<DeadLetter>,
+    stats: HecReport,
+}
+
+/// A request whose `ackId` awaits `true`.
+#[derive(Debug)]
+struct AwaitingAck {
+    id: u64,
+    sent: Instant,
+    owners: Vec<Ticket>,
+}
+
+/// One request to send: envelopes and the ticket of each.
+struct Request {
+    envelopes: Envelopes,
+    owners: Vec<Ticket>,
+}
+
+/// The request channel of each (tenant, destination) for the life of the process: a
+/// pipeline restarted after a failure keeps polling in the same channel.
+static CHANNELS: Mutex<Vec<((String, String), String)>> = Mutex::new(Vec::new());
+
+impl HecSink {
+    /// A sink for `config`, for `tenant` (log lines). Builds the HTTP client (reads
+    /// `ca_file` and the client certificate now, so a bad file is reported at start);
+    /// sends nothing.
+    pub fn new(config: &HecConfig, tenant: &str) -> Result<Self, SinkError> {
+        let label = format!("splunk_hec {} ({})", config.name, config.url);
+        let error = |kind, message: String| SinkError::labelled(kind, label.clone(), message);
+        crate::tls::install_crypto_provider();
+        let (mut tls, _trust) =
+            super::transport::client_config(&config.tls, &label, "HEC collector")
+                .map_err(|m| error(SinkErrorKind::Tls, m))?;
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let client = reqwest::Client::builder()
+            .user_agent(crate::USER_AGENT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(config.request_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .tls_backend_preconfigured(tls)
+            .build()
+            .map_err(|e| {
+                error(
+                    SinkErrorKind::Tls,
+                    format!("cannot build the HTTP client: {e}"),
+                )
+            })?;
+        let base = config.url.as_str().trim_end_matches('/');
+        let mut authorization =
+            reqwest::header::HeaderValue::try_from(format!("Splunk {}", config.token.expose()))
+                .map_err(|_| {
+                    error(
+                        SinkErrorKind::Misconfigured,
+                        "the token contains characters that cannot be sent in an HTTP header; copy it again from Splunk".into(),
+                    )
+                })?;
+        authorization.set_sensitive(true);
+        if config.url.scheme() == "http" {
+            tracing::warn!(tenant, destination = %label, "HEC over plain http: the token and the events travel unencrypted");
+        }
+        Ok(Self {
+            tenant: tenant.to_owned(),
+            name: config.name.clone(),
+            fields: EnvelopeFields {
+                host: config.host.clone(),
+                source: config.source.clone(),
+                sourcetype: config.sourcetype.clone(),
+                index: config.index.clone(),
+            },
+            client,
+            event_url: format!("{base}/services/collector/event"),
+            ack_url: format!("{base}/services/collector/ack"),
+            authorization,
+            channel: channel(tenant, &config.name),
+            acknowledgements: config.acknowledgements,
+            gzip: config.gzip,
+            batch_max_events: config.batch_max_events,
+            batch_max_bytes: config.batch_max_bytes,
+            ack_timeout: config.ack_timeout,
+            filling: Envelopes::new(),
+            gathered_at: None,
+            filling_owners: Vec::new(),
+            remaining: HashMap::new(),
+            unacknowledged: VecDeque::new(),
+            last_poll: None,
+            receipts: Vec::new(),
+            dead_letters: Vec::new(),
+            stats: HecReport::default(),
+            label,
+        })
+    }
+
+    /// `splunk_hec NAME (URL)`.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// NAME of `[destination:NAME]`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The label, as the writer logs it.
+    pub(super) fn label_string(&self) -> &String {
+        &self.label
+    }
+
+    /// The request channel (a UUID) this sink sends in.
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    /// What happened since the last call, for the metrics.
+    pub fn take_report(&mut self) -> HecReport {
+        std::mem::take(&mut self.stats)
+    }
+
+    /// Gathers the envelopes of the piece `ticket`; sends whole requests once the
+    /// gathered envelopes reach a batch limit (the rest go when the writer is idle:
+    /// [`HecSink::ready`]). On `Err` every piece not yet receipted is lost.
+    pub async fn send(
+        &mut self,
+        ticket: Ticket,
+        messages: &[RenderedMessage],
+    ) -> Result<SendReport, SinkError> {
+        if messages.is_empty() {
+            self.receipts.push(Receipt::Delivered(ticket));
+            return Ok(SendReport::default());
+        }
+        let before = self.filling.sizes().sum::<usize>();
+        if self.filling.is_empty() {
+            self.gathered_at = Some(Instant::now());
+        }
+        for message in messages {
+            self.filling.push(&self.fields, message);
+            self.filling_owners.push(ticket);
+        }
+        *self.remaining.entry(ticket).or_default() += messages.len();
+        let bytes = self.filling.sizes().sum::<usize>() - before;
+        let full = self.filling.len() >= self.batch_max_events
+            || self.filling_bytes() >= self.batch_max_bytes;
+        if full {
+            self.flush(false).await?;
+        }
+        Ok(SendReport {
+            records: messages.len(),
+            bytes,
+            truncated: 0,
+            oversized: 0,
+            accepted: full,
+        })
+    }
+
+    /// Waits until there is something to do: gathered envelopes to send (at once), or
+    /// acknowledgements to poll (about once a second). Cancel-safe; never resolves
+    /// while nothing awaits a receipt.
+    pub async fn ready(&mut self) {
+        match self.flush_due().into_iter().chain(self.poll_due()).min() {
+            Some(due) => tokio::time::sleep_until(due).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Sends what was gathered and polls the acknowledgements that are due. Not
+    /// cancel-safe. On `Err` every piece not yet receipted is lost.
+    pub async fn collect(&mut self) -> Result<(), SinkError> {
+        let now = Instant::now();
+        if self.flush_due().is_some_and(|due| due <= now) {
+            self.flush(true).await?;
+        }
+        if self.poll_due().is_some_and(|due| due <= now) {
+            self.poll_acks().await?;
+        }
+        Ok(())
+    }
+
+    /// When the gathered envelopes are to be sent although no request is full: at
+    /// most [`LINGER`] after the first of them, so that a backfill fills requests
+    /// and a trickle of live events is not held for long.
+    fn flush_due(&self) -> Option<Instant> {
+        self.gathered_at
+            .filter(|_| !self.filling.is_empty())
+            .map(|at| at + LINGER)
+    }
+
+    /// When pending acknowledgements are to be polled next.
+    fn poll_due(&self) -> Option<Instant> {
+        let oldest = self.unacknowledged.front()?;
+        Some(match self.last_poll {
+            Some(t) => t + ACK_POLL_INTERVAL,
+            // The first poll goes at once.
+            None => oldest.sent,
+        })
+    }
+
+    /// Receipts produced since the last call, oldest first.
+    pub fn receipts(&mut self) -> std::vec::Drain<'_, Receipt> {
+        self.receipts.drain(..)
+    }
+
+    /// Events HEC refused for what they are, for the dead-letter file.
+    pub fn take_dead_letters(&mut self) -> Vec<DeadLetter> {
+        std::mem::take(&mut self.dead_letters)
+    }
+
+    /// Whether pieces wait for a receipt.
+    pub fn awaiting(&self) -> bool {
+        !self.filling.is_empty() || !self.unacknowledged.is_empty()
+    }
+
+    /// Forgets every piece waiting for a receipt (the caller re-reads them).
+    pub fn forget(&mut self) {
+        self.filling.clear();
+        self.filling_owners.clear();
+        self.remaining.clear();
+        self.unacknowledged.clear();
+        self.receipts.clear();
+    }
+
+    /// Nothing to close: connections are pooled by the HTTP client and dropped with it.
+    pub async fn close(&mut self) {}
+
+    fn filling_bytes(&self) -> usize {
+        self.filling.sizes().sum()
+    }
+
+    /// Sends the gathered envelopes in requests within the batch limits: all of them
+    /// (`everything`, when the writer is idle), or all but a last request that is not
+    /// full yet.
+    async fn flush(&mut self, everything: bool) -> Result<(), SinkError> {
+        let envelopes = std::mem::take(&mut self.filling);
+        let owners = std::mem::take(&mut self.filling_owners);
+        let mut ranges = request::plan(
+            envelopes.sizes(),
+            self.batch_max_events,
+            self.batch_max_bytes,
+        );
+        // While the writer is busy, a request that is not full yet waits for more.
+        let tail = if everything || ranges.len() < 2 {
+            None
+        } else {
+            ranges.pop()
+        };
+        let mut queue: VecDeque<Request> = ranges
+            .into_iter()
+            .map(|range| Request {
+                envelopes: envelopes.slice(range.clone()),
+                owners: owners[range].to_vec(),
+            })
+            .collect();
+        match tail {
+            Some(range) => {
+                self.filling = envelopes.slice(range.clone());
+                self.filling_owners = owners[range].to_vec();
+                self.gathered_at = Some(Instant::now());
+            }
+            None => {
+                // Keep the buffer's memory for the next requests.
+                self.filling = envelopes;
+                self.filling.clear();
+            }
+        }
+        while let Some(request) = queue.pop_front() {
+            if let Err(e) = self.send_request(request, &mut queue).await {
+                self.forget();
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one request and acts on the answer; envelopes to send again go to the
+    /// front of `queue`, in order.
+    async fn send_request(
+        &mut self,
+        request: Request,
+        queue: &mut VecDeque<Request>,
+    ) -> Result<(), SinkError> {
+        let count = request.envelopes.len();
+        let plain = request.envelopes.body(0..count);
+        let body = if self.gzip {
+            request::gzip(plain)
+        } else {
+            plain.to_vec()
+        };
+        let mut builder = self
+            .client
+            .post(&self.event_url)
+            .header(reqwest::header::AUTHORIZATION, self.authorization.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("X-Splunk-Request-Channel", &self.channel);
+        if self.gzip {
+            builder = builder.header(reqwest::header::CONTENT_ENCODING, "gzip");
+        }
+        self.stats.requests += 1;
+        let (status, retry_after, answer) = self.exchange(builder.body(body)).await?;
+        let action = response::classify(status, &answer, count, self.acknowledgements, retry_after);
+        let parsed = response::Body::parse(&answer);
+        self.count_code(status, parsed.code.unwrap_or(-1));
+        tracing::debug!(tenant = %self.tenant, destination = %self.label, status, envelopes = count, ?action, "hec request answered");
+        match action {
+            Action::Delivered => {
+                for ticket in request.owners {
+                    self.done(ticket);
+                }
+            }
+            Action::AwaitAck(id) => self.unacknowledged.push_back(AwaitingAck {
+                id,
+                sent: Instant::now(),
+                owners: request.owners,
+            }),
+            Action::Rejected { index, reason } => {
+                for &ticket in &request.owners[..index] {
+                    self.done(ticket);
+                }
+                self.dead_letter(&request, index, &reason);
+                if index + 1 < count {
+                    self.stats.resent += (count - index - 1) as u64;
+                    queue.push_front(Request {
+                        envelopes: request.envelopes.slice(index + 1..count),
+                        owners: request.owners[index + 1..].to_vec(),
+                    });
+                }
+            }
+            Action::Split(reason) => {
+                if count <= 1 {
+                    self.dead_letter(&request, 0, &reason);
+                } else {
+                    let half = count / 2;
+                    self.stats.resent += count as u64;
+                    queue.push_front(Request {
+                        envelopes: request.envelopes.slice(half..count),
+                        owners: request.owners[half..].to_vec(),
+                    });
+                    queue.push_front(Request {
+                        envelopes: request.envelopes.slice(0..half),
+                        owners: request.owners[..half].to_vec(),
+                    });
+                }
+            }
+            Action::Misconfigured { reason, fix } => {
+                return Err(SinkError::labelled(
+                    SinkErrorKind::Misconfigured,
+                    self.label.clone(),
+                    format!("the collector refused the events ({reason}); {fix}"),
+                ));
+            }
+            Action::Retry {
+                reason,
+                retry_after,
+            } => {
+                return Err(SinkError::labelled(
+                    SinkErrorKind::Busy,
+                    self.label.clone(),
+                    format!("the collector cannot take events now ({reason}); sending them again after the backoff"),
+                )
+                .with_retry_after(retry_after));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a request; returns the status, the parsed `Retry-After` and up to
+    /// [`RESPONSE_MAX`] bytes of the body.
+    async fn exchange(
+        &self,
+        builder: reqwest::RequestBuilder,
+    ) -> Result<(u16, Option<Duration>, Vec<u8>), SinkError> {
+        let transport = |e: reqwest::Error| {
+            let kind = if e.is_timeout() {
+                SinkErrorKind::Timeout
+            } else if e.is_connect() {
+                SinkErrorKind::Connect
+            } else {
+                SinkErrorKind::Write
+            };
+            SinkError::labelled(
+                kind,
+                self.label.clone(),
+                crate::source::client::describe_transport_error(&e),
+            )
+        };
+        let mut response = builder.send().await.map_err(transport)?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                crate::backoff::parse_retry_after(
+                    v,
+                    chrono::Utc::now(),
+                    &crate::backoff::BackoffPolicy::default(),
+                )
+            });
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            let room = RESPONSE_MAX.saturating_sub(body.len());
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if room <= chunk.len() {
+                break;
+            }
+        }
+        Ok((status, retry_after, body))
+    }
+
+    /// Polls every pending acknowledgement id (up to [`ACK_POLL_MAX_IDS`]) in one
+    /// query; delivers what is reported true, and reports the oldest request whose
+    /// acknowledgement is overdue as lost. A failed poll is logged and tried again at
+    /// the next one (`ack_timeout` bounds how long that can go on), except a receiver
+    /// configuration problem (token refused, acknowledgement off), which is an error.
+    async fn poll_acks(&mut self) -> Result<(), SinkError> {
+        self.last_poll = Some(Instant::now());
+        let ids: Vec<u64> = self
+            .unacknowledged
+            .iter()
+            .take(ACK_POLL_MAX_IDS)
+            .map(|a| a.id)
+            .collect();
+        let builder = self
+            .client
+            .post(&self.ack_url)
+            .header(reqwest::header::AUTHORIZATION, self.authorization.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("X-Splunk-Request-Channel", &self.channel)
+            .body(response::ack_query(ids));
+        match self.exchange(builder).await {
+            Ok((200, _, body)) => {
+                let acked = response::acknowledged(&body);
+                let now = Instant::now();
+                let mut delivered = Vec::new();
+                self.unacknowledged.retain_mut(|a| {
+                    if acked.contains(&a.id) {
+                        delivered.push((std::mem::take(&mut a.owners), now - a.sent));
+                        false
+                    } else {
+                        true
+                    }
+                });
+                for (owners, latency) in delivered {
+                    self.stats.acked += 1;
+                    self.stats.ack_latency += latency;
+                    for ticket in owners {
+                        self.done(ticket);
+                    }
+                }
+            }
+            Ok((status, _, body)) => {
+                // A token or acknowledgement setting refused here needs an operator as
+                // much as on an event request; anything else may pass.
+                if let Action::Misconfigured { reason, fix } =
+                    response::classify(status, &body, 1, true, None)
+                {
+                    return Err(SinkError::labelled(
+                        SinkErrorKind::Misconfigured,
+                        self.label.clone(),
+                        format!(
+                            "the collector refused the acknowledgement query ({reason}); {fix}"
+                        ),
+                    ));
+                }
+                let reason = response::Reason::describe(status, &body);
+                tracing::warn!(tenant = %self.tenant, destination = %self.label, %reason, "hec acknowledgement query refused; trying again in a second");
+            }
+            Err(e) => {
+                tracing::warn!(tenant = %self.tenant, error = %e, "hec acknowledgement query failed; trying again in a second");
+            }
+        }
+        if let Some(oldest) = self.unacknowledged.front()
+            && oldest.sent.elapsed() >= self.ack_timeout
+        {
+            self.stats.ack_timeouts += 1;
+            self.stats.resent += oldest.owners.len() as u64;
+            tracing::warn!(
+                tenant = %self.tenant,
+                destination = %self.label,
+                ack_id = oldest.id,
+                ack_timeout_s = self.ack_timeout.as_secs(),
+                "hec acknowledgement not received within ack_timeout; the events are sent again"
+            );
+            let first = oldest.owners.first().copied();
+            if let Some(ticket) = first {
+                self.receipts.push(Receipt::Lost(ticket));
+            }
+        }
+        Ok(())
+    }
+
+    /// One envelope of `ticket` is done (indexed or kept as a dead letter).
+    fn done(&mut self, ticket: Ticket) {
+        if let Some(left) = self.remaining.get_mut(&ticket) {
+            *left -= 1;
+            if *left == 0 {
+                self.remaining.remove(&ticket);
+                self.receipts.push(Receipt::Delivered(ticket));
+            }
+        }
+    }
+
+    /// Keeps envelope `index` of `request` as a dead letter with HEC's code and text.
+    fn dead_letter(&mut self, request: &Request, index: usize, reason: &response::Reason) {
+        let raw = request
+            .envelopes
+            .get(index)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
+        tracing::error!(tenant = %self.tenant, destination = %self.label, %reason, "hec refused an event; it is kept in the dead-letter file");
+        self.dead_letters.push(DeadLetter {
+            reason: format!("splunk hec refused the event: {reason}"),
+            raw,
+            destination: Some(self.name.clone()),
+        });
+        if let Some(&ticket) = request.owners.get(index) {
+            self.done(ticket);
+        }
+    }
+
+    fn count_code(&mut self, status: u16, code: i64) {
+        match self
+            .stats
+            .responses
+            .iter_mut()
+            .find(|(s, c, _)| *s == status && *c == code)
+        {
+            Some((_, _, n)) => *n += 1,
+            None => self.stats.responses.push((status, code, 1)),
+        }
+    }
+}
+
+/// `check-config --probe` for a HEC destination: `GET /services/collector/health`,
+/// then an event request with an empty body, which HEC answers after checking the
+/// token and before indexing anything (400 code 5 "No data" for a good token). Returns
+/// the lines to print; `Err` when the collector is unreachable, unhealthy or refuses
+/// the token.
+pub async fn probe(config: &HecConfig) -> Result<String, String> {
+    let sink = HecSink::new(config, "probe").map_err(|e| e.to_string())?;
+    let base = config.url.as_str().trim_end_matches('/');
+    let (status, _, body) = sink
+        .exchange(sink.client.get(format!("{base}/services/collector/health")))
+        .await
+        .map_err(|e| e.to_string())?;
+    if let response::Health::Unhealthy(reason) = response::health(status, &body) {
+        return Err(format!("{}: health check: {reason}", sink.label));
+    }
+    let request = sink
+        .client
+        .post(&sink.event_url)
+        .header(reqwest::header::AUTHORIZATION, sink.authorization.clone())
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("X-Splunk-Request-Channel", &sink.channel);
+    let (status, _, body) = sink.exchange(request).await.map_err(|e| e.to_string())?;
+    let parsed = response::Body::parse(&body);
+    match (status, parsed.code) {
+        (400, Some(5)) | (200, Some(0)) => Ok(format!(
+            "{}: HEC is healthy and accepts the token (checked with an empty request; nothing indexed)",
+            sink.label
+        )),
+        _ => match response::classify(status, &body, 1, config.acknowledgements, None) {
+            Action::Misconfigured { reason, fix } => Err(format!(
+                "{}: HEC is healthy but refuses the token ({reason}); {fix}",
+                sink.label
+            )),
+            _ => Ok(format!(
+                "{}: HEC is healthy; token not checked (the empty request was answered {})",
+                sink.label,
+                response::Reason::describe(status, &body)
+            )),
+        },
+    }
+}
+
+/// The channel of (`tenant`, `destination`) in this process: a random UUID made on
+/// first use.
+fn channel(tenant: &str, destination: &str) -> String {
+    let mut channels = CHANNELS.lock().unwrap_or_else(PoisonError::into_inner);
+    let key = (tenant.to_owned(), destination.to_owned());
+    if let Some((_, uuid)) = channels.iter().find(|(k, _)| *k == key) {
+        return uuid.clone();
+    }
+    let uuid = uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .hyphenated()
+        .to_string();
+    channels.push((key, uuid.clone()));
+    uuid
+}
