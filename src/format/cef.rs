@@ -352,12 +352,7 @@ static PLACED: LazyLock<Tree> = LazyLock::new(|| {
         .chain([&["id"][..], &["entName"]]);
     // Mark 0 is `deviceExternalId`'s path, always "placed" here: CEF places every path
     // of its table whatever the value.
-    let detection_keys = [
-        ("alert_type", 0),
-        ("category", 0),
-        ("original_url", 0),
-        ("impersonated_employee", 0),
-    ];
+    let detection_keys = DETECTION_FIELDS.map(|field| (field, 0));
     Tree::new(paths).with_detections(&["smishing_alert", "detections"], &detection_keys)
 });
 
@@ -423,6 +418,15 @@ fn object_at<'a>(fields: &'a Object<'a>, path: &[&str]) -> Option<&'a Object<'a>
     Some(object)
 }
 
+/// The fields of a smishing detection the table places (`Source::Detection` and the
+/// detection's `original_url`).
+const DETECTION_FIELDS: [&str; 4] = [
+    "alert_type",
+    "category",
+    "original_url",
+    "impersonated_employee",
+];
+
 /// Renders one record.
 fn render_record(settings: &Settings<'_>, record: &Record<'_>, dev_time: Option<i64>) -> String {
     let mut text = String::with_capacity(1536);
@@ -472,9 +476,10 @@ fn render_record(settings: &Settings<'_>, record: &Record<'_>, dev_time: Option<
         object?.get(lookup.leaf)
     };
     let url_value = find(walk.url);
-    // Leaves (values that are not objects) found at table paths: when they are all the
-    // event's leaves, nothing is left for `lookoutUnmapped` and its walk is skipped.
-    let mut hits = usize::from(url_value.is_some_and(|v| !matches!(v, Value::Object(_))));
+    // Values found at table paths: when they are all the event's members the walk would
+    // consider (`rest::members`), nothing is left for `lookoutUnmapped` and the walk is
+    // skipped.
+    let mut hits = usize::from(url_value.is_some());
     let url = url_value.filter(|v| is_present(v));
     let original_url = record
         .detection_field("original_url")
@@ -483,7 +488,7 @@ fn render_record(settings: &Settings<'_>, record: &Record<'_>, dev_time: Option<
         let value = match key.source {
             Source::Path(_) => {
                 let value = find(*lookup);
-                hits += usize::from(value.is_some_and(|v| !matches!(v, Value::Object(_))));
+                hits += usize::from(value.is_some());
                 value
             }
             Source::Detection(field) => record.detection_field(field),
@@ -515,14 +520,21 @@ fn render_record(settings: &Settings<'_>, record: &Record<'_>, dev_time: Option<
         detection,
     };
     for own in ["id", "entName"] {
-        hits += usize::from(
-            record
-                .fields
-                .get(own)
-                .is_some_and(|v| !matches!(v, Value::Object(_))),
-        );
+        hits += usize::from(record.fields.contains_key(own));
     }
-    if detection.is_none() && hits == leaves(record.fields) {
+    // On a split record the detections array is placed by the split when its
+    // detection holds only the fields the table places.
+    let detection_placed = match detection {
+        None => true,
+        Some(Value::Object(fields)) => {
+            hits += 1;
+            fields
+                .iter()
+                .all(|(key, _)| DETECTION_FIELDS.contains(&key))
+        }
+        Some(_) => false,
+    };
+    if detection_placed && hits == rest::members(record.fields, &PLACED) {
         return extension.text;
     }
     // `cat` is always there, so this is never the first pair.
@@ -538,18 +550,6 @@ fn render_record(settings: &Settings<'_>, record: &Record<'_>, dev_time: Option<
         value.put("}");
     }
     extension.text
-}
-
-/// The number of leaves of `fields`: values that are not objects, and empty objects
-/// (which the `lookoutUnmapped` walk may have to keep). Counting compares no keys.
-fn leaves(fields: &Object<'_>) -> usize {
-    fields
-        .iter()
-        .map(|(_, value)| match value {
-            Value::Object(child) if !child.is_empty() => leaves(child),
-            _ => 1,
-        })
-        .sum()
 }
 
 /// The Name: `<type> <category>`, and for a threat ` (<severity>)`, e.g.
