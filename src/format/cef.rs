@@ -328,12 +328,14 @@ pub(crate) fn render(
         Some(detections) => {
             for (index, detection) in detections.iter().enumerate() {
                 let record = Record::new(fields, Some((index, detection)), dev_time);
-                out.push(envelope.message(render_record(settings, &record, dev_time)));
+                let (text, altered) = render_record(settings, &record, dev_time);
+                out.push(envelope.message(text).altered(altered));
             }
         }
         None => {
             let record = Record::new(fields, None, dev_time);
-            out.push(envelope.message(render_record(settings, &record, dev_time)));
+            let (text, altered) = render_record(settings, &record, dev_time);
+            out.push(envelope.message(text).altered(altered));
         }
     }
 }
@@ -427,15 +429,23 @@ const DETECTION_FIELDS: [&str; 4] = [
     "impersonated_employee",
 ];
 
-/// Renders one record.
-fn render_record(settings: &Settings<'_>, record: &Record<'_>, dev_time: Option<i64>) -> String {
+/// Renders one record; the flag says whether a character was replaced by a space.
+fn render_record(
+    settings: &Settings<'_>,
+    record: &Record<'_>,
+    dev_time: Option<i64>,
+) -> (String, bool) {
     let mut text = String::with_capacity(1536);
+    let mut altered = false;
     let category = record.category();
 
     text.push_str(PREFIX);
     let start = text.len();
     {
-        let mut header = Header::new(&mut text);
+        let mut header = Header {
+            out: &mut text,
+            altered: &mut altered,
+        };
         header.put(record.eventid_type());
         header.put(",");
         leef::write_category(&mut header, &category);
@@ -443,27 +453,38 @@ fn render_record(settings: &Settings<'_>, record: &Record<'_>, dev_time: Option<
     limit_chars(&mut text, start, CLASS_ID_MAX);
     text.push('|');
     let start = text.len();
-    write_name(&mut Header::new(&mut text), record, &category);
+    write_name(
+        &mut Header {
+            out: &mut text,
+            altered: &mut altered,
+        },
+        record,
+        &category,
+    );
     limit_chars(&mut text, start, NAME_MAX);
     text.push('|');
     write_display(&mut text, &leef::leef_severity(record.fields));
     text.push('|');
 
-    let mut extension = Extension { text, empty: true };
+    let mut extension = Extension {
+        text,
+        empty: true,
+        altered,
+    };
     if let Some(ms) = dev_time {
         extension.begin("rt");
         write_display(&mut extension.text, &ms);
     }
     if let Some(id) = record.fields.get("id").filter(|v| is_present(v)) {
         extension.begin("externalId");
-        write_value(&mut ExtValue(&mut extension.text), id, false);
+        write_value(&mut extension.value(), id, false);
     }
     extension.begin("cat");
-    leef::write_category(&mut ExtValue(&mut extension.text), &category);
+    leef::write_category(&mut extension.value(), &category);
     extension.begin("cs1Label");
     extension.text.push_str("entName");
     extension.begin("cs1");
-    ExtValue(&mut extension.text).put(settings.entity_name);
+    extension.value().put(settings.entity_name);
 
     let detection = record.detection.map(|(_, detection)| detection);
     let walk = &*WALK;
@@ -504,15 +525,15 @@ fn render_record(settings: &Settings<'_>, record: &Record<'_>, dev_time: Option<
         };
         if let Some(value) = value.filter(|v| is_present(v)) {
             extension.begin(key.key);
-            write_value(&mut ExtValue(&mut extension.text), value, false);
+            write_value(&mut extension.value(), value, false);
         }
     }
 
     if let Some((key, value)) = settings.custom_identifier {
         extension.begin("cs2Label");
-        ExtValue(&mut extension.text).put(key);
+        extension.value().put(key);
         extension.begin("cs2");
-        ExtValue(&mut extension.text).put(value);
+        extension.value().put(value);
     }
 
     let view = View {
@@ -535,12 +556,12 @@ fn render_record(settings: &Settings<'_>, record: &Record<'_>, dev_time: Option<
         Some(_) => false,
     };
     if detection_placed && hits == rest::members(record.fields, &PLACED) {
-        return extension.text;
+        return (extension.text, extension.altered);
     }
     // `cat` is always there, so this is never the first pair.
     let mark = extension.text.len();
     extension.text.push_str(" lookoutUnmapped=");
-    let mut value = ExtValue(&mut extension.text);
+    let mut value = extension.value();
     value.put("{");
     let mut first = true;
     rest::write_members(&mut value, record.fields, &PLACED, &view, &mut first);
@@ -549,7 +570,7 @@ fn render_record(settings: &Settings<'_>, record: &Record<'_>, dev_time: Option<
     } else {
         value.put("}");
     }
-    extension.text
+    (extension.text, extension.altered)
 }
 
 /// The Name: `<type> <category>`, and for a threat ` (<severity>)`, e.g.
@@ -598,9 +619,19 @@ fn limit_chars(text: &mut String, start: usize, max: usize) {
 struct Extension {
     text: String,
     empty: bool,
+    /// A character was replaced by a space (header or extension).
+    altered: bool,
 }
 
 impl Extension {
+    /// An escaper for the current value.
+    fn value(&mut self) -> ExtValue<'_> {
+        ExtValue {
+            out: &mut self.text,
+            altered: &mut self.altered,
+        }
+    }
+
     /// Starts the pair for `key` (a constant of this module: letters and digits).
     fn begin(&mut self, key: &str) {
         if !std::mem::take(&mut self.empty) {
@@ -613,12 +644,10 @@ impl Extension {
 
 /// Appends to a header field, escaping as CEF requires there: `\` → `\\`, `|` → `\|`,
 /// every control character → a space.
-struct Header<'a>(&'a mut String);
-
-impl<'a> Header<'a> {
-    fn new(out: &'a mut String) -> Self {
-        Self(out)
-    }
+struct Header<'a> {
+    out: &'a mut String,
+    /// Set when a character was replaced.
+    altered: &'a mut bool,
 }
 
 impl Out for Header<'_> {
@@ -630,15 +659,18 @@ impl Out for Header<'_> {
             found | (b < 0x20) | (b == 0x7f) | (b == b'\\') | (b == b'|') | (b == 0xc2)
         });
         if !special {
-            self.0.push_str(s);
+            self.out.push_str(s);
             return;
         }
         for c in s.chars() {
             match c {
-                '\\' => self.0.push_str("\\\\"),
-                '|' => self.0.push_str("\\|"),
-                c if c.is_control() => self.0.push(' '),
-                c => self.0.push(c),
+                '\\' => self.out.push_str("\\\\"),
+                '|' => self.out.push_str("\\|"),
+                c if c.is_control() => {
+                    self.out.push(' ');
+                    *self.altered = true;
+                }
+                c => self.out.push(c),
             }
         }
     }
@@ -647,7 +679,11 @@ impl Out for Header<'_> {
 /// Appends to an extension value, escaping as CEF requires there: `\` → `\\`,
 /// `=` → `\=`, CR → `\r`, LF → `\n`, every other C0 control character and DEL → a
 /// space. `|` and spaces stay as they are.
-struct ExtValue<'a>(&'a mut String);
+struct ExtValue<'a> {
+    out: &'a mut String,
+    /// Set when a character was replaced by a space.
+    altered: &'a mut bool,
+}
 
 impl Out for ExtValue<'_> {
     #[inline]
@@ -657,7 +693,7 @@ impl Out for ExtValue<'_> {
             found | (b < 0x20) | (b == 0x7f) | (b == b'\\') | (b == b'=')
         });
         if !special {
-            self.0.push_str(s);
+            self.out.push_str(s);
             return;
         }
         let mut start = 0;
@@ -667,22 +703,29 @@ impl Out for ExtValue<'_> {
                 b'=' => "\\=",
                 b'\r' => "\\r",
                 b'\n' => "\\n",
-                0x00..=0x1f | 0x7f => " ",
+                0x00..=0x1f | 0x7f => {
+                    *self.altered = true;
+                    " "
+                }
                 _ => continue,
             };
             // `b` is ASCII, so `i` and `i + 1` are character boundaries.
-            self.0.push_str(&s[start..i]);
-            self.0.push_str(escape);
+            self.out.push_str(&s[start..i]);
+            self.out.push_str(escape);
             start = i + 1;
         }
-        self.0.push_str(&s[start..]);
+        self.out.push_str(&s[start..]);
     }
 }
 
 /// Escapes `s` as an extension value (for tests and tools that build CEF by hand).
 pub fn escape_value(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    ExtValue(&mut out).put(s);
+    ExtValue {
+        out: &mut out,
+        altered: &mut false,
+    }
+    .put(s);
     out
 }
 
@@ -1026,6 +1069,30 @@ mod tests {
             Some(r#"{"smishing_alert":{"detection":"odd"}}"#)
         );
         assert!(all[1].contains("|SMISHING_ALERT,UNKNOWN|"), "{}", all[1]);
+    }
+
+    #[test]
+    fn replaced_characters_mark_the_message_altered() {
+        let render = |event: serde_json::Value| {
+            let serde_json::Value::Object(fields) = event else {
+                panic!("test events are objects");
+            };
+            let mut out = Vec::new();
+            Formatter::new(Format::Cef, "acme", None).render(&MraEvent::from(&fields), &mut out);
+            out.remove(0)
+        };
+        // CR, LF, `=` and `\` are escaped, nothing is lost.
+        assert!(!render(json!({"type": "AUDIT", "id": "a\r\n=\\"})).altered);
+        // TAB, NUL, ESC, DEL in a value, or a control character in the header, are not.
+        for event in [
+            json!({"type": "AUDIT", "id": "a\tb"}),
+            json!({"type": "AUDIT", "id": "a\u{0}b"}),
+            json!({"type": "AUDIT", "id": "a\u{1b}[0m"}),
+            json!({"type": "AUDIT", "id": "a\u{7f}"}),
+            json!({"type": "AUDIT", "audit": {"type": "A\u{85}B"}}),
+        ] {
+            assert!(render(event.clone()).altered, "{event}");
+        }
     }
 
     #[test]

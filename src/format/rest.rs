@@ -261,7 +261,10 @@ mod tests {
             members(value.as_object().expect("an object"), &tree)
         };
         // a, b.c, b.e (unknown: one, whatever it holds), g (unknown empty object).
-        assert_eq!(count(json!({"a": 1, "b": {"c": 2, "e": {"x": 1}}, "g": {}})), 4);
+        assert_eq!(
+            count(json!({"a": 1, "b": {"c": 2, "e": {"x": 1}}, "g": {}})),
+            4
+        );
         // An empty object under a known path is left out by the walk: none.
         assert_eq!(count(json!({"b": {}})), 0);
         // A known object path holding a scalar, and a table path holding an object.
