@@ -1011,22 +1011,24 @@ impl Check<'_, '_> {
             },
             "unknown splunk format; expected json or kv",
         );
-        let splunk = self.parse(
+        let forwarder = self.parse(
             scope.syslog("forwarder_type"),
-            false,
-            |v| match v.to_ascii_lowercase().as_str() {
-                "qradar" => Some(false),
-                "splunk" => Some(true),
-                _ => None,
+            "qradar",
+            |v| {
+                ["qradar", "splunk", "cef", "ocsf"]
+                    .into_iter()
+                    .find(|known| v.eq_ignore_ascii_case(known))
             },
-            "unknown forwarder type; expected qradar or splunk",
+            "unknown forwarder type; expected qradar, splunk, cef or ocsf",
         );
         // No `?` before the end of this function: every key is checked even after a
         // problem, so all problems are reported at once.
-        let format = match (splunk, splunk_kv, delimiter) {
-            (Some(true), Some(true), _) => Some(Format::SplunkKv),
-            (Some(true), Some(false), _) => Some(Format::SplunkJson),
-            (Some(false), _, Some(delimiter)) => Some(Format::Leef { delimiter }),
+        let format = match (forwarder, splunk_kv, delimiter) {
+            (Some("splunk"), Some(true), _) => Some(Format::SplunkKv),
+            (Some("splunk"), Some(false), _) => Some(Format::SplunkJson),
+            (Some("qradar"), _, Some(delimiter)) => Some(Format::Leef { delimiter }),
+            (Some("cef"), _, _) => Some(Format::Cef),
+            (Some("ocsf"), _, _) => Some(Format::Ocsf),
             _ => None,
         };
 
@@ -1136,7 +1138,7 @@ impl Check<'_, '_> {
         };
 
         let tls = self.tls(scope, protocol, host_entry, host.as_deref());
-        self.ignored_keys(scope, protocol, splunk);
+        self.ignored_keys(scope, protocol, forwarder);
 
         Some(SyslogConfig {
             host: host?,
@@ -1160,7 +1162,7 @@ impl Check<'_, '_> {
         &mut self,
         scope: &Scope<'_>,
         protocol: Option<Protocol>,
-        splunk: Option<bool>,
+        forwarder: Option<&str>,
     ) {
         if let Some(p @ (Protocol::Udp | Protocol::Stdout)) = protocol
             && let Some(e) = scope.syslog("framing")
@@ -1184,15 +1186,13 @@ impl Check<'_, '_> {
                 }
             }
         }
-        let unused = match splunk {
-            Some(true) => Some(("leef_delimiter", "splunk")),
-            Some(false) => Some(("splunk_format", "qradar")),
-            None => None,
-        };
-        if let Some((key, forwarder)) = unused
-            && let Some(e) = scope.syslog(key)
-        {
-            self.warn(e, format!("ignored because forwarder_type is {forwarder}"));
+        // Each format-specific key is ignored, with a warning, by the other formats.
+        for (key, used_by) in [("leef_delimiter", "qradar"), ("splunk_format", "splunk")] {
+            if let Some(forwarder) = forwarder.filter(|f| *f != used_by)
+                && let Some(e) = scope.syslog(key)
+            {
+                self.warn(e, format!("ignored because forwarder_type is {forwarder}"));
+            }
         }
     }
 

@@ -219,6 +219,20 @@ fn every_value_can_be_set() {
 }
 
 #[test]
+fn cef_and_ocsf_forwarder_types() {
+    for (value, format) in [
+        ("cef", Format::Cef),
+        ("CEF", Format::Cef),
+        ("ocsf", Format::Ocsf),
+        ("Ocsf", Format::Ocsf),
+    ] {
+        let c = ok(&syslog(&format!("forwarder_type = {value}")));
+        assert_eq!(c.tenants[0].syslog.format, format, "{value}");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+}
+
+#[test]
 fn splunk_defaults_to_json() {
     let s = &ok(&syslog("forwarder_type = splunk")).tenants[0].syslog;
     assert_eq!(s.format, Format::SplunkJson);
@@ -930,7 +944,7 @@ problem!(
 problem!(
     forwarder_type_invalid,
     syslog("forwarder_type = splunkk"),
-    "config.ini: [syslog] forwarder_type = \"splunkk\": unknown forwarder type; expected qradar or splunk"
+    "config.ini: [syslog] forwarder_type = \"splunkk\": unknown forwarder type; expected qradar, splunk, cef or ocsf"
 );
 problem!(
     protocol_invalid,
@@ -1138,6 +1152,16 @@ warning!(
     warn_leef_delimiter_ignored,
     syslog("forwarder_type = splunk\nleef_delimiter = |"),
     "config.ini: [syslog] leef_delimiter = \"|\": ignored because forwarder_type is splunk"
+);
+warning!(
+    warn_leef_delimiter_ignored_by_cef,
+    syslog("forwarder_type = cef\nleef_delimiter = |"),
+    "config.ini: [syslog] leef_delimiter = \"|\": ignored because forwarder_type is cef"
+);
+warning!(
+    warn_splunk_format_ignored_by_ocsf,
+    syslog("forwarder_type = ocsf\nsplunk_format = kv"),
+    "config.ini: [syslog] splunk_format = \"kv\": ignored because forwarder_type is ocsf"
 );
 warning!(
     warn_splunk_format_ignored,

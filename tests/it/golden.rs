@@ -144,14 +144,16 @@ fn every_example_gives_exactly_the_golden_records() {
         ("qradar", "leef", Format::Leef { delimiter: '\t' }),
         ("splunk", "splunk-json", Format::SplunkJson),
         ("splunk", "splunk-kv", Format::SplunkKv),
-        // The header settings are the same for every format; only the message differs.
-        ("qradar", "cef", Format::Cef),
-        ("qradar", "ocsf", Format::Ocsf),
+        ("cef", "cef", Format::Cef),
+        ("ocsf", "ocsf", Format::Ocsf),
     ];
     let mut checked = 0;
     for (forwarder, folder, format) in formats {
         for (header_name, pick) in [("rfc3164", 1), ("rfc5424", 2)] {
             let syslog = config_for(forwarder, header_name);
+            if matches!(format, Format::Cef | Format::Ocsf) {
+                assert_eq!(syslog.format, format, "forwarder_type = {forwarder}");
+            }
             for &(stem, h3164, h5424) in HEADERS {
                 let header = if pick == 1 { h3164 } else { h5424 };
                 let got = records(stem, format, &syslog);

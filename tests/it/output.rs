@@ -1,6 +1,6 @@
 //! Records as the SIEM sees them, through the real binary and the simulator: the
-//! HOSTNAME field (known-failures 2), Splunk output over syslog (3), and one
-//! long-lived connection with no descriptor leak (29).
+//! HOSTNAME field (known-failures 2), Splunk output over syslog (3), CEF and OCSF
+//! output, and one long-lived connection with no descriptor leak (29).
 
 use crate::fixture::{self, KEY, Setup, TENANT, lookout, sim, tcp};
 use crate::kit::{PATIENCE, Sim, TICK, eventually};
@@ -128,6 +128,85 @@ async fn splunk_json_and_kv_records_reach_rsyslog_with_every_event() {
             assert!(seen.insert(id), "{format}: an id twice");
         }
         assert_eq!(seen, ids, "{format}: not every event");
+    }
+}
+
+/// `forwarder_type = cef` and `ocsf` through the real binary: every generated event
+/// reaches rsyslog as CEF records a CEF parser reads (one per smishing detection) and
+/// as one OCSF object each, carrying its id.
+#[tokio::test]
+async fn cef_and_ocsf_records_reach_rsyslog_with_every_event() {
+    use mrav2_syslog_connector::format::cef;
+    let rsyslog = Rsyslog::start().await;
+    let file = rsyslog.path("tcp.log");
+    let sim = sim(&["--events", "20", "--batch-size", "5", "--rate", "0"]);
+    let ids: BTreeSet<String> = sim.event_ids(TENANT).into_iter().collect();
+    for forwarder in ["cef", "ocsf"] {
+        let tag = format!("lookout{forwarder}");
+        let setup = setup(
+            &sim,
+            &format!(
+                "protocol = tcp\nport = {}\nforwarder_type = {forwarder}\napp_name = {tag}\n",
+                rsyslog.tcp_port
+            ),
+        );
+        let mut connector = setup.run(&[]);
+        let bodies = || -> Vec<String> {
+            std::fs::read_to_string(&file)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| {
+                    l.split_once(&format!(" {tag}: "))
+                        .map(|(_, b)| b.to_string())
+                })
+                .collect()
+        };
+        let id_of = |body: &str| -> String {
+            if forwarder == "cef" {
+                let record = cef::parse(body).unwrap_or_else(|| panic!("not a CEF record: {body}"));
+                assert_eq!(record.header[1..3], ["Lookout", "Mobile Risk API"]);
+                record
+                    .pairs
+                    .into_iter()
+                    .find(|(k, _)| k == "externalId")
+                    .map(|(_, v)| v)
+                    .unwrap_or_else(|| panic!("no externalId: {body}"))
+            } else {
+                let value: serde_json::Value = serde_json::from_str(body)
+                    .unwrap_or_else(|e| panic!("not one JSON object ({e}): {body}"));
+                assert_eq!(value["metadata"]["version"], "1.8.0", "{body}");
+                assert_eq!(
+                    value["type_uid"].as_i64(),
+                    Some(
+                        value["class_uid"].as_i64().expect("class_uid") * 100
+                            + value["activity_id"].as_i64().expect("activity_id")
+                    ),
+                    "{body}"
+                );
+                value["metadata"]["uid"]
+                    .as_str()
+                    .expect("an id")
+                    .to_string()
+            }
+        };
+        let seen = || -> BTreeSet<String> { bodies().iter().map(|b| id_of(b)).collect() };
+        eventually(
+            || {
+                format!(
+                    "{forwarder}: {} records\n{}",
+                    bodies().len(),
+                    connector.output()
+                )
+            },
+            PATIENCE,
+            || seen().len() >= ids.len(),
+        )
+        .await;
+        connector.stop().await;
+        assert_eq!(seen(), ids, "{forwarder}: not every event");
+        if forwarder == "ocsf" {
+            assert_eq!(bodies().len(), ids.len(), "ocsf: one record per event");
+        }
     }
 }
 
