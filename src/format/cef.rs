@@ -41,7 +41,7 @@ pub(crate) const CLASS_ID_MAX: usize = 1023;
 /// Where a key's value comes from.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Source {
-    /// A path into the event, rendered as LEEF renders values (`leef-mapping.md` §6.2).
+    /// A path into the event, rendered as LEEF renders values (`docs/formats/leef.md#rendering-values`).
     Path(&'static [&'static str]),
     /// A field of the record's smishing detection; only on split records.
     Detection(&'static str),
@@ -328,12 +328,14 @@ pub(crate) fn render(
         Some(detections) => {
             for (index, detection) in detections.iter().enumerate() {
                 let record = Record::new(fields, Some((index, detection)), dev_time);
-                out.push(envelope.message(render_record(settings, &record, dev_time)));
+                let (text, altered) = render_record(settings, &record, dev_time);
+                out.push(envelope.message(text).altered(altered));
             }
         }
         None => {
             let record = Record::new(fields, None, dev_time);
-            out.push(envelope.message(render_record(settings, &record, dev_time)));
+            let (text, altered) = render_record(settings, &record, dev_time);
+            out.push(envelope.message(text).altered(altered));
         }
     }
 }
@@ -352,12 +354,7 @@ static PLACED: LazyLock<Tree> = LazyLock::new(|| {
         .chain([&["id"][..], &["entName"]]);
     // Mark 0 is `deviceExternalId`'s path, always "placed" here: CEF places every path
     // of its table whatever the value.
-    let detection_keys = [
-        ("alert_type", 0),
-        ("category", 0),
-        ("original_url", 0),
-        ("impersonated_employee", 0),
-    ];
+    let detection_keys = DETECTION_FIELDS.map(|field| (field, 0));
     Tree::new(paths).with_detections(&["smishing_alert", "detections"], &detection_keys)
 });
 
@@ -423,15 +420,32 @@ fn object_at<'a>(fields: &'a Object<'a>, path: &[&str]) -> Option<&'a Object<'a>
     Some(object)
 }
 
-/// Renders one record.
-fn render_record(settings: &Settings<'_>, record: &Record<'_>, dev_time: Option<i64>) -> String {
+/// The fields of a smishing detection the table places (`Source::Detection` and the
+/// detection's `original_url`).
+const DETECTION_FIELDS: [&str; 4] = [
+    "alert_type",
+    "category",
+    "original_url",
+    "impersonated_employee",
+];
+
+/// Renders one record; the flag says whether a character was replaced by a space.
+fn render_record(
+    settings: &Settings<'_>,
+    record: &Record<'_>,
+    dev_time: Option<i64>,
+) -> (String, bool) {
     let mut text = String::with_capacity(1536);
+    let mut altered = false;
     let category = record.category();
 
     text.push_str(PREFIX);
     let start = text.len();
     {
-        let mut header = Header::new(&mut text);
+        let mut header = Header {
+            out: &mut text,
+            altered: &mut altered,
+        };
         header.put(record.eventid_type());
         header.put(",");
         leef::write_category(&mut header, &category);
@@ -439,27 +453,38 @@ fn render_record(settings: &Settings<'_>, record: &Record<'_>, dev_time: Option<
     limit_chars(&mut text, start, CLASS_ID_MAX);
     text.push('|');
     let start = text.len();
-    write_name(&mut Header::new(&mut text), record, &category);
+    write_name(
+        &mut Header {
+            out: &mut text,
+            altered: &mut altered,
+        },
+        record,
+        &category,
+    );
     limit_chars(&mut text, start, NAME_MAX);
     text.push('|');
     write_display(&mut text, &leef::leef_severity(record.fields));
     text.push('|');
 
-    let mut extension = Extension { text, empty: true };
+    let mut extension = Extension {
+        text,
+        empty: true,
+        altered,
+    };
     if let Some(ms) = dev_time {
         extension.begin("rt");
         write_display(&mut extension.text, &ms);
     }
     if let Some(id) = record.fields.get("id").filter(|v| is_present(v)) {
         extension.begin("externalId");
-        write_value(&mut ExtValue(&mut extension.text), id, false);
+        write_value(&mut extension.value(), id, false);
     }
     extension.begin("cat");
-    leef::write_category(&mut ExtValue(&mut extension.text), &category);
+    leef::write_category(&mut extension.value(), &category);
     extension.begin("cs1Label");
     extension.text.push_str("entName");
     extension.begin("cs1");
-    ExtValue(&mut extension.text).put(settings.entity_name);
+    extension.value().put(settings.entity_name);
 
     let detection = record.detection.map(|(_, detection)| detection);
     let walk = &*WALK;
@@ -472,9 +497,10 @@ fn render_record(settings: &Settings<'_>, record: &Record<'_>, dev_time: Option<
         object?.get(lookup.leaf)
     };
     let url_value = find(walk.url);
-    // Leaves (values that are not objects) found at table paths: when they are all the
-    // event's leaves, nothing is left for `lookoutUnmapped` and its walk is skipped.
-    let mut hits = usize::from(url_value.is_some_and(|v| !matches!(v, Value::Object(_))));
+    // Values found at table paths: when they are all the event's members the walk would
+    // consider (`rest::members`), nothing is left for `lookoutUnmapped` and the walk is
+    // skipped.
+    let mut hits = usize::from(url_value.is_some());
     let url = url_value.filter(|v| is_present(v));
     let original_url = record
         .detection_field("original_url")
@@ -483,7 +509,7 @@ fn render_record(settings: &Settings<'_>, record: &Record<'_>, dev_time: Option<
         let value = match key.source {
             Source::Path(_) => {
                 let value = find(*lookup);
-                hits += usize::from(value.is_some_and(|v| !matches!(v, Value::Object(_))));
+                hits += usize::from(value.is_some());
                 value
             }
             Source::Detection(field) => record.detection_field(field),
@@ -499,15 +525,15 @@ fn render_record(settings: &Settings<'_>, record: &Record<'_>, dev_time: Option<
         };
         if let Some(value) = value.filter(|v| is_present(v)) {
             extension.begin(key.key);
-            write_value(&mut ExtValue(&mut extension.text), value, false);
+            write_value(&mut extension.value(), value, false);
         }
     }
 
     if let Some((key, value)) = settings.custom_identifier {
         extension.begin("cs2Label");
-        ExtValue(&mut extension.text).put(key);
+        extension.value().put(key);
         extension.begin("cs2");
-        ExtValue(&mut extension.text).put(value);
+        extension.value().put(value);
     }
 
     let view = View {
@@ -515,20 +541,27 @@ fn render_record(settings: &Settings<'_>, record: &Record<'_>, dev_time: Option<
         detection,
     };
     for own in ["id", "entName"] {
-        hits += usize::from(
-            record
-                .fields
-                .get(own)
-                .is_some_and(|v| !matches!(v, Value::Object(_))),
-        );
+        hits += usize::from(record.fields.contains_key(own));
     }
-    if detection.is_none() && hits == leaves(record.fields) {
-        return extension.text;
+    // On a split record the detections array is placed by the split when its
+    // detection holds only the fields the table places.
+    let detection_placed = match detection {
+        None => true,
+        Some(Value::Object(fields)) => {
+            hits += 1;
+            fields
+                .iter()
+                .all(|(key, _)| DETECTION_FIELDS.contains(&key))
+        }
+        Some(_) => false,
+    };
+    if detection_placed && hits == rest::members(record.fields, &PLACED) {
+        return (extension.text, extension.altered);
     }
     // `cat` is always there, so this is never the first pair.
     let mark = extension.text.len();
     extension.text.push_str(" lookoutUnmapped=");
-    let mut value = ExtValue(&mut extension.text);
+    let mut value = extension.value();
     value.put("{");
     let mut first = true;
     rest::write_members(&mut value, record.fields, &PLACED, &view, &mut first);
@@ -537,19 +570,7 @@ fn render_record(settings: &Settings<'_>, record: &Record<'_>, dev_time: Option<
     } else {
         value.put("}");
     }
-    extension.text
-}
-
-/// The number of leaves of `fields`: values that are not objects, and empty objects
-/// (which the `lookoutUnmapped` walk may have to keep). Counting compares no keys.
-fn leaves(fields: &Object<'_>) -> usize {
-    fields
-        .iter()
-        .map(|(_, value)| match value {
-            Value::Object(child) if !child.is_empty() => leaves(child),
-            _ => 1,
-        })
-        .sum()
+    (extension.text, extension.altered)
 }
 
 /// The Name: `<type> <category>`, and for a threat ` (<severity>)`, e.g.
@@ -598,9 +619,19 @@ fn limit_chars(text: &mut String, start: usize, max: usize) {
 struct Extension {
     text: String,
     empty: bool,
+    /// A character was replaced by a space (header or extension).
+    altered: bool,
 }
 
 impl Extension {
+    /// An escaper for the current value.
+    fn value(&mut self) -> ExtValue<'_> {
+        ExtValue {
+            out: &mut self.text,
+            altered: &mut self.altered,
+        }
+    }
+
     /// Starts the pair for `key` (a constant of this module: letters and digits).
     fn begin(&mut self, key: &str) {
         if !std::mem::take(&mut self.empty) {
@@ -613,12 +644,10 @@ impl Extension {
 
 /// Appends to a header field, escaping as CEF requires there: `\` → `\\`, `|` → `\|`,
 /// every control character → a space.
-struct Header<'a>(&'a mut String);
-
-impl<'a> Header<'a> {
-    fn new(out: &'a mut String) -> Self {
-        Self(out)
-    }
+struct Header<'a> {
+    out: &'a mut String,
+    /// Set when a character was replaced.
+    altered: &'a mut bool,
 }
 
 impl Out for Header<'_> {
@@ -630,15 +659,18 @@ impl Out for Header<'_> {
             found | (b < 0x20) | (b == 0x7f) | (b == b'\\') | (b == b'|') | (b == 0xc2)
         });
         if !special {
-            self.0.push_str(s);
+            self.out.push_str(s);
             return;
         }
         for c in s.chars() {
             match c {
-                '\\' => self.0.push_str("\\\\"),
-                '|' => self.0.push_str("\\|"),
-                c if c.is_control() => self.0.push(' '),
-                c => self.0.push(c),
+                '\\' => self.out.push_str("\\\\"),
+                '|' => self.out.push_str("\\|"),
+                c if c.is_control() => {
+                    self.out.push(' ');
+                    *self.altered = true;
+                }
+                c => self.out.push(c),
             }
         }
     }
@@ -647,7 +679,11 @@ impl Out for Header<'_> {
 /// Appends to an extension value, escaping as CEF requires there: `\` → `\\`,
 /// `=` → `\=`, CR → `\r`, LF → `\n`, every other C0 control character and DEL → a
 /// space. `|` and spaces stay as they are.
-struct ExtValue<'a>(&'a mut String);
+struct ExtValue<'a> {
+    out: &'a mut String,
+    /// Set when a character was replaced by a space.
+    altered: &'a mut bool,
+}
 
 impl Out for ExtValue<'_> {
     #[inline]
@@ -657,7 +693,7 @@ impl Out for ExtValue<'_> {
             found | (b < 0x20) | (b == 0x7f) | (b == b'\\') | (b == b'=')
         });
         if !special {
-            self.0.push_str(s);
+            self.out.push_str(s);
             return;
         }
         let mut start = 0;
@@ -667,22 +703,29 @@ impl Out for ExtValue<'_> {
                 b'=' => "\\=",
                 b'\r' => "\\r",
                 b'\n' => "\\n",
-                0x00..=0x1f | 0x7f => " ",
+                0x00..=0x1f | 0x7f => {
+                    *self.altered = true;
+                    " "
+                }
                 _ => continue,
             };
             // `b` is ASCII, so `i` and `i + 1` are character boundaries.
-            self.0.push_str(&s[start..i]);
-            self.0.push_str(escape);
+            self.out.push_str(&s[start..i]);
+            self.out.push_str(escape);
             start = i + 1;
         }
-        self.0.push_str(&s[start..]);
+        self.out.push_str(&s[start..]);
     }
 }
 
 /// Escapes `s` as an extension value (for tests and tools that build CEF by hand).
 pub fn escape_value(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    ExtValue(&mut out).put(s);
+    ExtValue {
+        out: &mut out,
+        altered: &mut false,
+    }
+    .put(s);
     out
 }
 
@@ -858,7 +901,7 @@ mod tests {
 
     #[test]
     fn value_escaping() {
-        // formats.md §1: `\` and `=` get a backslash, CR and LF become \r and \n, other
+        // `docs/formats/cef.md#escaping`: `\` and `=` get a backslash, CR and LF become \r and \n, other
         // C0 controls and DEL become a space; `|`, spaces and non-ASCII stay.
         assert_eq!(escape_value("C:\\corp\\*"), "C:\\\\corp\\\\*");
         assert_eq!(escape_value("a=b|c d"), "a\\=b|c d");
@@ -1026,6 +1069,30 @@ mod tests {
             Some(r#"{"smishing_alert":{"detection":"odd"}}"#)
         );
         assert!(all[1].contains("|SMISHING_ALERT,UNKNOWN|"), "{}", all[1]);
+    }
+
+    #[test]
+    fn replaced_characters_mark_the_message_altered() {
+        let render = |event: serde_json::Value| {
+            let serde_json::Value::Object(fields) = event else {
+                panic!("test events are objects");
+            };
+            let mut out = Vec::new();
+            Formatter::new(Format::Cef, "acme", None).render(&MraEvent::from(&fields), &mut out);
+            out.remove(0)
+        };
+        // CR, LF, `=` and `\` are escaped, nothing is lost.
+        assert!(!render(json!({"type": "AUDIT", "id": "a\r\n=\\"})).altered);
+        // TAB, NUL, ESC, DEL in a value, or a control character in the header, are not.
+        for event in [
+            json!({"type": "AUDIT", "id": "a\tb"}),
+            json!({"type": "AUDIT", "id": "a\u{0}b"}),
+            json!({"type": "AUDIT", "id": "a\u{1b}[0m"}),
+            json!({"type": "AUDIT", "id": "a\u{7f}"}),
+            json!({"type": "AUDIT", "audit": {"type": "A\u{85}B"}}),
+        ] {
+            assert!(render(event.clone()).altered, "{event}");
+        }
     }
 
     #[test]

@@ -43,6 +43,17 @@ pub struct RenderedMessage {
     pub msgid: Option<String>,
     /// The event id, for log lines about this record (e.g. truncation warnings).
     pub event_id: Option<String>,
+    /// Characters the format cannot carry were replaced (CEF: control characters other
+    /// than CR and LF, by spaces). The sink counts it like a truncation.
+    pub altered: bool,
+}
+
+impl RenderedMessage {
+    /// This message, marked as altered when `altered`.
+    pub(crate) fn altered(mut self, altered: bool) -> Self {
+        self.altered = altered;
+        self
+    }
 }
 
 /// Renders events of one tenant.
@@ -146,6 +157,7 @@ impl<'a> Envelope<'a> {
             event_time: self.event_time,
             msgid: self.msgid.map(str::to_owned),
             event_id: self.event_id.map(str::to_owned),
+            altered: false,
         }
     }
 }

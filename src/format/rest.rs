@@ -22,7 +22,7 @@ pub(crate) struct Tree {
     /// The number of this path in the mapping's placed set, when the mapping places it.
     mark: Option<u8>,
     /// `smishing_alert.detections`: on a split record the array is replaced by the
-    /// record's own detection (`leef-mapping.md` §4), whose keys are `children`.
+    /// record's own detection (`docs/formats/leef.md#smishing-alerts-one-record-per-detection`), whose keys are `children`.
     detections: bool,
     children: Vec<(&'static str, Tree)>,
 }
@@ -91,6 +91,24 @@ impl Tree {
     fn is_placed(&self, view: &View<'_>) -> bool {
         self.mark.is_some_and(|n| view.placed & (1u128 << n) != 0)
     }
+}
+
+/// The number of members of `fields` (at any depth) the walk would have to consider:
+/// a member the tree does not know, or knows as a path a mapping places, counts one; an
+/// object under a known interior path counts its own members (an empty one, none, as
+/// the walk leaves it out). A mapping that found this many values at its paths placed
+/// everything, so it can skip the walk; counting compares only the keys of objects.
+pub(crate) fn members(fields: &Object<'_>, tree: &Tree) -> usize {
+    fields
+        .iter()
+        .map(|(key, value)| match value {
+            Value::Object(child) => match tree.child(key) {
+                Some(node) if node.mark.is_none() && !node.detections => members(child, node),
+                _ => 1,
+            },
+            _ => 1,
+        })
+        .sum()
 }
 
 /// Writes the members of the rest of `fields` (`"key":value` pairs, comma-separated,
@@ -233,6 +251,24 @@ mod tests {
         assert_eq!(rest(json!({"a": "x", "b": {"c": 1}}), &tree, &all), "");
         // A known object path holding a scalar is kept.
         assert_eq!(rest(json!({"b": 7}), &tree, &all), r#"{"b":7}"#);
+    }
+
+    #[test]
+    fn members_counts_what_the_walk_considers() {
+        let tree = Tree::new([&["a"][..], &["b", "c"], &["b", "d"]]);
+        let count = |event: serde_json::Value| {
+            let value = Value::from(&event);
+            members(value.as_object().expect("an object"), &tree)
+        };
+        // a, b.c, b.e (unknown: one, whatever it holds), g (unknown empty object).
+        assert_eq!(
+            count(json!({"a": 1, "b": {"c": 2, "e": {"x": 1}}, "g": {}})),
+            4
+        );
+        // An empty object under a known path is left out by the walk: none.
+        assert_eq!(count(json!({"b": {}})), 0);
+        // A known object path holding a scalar, and a table path holding an object.
+        assert_eq!(count(json!({"b": 7, "a": {"deep": [1]}})), 2);
     }
 
     #[test]

@@ -340,17 +340,30 @@ impl Records {
             let start = self.buf.len();
             let written = self.writer.write(msg, now, &mut self.buf);
             self.ranges.push(start..self.buf.len());
-            if written.truncated {
+            // A record whose format replaced characters (CEF controls) lost data as a
+            // cut one did, so it is counted and reported the same way.
+            if written.truncated || msg.altered {
                 truncated += 1;
                 if let Some(suppressed) = self.truncation_warnings.allow(Instant::now()) {
-                    tracing::warn!(
-                        tenant = %self.tenant,
-                        destination = %destination,
-                        event_id = %Untrusted(msg.event_id.as_deref().unwrap_or("-")),
-                        limit = self.writer.max_message_size(),
-                        suppressed,
-                        "syslog record longer than max_message_size; truncated (further warnings at most once a minute)"
-                    );
+                    let event_id = Untrusted(msg.event_id.as_deref().unwrap_or("-"));
+                    if written.truncated {
+                        tracing::warn!(
+                            tenant = %self.tenant,
+                            destination = %destination,
+                            event_id = %event_id,
+                            limit = self.writer.max_message_size(),
+                            suppressed,
+                            "syslog record longer than max_message_size; truncated (further warnings at most once a minute)"
+                        );
+                    } else {
+                        tracing::warn!(
+                            tenant = %self.tenant,
+                            destination = %destination,
+                            event_id = %event_id,
+                            suppressed,
+                            "control characters the record format cannot carry were replaced by spaces; counted as truncated (further warnings at most once a minute)"
+                        );
+                    }
                 }
             }
         }

@@ -399,6 +399,7 @@ mod tests {
             ),
             msgid: Some("THREAT".into()),
             event_id: Some("01a1aac4-759e-7c9d-bf7a-861b26a9b1a3".into()),
+            altered: false,
         }
     }
 

@@ -38,7 +38,6 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(60);
 /// How often a full dead-letter file is looked at again.
 const DEAD_LETTER_RECHECK: Duration = Duration::from_secs(2);
 
-
 /// The writer half: format, send, apply receipts, commit.
 pub(super) struct Writer {
     pub(super) name: String,

@@ -60,6 +60,7 @@ fn messages(batch: &str, n: usize) -> Vec<RenderedMessage> {
             event_time: Some((base + ChronoDuration::seconds(i as i64)).fixed_offset()),
             msgid: Some("THREAT".into()),
             event_id: Some(format!("{batch}-{i}")),
+            altered: false,
         })
         .collect()
 }

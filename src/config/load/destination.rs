@@ -2,7 +2,7 @@
 //! tenant's `destinations` key → its list of [`DestinationConfig`]s.
 //!
 //! This module owns the destination names (`[A-Za-z0-9._-]+`, not `syslog`), the keys
-//! of `type = splunk_hec` (`destinations.md` §4.1) with their defaults and bounds, the
+//! of `type = splunk_hec` (`docs/receivers/splunk-hec.md#in-configini`) with their defaults and bounds, the
 //! HEC token precedence (`token_file` > `MRAV2_HEC_TOKEN_<NAME>` > `token`), and which
 //! destinations a tenant uses (default: every destination the file defines, else
 //! `syslog`). A tenant uses exactly one destination for now: several are the next step,

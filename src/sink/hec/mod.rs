@@ -1,4 +1,4 @@
-//! Splunk HTTP Event Collector (`destinations.md` §4): events as JSON envelopes over
+//! Splunk HTTP Event Collector (`docs/receivers/splunk-hec.md`): events as JSON envelopes over
 //! HTTPS, delivered when HEC says so.
 //!
 //! - **Without acknowledgements**, a request is delivered when HEC answers 200 with

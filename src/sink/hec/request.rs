@@ -1,8 +1,8 @@
-//! HEC request bodies (`destinations.md` §4.2): one JSON envelope per event, grouped
+//! HEC request bodies (`docs/receivers/splunk-hec.md#what-is-sent`): one JSON envelope per event, grouped
 //! into requests by the batch limits, optionally gzip-compressed.
 //!
 //! Pure: messages in, bytes out. The envelope's `event` is the Splunk JSON object the
-//! formatter already rendered (`splunk-format.md` §2), inserted as is; everything else
+//! formatter already rendered (`docs/formats/splunk.md#json-mode`), inserted as is; everything else
 //! in the envelope is written here. Each envelope carries all of its own keys: HEC does
 //! not carry `host`, `source` or `sourcetype` from one envelope to the next.
 
@@ -227,6 +227,7 @@ mod tests {
             event_time: time.map(|t| DateTime::parse_from_rfc3339(t).unwrap()),
             msgid: event_type.map(str::to_owned),
             event_id: None,
+            altered: false,
         }
     }
 

@@ -1,4 +1,4 @@
-//! HEC responses (`destinations.md` §4.3–4.4): parse what the collector answered and
+//! HEC responses (`docs/receivers/splunk-hec.md#troubleshooting-by-hec-answer`): parse what the collector answered and
 //! decide what the sink does about it.
 //!
 //! Pure, and total: every status and every body (JSON or not, truncated, hostile) gives

@@ -45,6 +45,7 @@ fn message(id: usize) -> RenderedMessage {
         event_time: chrono::DateTime::parse_from_rfc3339("2026-11-05T08:12:44.318+00:00").ok(),
         msgid: Some("THREAT".into()),
         event_id: Some(format!("e{id}")),
+        altered: false,
     }
 }
 
@@ -364,7 +365,7 @@ async fn busy_is_a_retry_with_the_receivers_retry_after() {
 
 /// Every example event of `tests/golden/events/`, formatted as the connector does for
 /// HEC, arrives exactly once, and its `event` is byte for byte the Splunk JSON object
-/// of `tests/golden/splunk-json/` (`splunk-format.md` §2), smishing alerts unsplit.
+/// of `tests/golden/splunk-json/` (`docs/formats/splunk.md#json-mode`), smishing alerts unsplit.
 #[tokio::test]
 async fn every_example_event_is_indexed_once_as_its_splunk_json_object() {
     use mrav2_syslog_connector::config::Format;

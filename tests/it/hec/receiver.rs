@@ -1,6 +1,6 @@
 //! A faithful Splunk HTTP Event Collector for the tests (no real Splunk can be
 //! installed here): `/services/collector/event`, `/services/collector/ack` and
-//! `/services/collector/health` with HEC's codes and texts (`destinations.md` §4.3),
+//! `/services/collector/health` with HEC's codes and texts (`docs/receivers/splunk-hec.md#troubleshooting-by-hec-answer`),
 //! tokens, gzip bodies, request channels, acknowledgement ids per channel that are
 //! forgotten once reported true, and scriptable trouble: acknowledgement delays, lost
 //! acknowledgements, busy (503) storms, 413 above a size, a refused event, a disabled
