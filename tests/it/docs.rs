@@ -7,7 +7,9 @@
 //! than `-` and `_` dropped, spaces turned into `-`, and a repeated anchor suffixed
 //! `-1`, `-2`, ….
 
-use mrav2_syslog_connector::config::load::{CONNECTOR_KEYS, LOOKOUT_KEYS, PROXY_KEYS, SYSLOG_KEYS};
+use mrav2_syslog_connector::config::load::{
+    CONNECTOR_KEYS, HEC_KEYS, LOOKOUT_KEYS, PROXY_KEYS, SYSLOG_KEYS,
+};
 use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
 
@@ -284,6 +286,7 @@ fn configuration_md_documents_every_key_in_its_section() {
         ("[syslog]", SYSLOG_KEYS),
         ("[proxy]", PROXY_KEYS),
         ("[connector]", CONNECTOR_KEYS),
+        ("[destination:NAME]", HEC_KEYS),
     ] {
         for key in keys {
             if !documented
