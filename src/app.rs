@@ -3,8 +3,8 @@
 //! Order matters and is fixed here: the configuration is already valid (nothing has
 //! touched the network), the process is already daemonized if asked (before any thread
 //! existed) and logging is up. This module then checks the state directory, starts the
-//! metrics endpoint, spawns one supervised task per tenant under a root cancellation
-//! token, tells systemd it is ready, and waits for signals:
+//! metrics endpoint, spawns one supervised task per (tenant, destination) pair under a
+//! root cancellation token, tells systemd it is ready, and waits for signals:
 //!
 //! - SIGTERM / SIGINT: stop reading, let every tenant deliver and commit what it read,
 //!   and return within the grace deadline even if the destination is unreachable;
@@ -18,7 +18,7 @@ use crate::observe::Observer;
 use crate::position::{StateFile, ensure_writable};
 use crate::simulator::{EventKind, IdZero as SimIdZero, Scenario, SimOptions};
 use crate::source::StartPoint;
-use crate::tenant::{Shutdown, TenantTask};
+use crate::tenant::{PairTask, Shutdown};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -71,61 +71,64 @@ pub async fn run(
     }
 
     let mut started = 0usize;
+    let mut tenants_started = 0usize;
     for tenant in &config.tenants {
-        let tenant_observer = observer.tenant(&tenant.entity_name, tenant.sse_timeout);
-        let state = StateFile::for_destination(
-            &state_dir,
-            &tenant.entity_name,
-            tenant.destinations.first().map_or("syslog", |d| d.name()),
-        );
-        let saved = match state.load() {
-            Ok(saved) => saved,
-            Err(e) => {
-                error!(tenant = %tenant.entity_name, error = %e, "tenant not started");
-                tenant_observer.flag(Some(e.to_string()));
-                continue;
-            }
-        };
-        let syslog = &tenant.syslog;
-        info!(
-            tenant = %tenant.entity_name,
-            api = %tenant.api_base(),
-            types = %tenant.types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(","),
-            start = %describe_start(&StartPoint::resolve(
-                saved.as_ref().and_then(|s| Position::new(s.position.clone())),
-                tenant
-            )),
-            destination = %tenant.destination_description(),
-            format = %syslog.format,
-            header = %format!("{:?}", syslog.header).to_lowercase(),
-            state_file = %state.path().display(),
-            "tenant configured"
-        );
-        let task = TenantTask {
-            config: tenant.clone(),
-            proxy: config.proxy.clone(),
-            state_dir: state_dir.clone(),
-            commit_interval: config.connector.commit_interval,
-            observer: tenant_observer.clone(),
-        };
-        let shutdown = Shutdown {
-            stop_reading: root.child_token(),
-            give_up: give_up.clone(),
-        };
-        tracker.spawn(async move {
-            if let Err(e) = task.run(shutdown).await {
-                error!(tenant = %tenant_observer.tenant(), error = %e, "tenant stopped");
-                tenant_observer.flag(Some(e.to_string()));
-            }
-        });
-        started += 1;
+        let before = started;
+        for destination in &tenant.destinations {
+            let pair_observer =
+                observer.pair(&tenant.entity_name, destination.name(), tenant.sse_timeout);
+            let state =
+                StateFile::for_destination(&state_dir, &tenant.entity_name, destination.name());
+            let saved = match state.load() {
+                Ok(saved) => saved,
+                Err(e) => {
+                    error!(tenant = %tenant.entity_name, destination = %destination.name(), error = %e, "not started");
+                    pair_observer.flag(Some(e.to_string()));
+                    continue;
+                }
+            };
+            info!(
+                tenant = %tenant.entity_name,
+                api = %tenant.api_base(),
+                types = %tenant.types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(","),
+                start = %describe_start(&StartPoint::resolve(
+                    saved.as_ref().and_then(|s| Position::new(s.position.clone())),
+                    tenant
+                )),
+                destination = %destination.description(),
+                format = %destination.format_description(),
+                state_file = %state.path().display(),
+                "tenant configured"
+            );
+            let task = PairTask {
+                config: tenant.clone(),
+                destination: destination.clone(),
+                proxy: config.proxy.clone(),
+                state_dir: state_dir.clone(),
+                commit_interval: config.connector.commit_interval,
+                observer: pair_observer.clone(),
+            };
+            let shutdown = Shutdown {
+                stop_reading: root.child_token(),
+                give_up: give_up.clone(),
+            };
+            tracker.spawn(async move {
+                if let Err(e) = task.run(shutdown).await {
+                    error!(tenant = %pair_observer.tenant(), destination = %pair_observer.destination(), error = %e, "stopped");
+                    pair_observer.flag(Some(e.to_string()));
+                }
+            });
+            started += 1;
+        }
+        tenants_started += usize::from(started > before);
     }
     if started == 0 {
         anyhow::bail!("no tenant could be started; see the errors above");
     }
     tracker.close();
     info!(
-        tenants = started,
+        tenants = tenants_started,
+        pairs = started,
         "MRAv2 Syslog Connector started successfully"
     );
     notify_systemd(&[sd_notify::NotifyState::Ready]);

@@ -1,11 +1,13 @@
 //! What an operator can see from outside: Prometheus metrics on `/metrics` and tenant
 //! health on `/health`, served on `[connector] metrics_listen`.
 //!
-//! Each tenant gets a [`TenantObserver`]: a cheap handle that counts what happens to it
-//! and records when it last showed life. The observer never decides anything; the
-//! tenant reports, and `/health` judges by the contract's rule: a tenant is healthy when
-//! it delivered a batch or received a heartbeat within `3 × sse_timeout` and is not
-//! flagged unhealthy by its source (a rejected key, a 403, an oversized message).
+//! Each (tenant, destination) pair gets a [`PairObserver`]: a cheap handle that counts
+//! what happens to it and records when it last showed life; every series carries the
+//! labels `tenant` and `destination`. The observer never decides anything; the pair
+//! reports, and `/health` judges each pair by the contract's rule: healthy when it
+//! delivered a batch or received a heartbeat within `3 × sse_timeout` and is not
+//! flagged unhealthy (a rejected key, a 403, an oversized message, a destination that
+//! refuses its configuration).
 
 use axum::Router;
 use axum::extract::State;
@@ -25,21 +27,18 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// Every series is per (tenant, destination) pair: each pair reads its own stream.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct TenantLabel {
+struct PairLabel {
     tenant: String,
+    destination: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     tenant: String,
-    reason: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DestinationLabel {
-    tenant: String,
     destination: String,
+    reason: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -56,26 +55,26 @@ type FloatCounter = Counter<f64, AtomicU64>;
 /// Every metric family of the process.
 #[derive(Default)]
 struct Metrics {
-    events_received: Family<TenantLabel, Counter>,
-    events_delivered: Family<TenantLabel, Counter>,
-    events_dead_lettered: Family<TenantLabel, Counter>,
-    duplicates_dropped: Family<TenantLabel, Counter>,
-    records_truncated: Family<TenantLabel, Counter>,
-    bytes_sent: Family<TenantLabel, Counter>,
+    events_received: Family<PairLabel, Counter>,
+    events_delivered: Family<PairLabel, Counter>,
+    events_dead_lettered: Family<PairLabel, Counter>,
+    duplicates_dropped: Family<PairLabel, Counter>,
+    records_truncated: Family<PairLabel, Counter>,
+    bytes_sent: Family<PairLabel, Counter>,
     stream_reconnects: Family<ReasonLabel, Counter>,
-    token_fetches: Family<TenantLabel, Counter>,
-    sink_reconnects: Family<TenantLabel, Counter>,
-    lag_seconds: Family<TenantLabel, FloatGauge>,
-    seconds_since_commit: Family<TenantLabel, FloatGauge>,
-    healthy: Family<TenantLabel, Gauge>,
-    tenant_restarts: Family<TenantLabel, Counter>,
+    token_fetches: Family<PairLabel, Counter>,
+    sink_reconnects: Family<PairLabel, Counter>,
+    lag_seconds: Family<PairLabel, FloatGauge>,
+    seconds_since_commit: Family<PairLabel, FloatGauge>,
+    healthy: Family<PairLabel, Gauge>,
+    tenant_restarts: Family<PairLabel, Counter>,
     log_lines_dropped: Counter,
-    hec_requests: Family<DestinationLabel, Counter>,
+    hec_requests: Family<PairLabel, Counter>,
     hec_responses: Family<ResponseLabel, Counter>,
-    hec_resent: Family<DestinationLabel, Counter>,
-    hec_acks: Family<DestinationLabel, Counter>,
-    hec_ack_latency: Family<DestinationLabel, FloatCounter>,
-    hec_ack_timeouts: Family<DestinationLabel, Counter>,
+    hec_resent: Family<PairLabel, Counter>,
+    hec_acks: Family<PairLabel, Counter>,
+    hec_ack_latency: Family<PairLabel, FloatCounter>,
+    hec_ack_timeouts: Family<PairLabel, Counter>,
 }
 
 /// The process-wide registry and the tenants it watches.
@@ -85,10 +84,11 @@ pub struct Observer {
     tenants: Mutex<Vec<Arc<TenantHealth>>>,
 }
 
-/// What `/health` knows of one tenant.
+/// What `/health` knows of one (tenant, destination) pair.
 #[derive(Debug)]
 struct TenantHealth {
     name: String,
+    destination: String,
     window: Duration,
     state: Mutex<HealthState>,
     delivered: AtomicU64,
@@ -103,15 +103,15 @@ struct HealthState {
     position: Option<String>,
 }
 
-/// One tenant's reporting handle. Cloning is cheap.
+/// One (tenant, destination) pair's reporting handle. Cloning is cheap.
 #[derive(Clone)]
-pub struct TenantObserver {
-    label: TenantLabel,
+pub struct PairObserver {
+    label: PairLabel,
     metrics: Arc<Metrics>,
     health: Arc<TenantHealth>,
 }
 
-/// What a Splunk HEC destination did since its last report ([`TenantObserver::hec`]).
+/// What a Splunk HEC destination did since its last report ([`PairObserver::hec`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HecReport {
     /// Event requests sent (answered or not).
@@ -140,6 +140,8 @@ pub struct HealthReport {
 #[derive(Debug, Serialize, serde::Deserialize, PartialEq)]
 pub struct TenantReport {
     pub tenant: String,
+    /// The destination this entry delivers to (`syslog` for `[syslog]`).
+    pub destination: String,
     pub healthy: bool,
     /// Seconds since the last delivered batch or heartbeat (or since start).
     pub seconds_since_activity: f64,
@@ -268,10 +270,12 @@ impl Observer {
         }
     }
 
-    /// Registers a tenant; `sse_timeout` sets its health window (three times it).
-    pub fn tenant(&self, name: &str, sse_timeout: Duration) -> TenantObserver {
+    /// Registers a (tenant, destination) pair; `sse_timeout` sets its health window
+    /// (three times it).
+    pub fn pair(&self, name: &str, destination: &str, sse_timeout: Duration) -> PairObserver {
         let health = Arc::new(TenantHealth {
             name: name.to_string(),
+            destination: destination.to_string(),
             window: sse_timeout.saturating_mul(3),
             state: Mutex::new(HealthState {
                 last_activity: Instant::now(),
@@ -283,9 +287,10 @@ impl Observer {
             delivered: AtomicU64::new(0),
         });
         lock(&self.tenants).push(health.clone());
-        TenantObserver {
-            label: TenantLabel {
+        PairObserver {
+            label: PairLabel {
                 tenant: name.to_string(),
+                destination: destination.to_string(),
             },
             metrics: self.metrics.clone(),
             health,
@@ -308,8 +313,9 @@ impl Observer {
     pub fn metrics_text(&self) -> String {
         let now = Instant::now();
         for t in lock(&self.tenants).iter() {
-            let label = TenantLabel {
+            let label = PairLabel {
                 tenant: t.name.clone(),
+                destination: t.destination.clone(),
             };
             let state = lock(&t.state);
             if let Some(at) = state.last_commit {
@@ -345,6 +351,7 @@ impl TenantHealth {
         let last_error = state.flagged.clone().or_else(|| state.last_error.clone());
         TenantReport {
             tenant: self.name.clone(),
+            destination: self.destination.clone(),
             healthy,
             seconds_since_activity: idle.as_secs_f64(),
             delivered: self.delivered.load(Ordering::Relaxed),
@@ -354,10 +361,15 @@ impl TenantHealth {
     }
 }
 
-impl TenantObserver {
+impl PairObserver {
     /// The tenant's name.
     pub fn tenant(&self) -> &str {
         &self.label.tenant
+    }
+
+    /// The destination's name.
+    pub fn destination(&self) -> &str {
+        &self.label.destination
     }
 
     /// Events received from the stream (before de-duplication).
@@ -430,6 +442,7 @@ impl TenantObserver {
             .stream_reconnects
             .get_or_create(&ReasonLabel {
                 tenant: self.label.tenant.clone(),
+                destination: self.label.destination.clone(),
                 reason: reason.to_string(),
             })
             .inc_by(n);
@@ -446,14 +459,11 @@ impl TenantObserver {
     /// What a Splunk HEC destination did since the last report: requests sent,
     /// answers by (HTTP status, HEC code), events sent again, acknowledgements with
     /// their summed latency, acknowledgement timeouts.
-    pub fn hec(&self, destination: &str, report: &HecReport) {
-        let label = DestinationLabel {
-            tenant: self.label.tenant.clone(),
-            destination: destination.to_owned(),
-        };
+    pub fn hec(&self, report: &HecReport) {
+        let label = &self.label;
         let m = &self.metrics;
         if report.requests > 0 {
-            m.hec_requests.get_or_create(&label).inc_by(report.requests);
+            m.hec_requests.get_or_create(label).inc_by(report.requests);
         }
         for &(status, code, n) in &report.responses {
             m.hec_responses
@@ -466,17 +476,17 @@ impl TenantObserver {
                 .inc_by(n);
         }
         if report.resent > 0 {
-            m.hec_resent.get_or_create(&label).inc_by(report.resent);
+            m.hec_resent.get_or_create(label).inc_by(report.resent);
         }
         if report.acked > 0 {
-            m.hec_acks.get_or_create(&label).inc_by(report.acked);
+            m.hec_acks.get_or_create(label).inc_by(report.acked);
             m.hec_ack_latency
-                .get_or_create(&label)
+                .get_or_create(label)
                 .inc_by(report.ack_latency.as_secs_f64());
         }
         if report.ack_timeouts > 0 {
             m.hec_ack_timeouts
-                .get_or_create(&label)
+                .get_or_create(label)
                 .inc_by(report.ack_timeouts);
         }
     }
@@ -651,8 +661,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn health_follows_the_three_timeouts_rule() {
         let observer = Observer::new();
-        let good = observer.tenant("good", Duration::from_secs(15));
-        let bad = observer.tenant("bad", Duration::from_secs(15));
+        let good = observer.pair("good", "syslog", Duration::from_secs(15));
+        let bad = observer.pair("bad", "syslog", Duration::from_secs(15));
         assert_eq!(observer.health().status, "ok");
 
         tokio::time::advance(Duration::from_secs(44)).await;
@@ -678,7 +688,7 @@ mod tests {
     #[test]
     fn metrics_are_exposed_per_tenant() {
         let observer = Observer::new();
-        let t = observer.tenant("acme", Duration::from_secs(15));
+        let t = observer.pair("acme", "syslog", Duration::from_secs(15));
         t.received(5);
         t.delivered(4, Some(Duration::from_millis(1500)));
         t.stream_reconnects("status_503", 1);
@@ -708,7 +718,7 @@ mod tests {
     async fn the_endpoints_answer_over_http() {
         crate::tls::install_crypto_provider();
         let observer = Arc::new(Observer::new());
-        let t = observer.tenant("acme", Duration::from_secs(15));
+        let t = observer.pair("acme", "syslog", Duration::from_secs(15));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let cancel = CancellationToken::new();

@@ -24,63 +24,88 @@ impl TenantConfig {
         }
     }
 
-    /// Where the tenant's events go: the syslog destination, or a HEC destination.
+    /// Where the tenant's events go: each destination's description, joined by `; `.
     pub fn destination_description(&self) -> String {
-        match self.destinations.first() {
-            Some(DestinationConfig::SplunkHec(hec)) => hec.description(),
-            _ => self.syslog.destination(),
-        }
+        self.destinations
+            .iter()
+            .map(DestinationConfig::description)
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
-    /// A few lines describing the tenant, without secrets.
+    /// A few lines describing the tenant, without secrets: its stream, then each
+    /// destination and the format written there.
     pub fn summary(&self) -> String {
         let types: Vec<&str> = self.types.iter().map(|t| t.as_str()).collect();
-        let s = &self.syslog;
-        let destination = self.destination_description();
-        if let Some(DestinationConfig::SplunkHec(hec)) = self.destinations.first() {
-            return format!(
-                "tenant {} [{}]\n  api domain:  {}\n  types:       {}\n  start:       saved state if any, else {}\n  destination: {}\n  format:      splunk json event objects in HEC envelopes, host {}, source {}, sourcetype {}, index {}",
-                self.entity_name,
-                self.section,
-                self.api_base(),
-                types.join(","),
-                self.start_description(),
-                destination,
-                hec.host,
-                hec.source,
-                hec.sourcetype.as_deref().unwrap_or("lookout:mra:<type>"),
-                hec.index.as_deref().unwrap_or("(the token's default)"),
-            );
-        }
-        let format = s.format.to_string();
-        let header = match s.header {
-            HeaderFormat::Rfc3164 => "rfc3164",
-            HeaderFormat::Rfc5424 => "rfc5424",
-        };
-        let time = match s.header_time {
-            HeaderTime::Event => "event",
-            HeaderTime::Sent => "sent",
-        };
         let mut out = format!(
-            "tenant {} [{}]\n  api domain:  {}\n  types:       {}\n  start:       saved state if any, else {}\n  destination: {}\n  format:      {}, {} header ({} time), facility {}, app_name {:?}, hostname {}, max {} bytes per record",
+            "tenant {} [{}]\n  api domain:  {}\n  types:       {}\n  start:       saved state if any, else {}",
             self.entity_name,
             self.section,
             self.api_base(),
             types.join(","),
             self.start_description(),
-            destination,
-            format,
-            header,
-            time,
-            facility_name(s.facility),
-            s.app_name,
-            s.hostname,
-            s.max_message_size,
         );
-        if let Some((k, v)) = &s.custom_identifier {
-            out.push_str(&format!("\n  identifier:  {k}={v}"));
+        for destination in &self.destinations {
+            out.push_str(&format!(
+                "\n  destination: {}\n  format:      {}",
+                destination.description(),
+                destination.format_description()
+            ));
+            if let DestinationConfig::Syslog { syslog, .. } = destination
+                && let Some((k, v)) = &syslog.custom_identifier
+            {
+                out.push_str(&format!("\n  identifier:  {k}={v}"));
+            }
         }
         out
+    }
+}
+
+impl DestinationConfig {
+    /// Where records go: `tcp 10.0.0.5:514 (lf framing)` for `[syslog]`, `syslog NAME
+    /// tcp …` for a named syslog destination, `splunk_hec NAME https://…` for HEC.
+    pub fn description(&self) -> String {
+        match self {
+            DestinationConfig::Syslog { name, syslog } if name == "syslog" => syslog.destination(),
+            DestinationConfig::Syslog { name, syslog } => {
+                format!("syslog {name} {}", syslog.destination())
+            }
+            DestinationConfig::SplunkHec(hec) => hec.description(),
+        }
+    }
+
+    /// What is written there, e.g. `qradar leef 2.0 (delimiter tab), rfc3164 header
+    /// (event time), facility user (1), …`.
+    pub fn format_description(&self) -> String {
+        match self {
+            DestinationConfig::Syslog { syslog: s, .. } => {
+                let header = match s.header {
+                    HeaderFormat::Rfc3164 => "rfc3164",
+                    HeaderFormat::Rfc5424 => "rfc5424",
+                };
+                let time = match s.header_time {
+                    HeaderTime::Event => "event",
+                    HeaderTime::Sent => "sent",
+                };
+                format!(
+                    "{}, {} header ({} time), facility {}, app_name {:?}, hostname {}, max {} bytes per record",
+                    s.format,
+                    header,
+                    time,
+                    facility_name(s.facility),
+                    s.app_name,
+                    s.hostname,
+                    s.max_message_size,
+                )
+            }
+            DestinationConfig::SplunkHec(hec) => format!(
+                "splunk json event objects in HEC envelopes, host {}, source {}, sourcetype {}, index {}",
+                hec.host,
+                hec.source,
+                hec.sourcetype.as_deref().unwrap_or("lookout:mra:<type>"),
+                hec.index.as_deref().unwrap_or("(the token's default)"),
+            ),
+        }
     }
 }
 

@@ -55,10 +55,11 @@ pub use syslog::{
 };
 pub use value::{parse_timestamp, sanitize_hostname};
 
-use super::Config;
 use super::raw::{self, RawIni, RawSection};
+use super::{Config, TenantConfig};
 use crate::small_file;
 use chrono::{DateTime, Utc};
+use destination::{Destinations, destination_keys};
 use std::path::Path;
 use syslog::SyslogKeys;
 
@@ -264,6 +265,9 @@ impl Check<'_, '_> {
         let tenants = self.tenant_scopes(raw);
         let destinations = self.destinations(raw);
         let built = self.tenants(&tenants, &destinations);
+        if let Some(built) = &built {
+            self.unused_destinations(&destinations, built);
+        }
         if tenants.is_empty() {
             // Still check the destination, so every problem is reported at once.
             self.syslog_destination(&SyslogKeys::section(raw.section("syslog")));
@@ -294,6 +298,7 @@ impl Check<'_, '_> {
     }
 
     fn known_sections_and_keys(&mut self, raw: &RawIni) {
+        let mut named_keys;
         for section in &raw.sections {
             let name = section.name.as_str();
             let is_tenant = name == "lookout" || name.starts_with("lookout:");
@@ -302,7 +307,14 @@ impl Check<'_, '_> {
                 "proxy" => PROXY_KEYS,
                 "connector" => CONNECTOR_KEYS,
                 _ if is_tenant => LOOKOUT_KEYS,
-                _ if name.starts_with(DESTINATION_PREFIX) => HEC_KEYS,
+                _ if name.starts_with(DESTINATION_PREFIX) => {
+                    // An unknown type is reported by the destination itself.
+                    let Some(keys) = destination_keys(section) else {
+                        continue;
+                    };
+                    named_keys = keys;
+                    &named_keys
+                }
                 _ => {
                     self.problems.push(Problem::section(
                         self.file,
@@ -341,6 +353,31 @@ impl Check<'_, '_> {
                     "syslog_syslog_format",
                     "set together with syslog_format, which means the same; keep one",
                 ));
+            }
+        }
+    }
+
+    /// A destination the file defines but no tenant uses is a warning: its events go
+    /// nowhere, which is rarely what was meant.
+    fn unused_destinations(&mut self, defined: &Destinations, tenants: &[TenantConfig]) {
+        for name in defined.names() {
+            if tenants
+                .iter()
+                .all(|t| t.destinations.iter().all(|d| d.name() != name))
+            {
+                let section = if name == "syslog" {
+                    "syslog".to_owned()
+                } else {
+                    format!("{DESTINATION_PREFIX}{name}")
+                };
+                self.warnings.push(
+                    Problem::section(
+                        self.file,
+                        &section,
+                        format!("no tenant uses the destination {name}; add it to a tenant's destinations, or remove the section"),
+                    )
+                    .to_string(),
+                );
             }
         }
     }

@@ -1340,7 +1340,7 @@ fn without_destinations_a_tenant_uses_syslog() {
     let config = ok(BASE);
     assert!(matches!(
         config.tenants[0].destinations.as_slice(),
-        [crate::config::DestinationConfig::Syslog(_)]
+        [crate::config::DestinationConfig::Syslog { .. }]
     ));
     assert_eq!(config.tenants[0].destinations[0].name(), "syslog");
 }
@@ -1447,9 +1447,24 @@ problem!(
 );
 
 problem!(
-    destination_type_is_required,
-    format!("{BASE}[destination:s]\nurl = https://s\n"),
-    "config.ini: [destination:s] type: missing; set type = splunk_hec (a second syslog destination is not supported yet)"
+    an_unknown_destination_type_is_reported,
+    format!("{BASE}[destination:s]\ntype = kafka\nurl = https://s\n"),
+    "config.ini: [destination:s] type = \"kafka\": unknown destination type; expected syslog or splunk_hec"
+);
+
+problem!(
+    a_syslog_destination_checks_its_keys_under_its_own_name,
+    format!("{BASE}[destination:qradar]\nprotocol = carrier-pigeon\n"),
+    "config.ini: [destination:qradar] protocol = \"carrier-pigeon\": unknown protocol; expected udp, tcp, tls, relp, relp-tls or stdout"
+);
+
+problem!(
+    a_syslog_destination_takes_no_hec_key,
+    format!("{BASE}[destination:qradar]\ntype = syslog\nurl = https://s\n"),
+    format!(
+        "config.ini: [destination:qradar] url = \"https://s\": unknown key; accepted keys are type, {}",
+        SYSLOG_KEYS.join(", ")
+    )
 );
 
 problem!(
@@ -1476,11 +1491,73 @@ problem!(
     "config.ini: [lookout] destinations = \",\": no destination named; list one, e.g. syslog or the NAME of a [destination:NAME]"
 );
 
-problem!(
-    several_destinations_are_not_supported_yet,
-    format!("{}[syslog]\nhost = s\n", hec("")),
-    "config.ini: [lookout] destinations: uses the destinations syslog, splunk; more than one destination per tenant is not supported yet: set destinations to one of them in [lookout]"
+#[test]
+fn by_default_a_tenant_uses_every_destination_of_the_file_in_file_order() {
+    let text = format!(
+        "{}[syslog]\nhost = s\n[destination:lake]\nprotocol = tcp\nhost = lake.example\nforwarder_type = ocsf\n",
+        hec("")
+    );
+    let config = ok(&text);
+    let names: Vec<_> = config.tenants[0]
+        .destinations
+        .iter()
+        .map(|d| d.name())
+        .collect();
+    assert_eq!(names, ["syslog", "splunk", "lake"]);
+    match &config.tenants[0].destinations[2] {
+        crate::config::DestinationConfig::Syslog { syslog, .. } => {
+            assert_eq!(syslog.host, "lake.example");
+            assert_eq!(syslog.protocol, Protocol::Tcp);
+            assert_eq!(syslog.format, Format::Ocsf);
+        }
+        other => panic!("expected a syslog destination, got {other:?}"),
+    }
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
+#[test]
+fn tenant_syslog_overrides_touch_only_the_syslog_destination() {
+    let text = format!(
+        "{BASE}syslog_host = override.example\ndestinations = lake, syslog\n[syslog]\nhost = s\n[destination:lake]\nhost = lake.example\n"
+    );
+    let config = ok(&text);
+    let hosts: Vec<_> = config.tenants[0]
+        .destinations
+        .iter()
+        .map(|d| match d {
+            crate::config::DestinationConfig::Syslog { name, syslog } => {
+                (name.as_str(), syslog.host.as_str())
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        hosts,
+        [("lake", "lake.example"), ("syslog", "override.example")]
+    );
+}
+
+warning!(
+    a_destination_no_tenant_uses_is_a_warning,
+    format!("{BASE}destinations = syslog\n[destination:lake]\nhost = lake.example\n"),
+    "config.ini: [destination:lake]: no tenant uses the destination lake; add it to a tenant's destinations, or remove the section"
 );
+
+#[test]
+fn every_destination_problem_is_listed_at_once() {
+    let text = format!(
+        "{BASE}destinations = lake, nowhere, lake\n[destination:lake]\nport = 0\n[destination:syslog]\nhost = x\n"
+    );
+    let found = problems(&text);
+    for e in [
+        "config.ini: [destination:lake] port = \"0\": not a port; expected a number from 1 to 65535",
+        "config.ini: [destination:syslog]: not a usable destination name; use letters, digits, '.', '_' and '-', and not syslog (which is [syslog])",
+        "config.ini: [lookout] destinations = \"lake, nowhere, lake\": nowhere is not a destination of this file; expected syslog or the NAME of a [destination:NAME] section",
+        "config.ini: [lookout] destinations = \"lake, nowhere, lake\": lake is listed twice; list each destination once",
+    ] {
+        assert!(found.iter().any(|f| f == e), "missing {e:?} in {found:#?}");
+    }
+}
 
 warning!(
     hec_over_http_warns,

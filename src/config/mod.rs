@@ -127,20 +127,27 @@ pub struct TenantConfig {
     pub ca_file: Option<PathBuf>,
     /// `max_event_size`, bytes.
     pub max_event_size: usize,
-    /// The `[syslog]` settings, after `syslog_*` overrides. Also the format settings
-    /// (`forwarder_type`, custom identifier) of every destination.
+    /// The `[syslog]` settings, after `syslog_*` overrides: the destination named
+    /// `syslog` when the tenant uses it, and the HOSTNAME and custom identifier a HEC
+    /// destination takes by default.
     pub syslog: SyslogConfig,
     /// Where the tenant's events go, from its `destinations` key (default: every
-    /// destination the file defines, else `syslog`). Never empty; for now exactly one
-    /// (several per tenant are not supported yet).
+    /// destination the file defines, else `syslog`). Never empty, names unique, in the
+    /// order listed (or the file's order).
     pub destinations: Vec<DestinationConfig>,
 }
 
 /// One place a tenant's events go (`[syslog]` or `[destination:NAME]`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum DestinationConfig {
-    /// A syslog receiver: the destination named `syslog`.
-    Syslog(SyslogConfig),
+    /// A syslog receiver: `[syslog]` (named `syslog`, with the tenant's `syslog_*`
+    /// overrides) or `[destination:NAME]` with `type = syslog`.
+    Syslog {
+        /// `syslog`, or NAME of `[destination:NAME]`.
+        name: String,
+        /// Its settings.
+        syslog: SyslogConfig,
+    },
     /// A Splunk HTTP Event Collector.
     SplunkHec(HecConfig),
 }
@@ -183,7 +190,7 @@ impl DestinationConfig {
     /// The destination's name: `syslog` or NAME of `[destination:NAME]`.
     pub fn name(&self) -> &str {
         match self {
-            DestinationConfig::Syslog(_) => "syslog",
+            DestinationConfig::Syslog { name, .. } => name,
             DestinationConfig::SplunkHec(hec) => &hec.name,
         }
     }

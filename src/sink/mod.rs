@@ -157,7 +157,7 @@ impl Sink {
         commit_interval: Duration,
     ) -> Result<Self, SinkError> {
         match destination {
-            DestinationConfig::Syslog(config) => Self::new(config, tenant, commit_interval),
+            DestinationConfig::Syslog { syslog, .. } => Self::new(syslog, tenant, commit_interval),
             DestinationConfig::SplunkHec(config) => {
                 Ok(Sink::Hec(hec::HecSink::new(config, tenant)?))
             }

@@ -1,6 +1,12 @@
-//! One tenant: source → format → sink → commit, supervised.
+//! One (tenant, destination) pair: source → format → sink → commit, supervised.
 //!
-//! Two tasks per tenant, joined by a small bounded channel:
+//! A tenant with several destinations runs one pair per destination, and each pair
+//! reads the tenant's stream on its own, from its own committed position: a
+//! destination that is down, slow or refusing holds back only its own stream, and
+//! catches up from its own position when it returns (ARCHITECTURE.md, "Several
+//! destinations", says why and what it costs).
+//!
+//! Two tasks per pair, joined by a small bounded channel:
 //!
 //! - the **reader** pulls decoded batches from [`EventSource`] (which reconnects forever
 //!   on its own) and puts them in the channel. When the channel is full, because the
@@ -34,7 +40,7 @@ use crate::config::{DestinationConfig, Format, ProxyConfig, TenantConfig};
 use crate::dead_letter::DeadLetterFile;
 use crate::event::{Batch, Position};
 use crate::format::Formatter;
-use crate::observe::TenantObserver;
+use crate::observe::PairObserver;
 use crate::position::{SavedPosition, StateError, StateFile};
 use crate::sink::Sink;
 use crate::source::{EventSource, SourceSnapshot, SourceStatus, StartPoint};
@@ -63,14 +69,17 @@ const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// A normal (exponential, capped, jittered) backoff step.
 const NORMAL: Delay = Delay::Normal { retry_after: None };
 
-/// Everything a tenant needs to run.
+/// Everything one (tenant, destination) pair needs to run: the tenant's stream, read
+/// for this destination alone, and the destination.
 #[derive(Clone)]
-pub struct TenantTask {
+pub struct PairTask {
     pub config: TenantConfig,
+    /// One of `config.destinations`.
+    pub destination: DestinationConfig,
     pub proxy: ProxyConfig,
     pub state_dir: PathBuf,
     pub commit_interval: Duration,
-    pub observer: TenantObserver,
+    pub observer: PairObserver,
 }
 
 /// The two shutdown signals of a tenant.
@@ -82,7 +91,7 @@ pub struct Shutdown {
     pub give_up: CancellationToken,
 }
 
-impl TenantTask {
+impl PairTask {
     /// Runs until `shutdown.stop_reading` fires and the writer has drained, or
     /// `shutdown.give_up` fires. Returns an error only when the tenant cannot start at
     /// all (a corrupt state file).
@@ -104,10 +113,7 @@ impl TenantTask {
                     let state = StateFile::for_destination(
                         &task.state_dir,
                         &task.config.entity_name,
-                        task.config
-                            .destinations
-                            .first()
-                            .map_or("syslog", |d| d.name()),
+                        task.destination.name(),
                     );
                     let saved = state.load()?;
                     Ok(task.run_once(saved, &state, &shutdown).await)
@@ -134,13 +140,8 @@ impl TenantTask {
             Ok(source) => source,
             Err(e) => return Outcome::Failed(format!("cannot build the API client: {e}")),
         };
-        // Validation leaves exactly one destination per tenant (several are not
-        // supported yet).
-        let destination = match self.config.destinations.first() {
-            Some(destination) => destination.clone(),
-            None => DestinationConfig::Syslog(self.config.syslog.clone()),
-        };
-        let sink = match Sink::for_destination(&destination, name, self.commit_interval) {
+        let destination = &self.destination;
+        let sink = match Sink::for_destination(destination, name, self.commit_interval) {
             Ok(sink) => sink,
             Err(e) => {
                 return Outcome::Failed(format!(
@@ -150,9 +151,14 @@ impl TenantTask {
             }
         };
         // HEC takes the Splunk JSON event object, whatever `[syslog] forwarder_type` says.
-        let format = match &destination {
-            DestinationConfig::Syslog(syslog) => syslog.format,
-            DestinationConfig::SplunkHec(_) => Format::SplunkJson,
+        let (format, custom_identifier) = match destination {
+            DestinationConfig::Syslog { syslog, .. } => {
+                (syslog.format, syslog.custom_identifier.clone())
+            }
+            DestinationConfig::SplunkHec(_) => (
+                Format::SplunkJson,
+                self.config.syslog.custom_identifier.clone(),
+            ),
         };
         let status = source.status();
         let bridge = tokio::spawn(bridge_status(
@@ -170,11 +176,7 @@ impl TenantTask {
                 .commit_interval
                 .saturating_sub(sink.confirmation_delay()),
             state: state.clone(),
-            formatter: Formatter::new(
-                format,
-                name.clone(),
-                self.config.syslog.custom_identifier.clone(),
-            ),
+            formatter: Formatter::new(format, name.clone(), custom_identifier),
             sink,
             dead_letters: DeadLetterFile::new(&self.state_dir, name),
             status,
@@ -222,7 +224,7 @@ pub enum Outcome {
 /// This is the only place that restarts a tenant.
 pub async fn supervise<F, Fut>(
     name: &str,
-    observer: &TenantObserver,
+    observer: &PairObserver,
     stop: &CancellationToken,
     policy: BackoffPolicy,
     mut attempt: F,
@@ -308,7 +310,7 @@ async fn read_batches(
 /// not depend on the metrics registry.
 async fn bridge_status(
     status: Arc<SourceStatus>,
-    observer: TenantObserver,
+    observer: PairObserver,
     cancel: CancellationToken,
 ) {
     let mut seen = status.snapshot();
@@ -327,7 +329,7 @@ async fn bridge_status(
     }
 }
 
-fn apply_status(before: &SourceSnapshot, now: &SourceSnapshot, observer: &TenantObserver) {
+fn apply_status(before: &SourceSnapshot, now: &SourceSnapshot, observer: &PairObserver) {
     observer.received(now.received_events.saturating_sub(before.received_events));
     observer.duplicates(
         now.duplicates_dropped
@@ -374,7 +376,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_stage_that_panics_once_is_restarted_and_goes_on() {
         let observer = Observer::new();
-        let tenant = observer.tenant("acme", Duration::from_secs(15));
+        let tenant = observer.pair("acme", "syslog", Duration::from_secs(15));
         let attempts = Arc::new(AtomicU32::new(0));
         let counted = attempts.clone();
         let stop = CancellationToken::new();
@@ -400,7 +402,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn failures_are_retried_until_stop_and_never_end_the_tenant_alone() {
         let observer = Observer::new();
-        let tenant = observer.tenant("acme", Duration::from_secs(15));
+        let tenant = observer.pair("acme", "syslog", Duration::from_secs(15));
         let attempts = Arc::new(AtomicU32::new(0));
         let counted = attempts.clone();
         let stop = CancellationToken::new();
@@ -424,7 +426,7 @@ mod tests {
     #[tokio::test]
     async fn a_corrupt_state_file_is_a_start_up_error_not_a_retry() {
         let observer = Observer::new();
-        let tenant = observer.tenant("acme", Duration::from_secs(15));
+        let tenant = observer.pair("acme", "syslog", Duration::from_secs(15));
         let dir = tempfile::tempdir().unwrap();
         let file = StateFile::new(dir.path(), "acme");
         std::fs::write(file.path(), "garbage").unwrap();

@@ -14,7 +14,7 @@ use crate::backoff::{Backoff, Delay};
 use crate::dead_letter::DeadLetterFile;
 use crate::event::{Batch, DeadLetter, Position};
 use crate::format::{Formatter, RenderedMessage};
-use crate::observe::TenantObserver;
+use crate::observe::PairObserver;
 use crate::position::{SavedPosition, StateFile};
 use crate::sink::{Sink, SinkError, SinkErrorKind};
 use crate::source::SourceStatus;
@@ -41,7 +41,7 @@ const DEAD_LETTER_RECHECK: Duration = Duration::from_secs(2);
 /// The writer half: format, send, apply receipts, commit.
 pub(super) struct Writer {
     pub(super) name: String,
-    pub(super) observer: TenantObserver,
+    pub(super) observer: PairObserver,
     /// How often a confirmed position is written: `commit_interval − settle`, so a
     /// position reaches the disk within `commit_interval` of its batch being written.
     pub(super) commit_every: Duration,
@@ -358,8 +358,8 @@ impl Writer {
     fn apply_receipts(&mut self) -> bool {
         // Records the destination refused are kept before their receipts count them
         // delivered, so a crash in between re-sends rather than loses them.
-        if let Some((destination, report)) = self.sink.take_report() {
-            self.observer.hec(destination, &report);
+        if let Some((_, report)) = self.sink.take_report() {
+            self.observer.hec(&report);
         }
         let refused = self.sink.take_dead_letters();
         if !refused.is_empty() {

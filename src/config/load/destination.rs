@@ -1,14 +1,14 @@
-//! `[destination:NAME]` sections → the Splunk HEC destinations of the file, and each
+//! `[destination:NAME]` sections → the named destinations of the file, and each
 //! tenant's `destinations` key → its list of [`DestinationConfig`]s.
 //!
-//! This module owns the destination names (`[A-Za-z0-9._-]+`, not `syslog`), the keys
-//! of `type = splunk_hec` (`docs/receivers/splunk-hec.md#in-configini`) with their defaults and bounds, the
-//! HEC token precedence (`token_file` > `MRAV2_HEC_TOKEN_<NAME>` > `token`), and which
+//! This module owns the destination names (`[A-Za-z0-9._-]+`, not `syslog`), the two
+//! types (`syslog`, the default, with every `[syslog]` key; `splunk_hec` with the keys
+//! of `docs/receivers/splunk-hec.md#in-configini`, their defaults and bounds), the HEC
+//! token precedence (`token_file` > `MRAV2_HEC_TOKEN_<NAME>` > `token`), and which
 //! destinations a tenant uses (default: every destination the file defines, else
-//! `syslog`). A tenant uses exactly one destination for now: several are the next step,
-//! and a list of more than one is reported as not supported yet.
+//! `syslog`). A destination that no tenant uses is a warning.
 
-use super::syslog::SyslogKeys;
+use super::syslog::{SYSLOG_KEYS, SyslogKeys};
 use super::value::{BOOL_MSG, is_entity_name, parse_bool, parse_uint};
 use super::{ApiKeys, Check, Entry, entry, io_reason};
 use crate::config::raw::{RawIni, RawSection};
@@ -59,20 +59,51 @@ pub fn hec_token_env_var(name: &str) -> String {
     format!("MRAV2_HEC_TOKEN_{suffix}")
 }
 
-/// A validated HEC destination, before a tenant gives it its default `host`.
-#[derive(Debug, Clone)]
-pub(super) struct HecDestination {
-    config: HecConfig,
-    /// `host` was set in the section.
-    host_set: bool,
+/// The keys a `[destination:NAME]` section may hold for its `type` (`None`: the type
+/// is unknown, its problem is reported elsewhere). A syslog destination takes every
+/// `[syslog]` key.
+pub(super) fn destination_keys(section: &RawSection) -> Option<Vec<&'static str>> {
+    let kind = section
+        .get("type")
+        .filter(|t| !t.is_empty())
+        .map(str::to_ascii_lowercase);
+    match kind.as_deref() {
+        None | Some("syslog") => Some(
+            std::iter::once("type")
+                .chain(SYSLOG_KEYS.iter().copied())
+                .collect(),
+        ),
+        Some("splunk_hec") => Some(HEC_KEYS.to_vec()),
+        Some(_) => None,
+    }
 }
 
-/// The destinations the file defines: whether it has `[syslog]`, and its HEC
+/// A validated named destination, before a tenant uses it.
+#[derive(Debug, Clone)]
+pub(super) enum Named {
+    /// `type = syslog`: complete as it is.
+    Syslog(SyslogConfig),
+    /// `type = splunk_hec`; a tenant gives it its default `host` unless `host_set`.
+    Hec { config: HecConfig, host_set: bool },
+}
+
+/// The destinations the file defines: whether it has `[syslog]`, and its named
 /// destinations in file order (`None` for one with a problem, so a tenant naming it
 /// is not reported again as naming an unknown destination).
 pub(super) struct Destinations {
     syslog_section: bool,
-    named: Vec<(String, Option<HecDestination>)>,
+    named: Vec<(String, Option<Named>)>,
+}
+
+impl Destinations {
+    /// The names of every destination the file defines, `syslog` first when
+    /// `[syslog]` is there.
+    pub(super) fn names(&self) -> impl Iterator<Item = &str> {
+        self.syslog_section
+            .then_some("syslog")
+            .into_iter()
+            .chain(self.named.iter().map(|(n, _)| n.as_str()))
+    }
 }
 
 impl Check<'_, '_> {
@@ -100,36 +131,24 @@ impl Check<'_, '_> {
         }
     }
 
-    fn destination(&mut self, name: &str, section: &RawSection) -> Option<HecDestination> {
+    fn destination(&mut self, name: &str, section: &RawSection) -> Option<Named> {
         let kind = entry(Some(section), "type", false);
-        match kind.map(|e| e.value.to_ascii_lowercase()) {
-            Some(t) if t == "splunk_hec" => self.hec(name, section),
-            Some(t) if t == "syslog" => {
-                if let Some(e) = kind {
-                    self.bad(e, "a second syslog destination is not supported yet; use [syslog] for the syslog destination");
-                }
-                None
-            }
+        match kind.map(|e| e.value.to_ascii_lowercase()).as_deref() {
+            Some("splunk_hec") => self.hec(name, section),
+            None | Some("syslog") => self
+                .syslog_destination(&SyslogKeys::section(Some(section)))
+                .map(Named::Syslog),
             Some(_) => {
                 if let Some(e) = kind {
-                    self.bad(e, "unknown destination type; expected splunk_hec");
+                    self.bad(e, "unknown destination type; expected syslog or splunk_hec");
                 }
-                None
-            }
-            None => {
-                self.problems.push(Problem::missing(
-                    self.file,
-                    &section.name,
-                    "type",
-                    "missing; set type = splunk_hec (a second syslog destination is not supported yet)",
-                ));
                 None
             }
         }
     }
 
     /// Validates one HEC destination; every key is checked even after a problem.
-    fn hec(&mut self, name: &str, section: &RawSection) -> Option<HecDestination> {
+    fn hec(&mut self, name: &str, section: &RawSection) -> Option<Named> {
         let get = |key: &str| entry(Some(section), key, false);
         let url = match get("url") {
             None => {
@@ -221,7 +240,7 @@ impl Check<'_, '_> {
         );
         forwarder?;
         let host = host?;
-        Some(HecDestination {
+        Some(Named::Hec {
             host_set: host.is_some(),
             config: HecConfig {
                 name: name.to_owned(),
@@ -322,7 +341,6 @@ impl Check<'_, '_> {
     /// with `syslog` its syslog settings. `None` after a problem.
     pub(super) fn tenant_destinations(
         &mut self,
-        section: &str,
         list: Option<Entry<'_>>,
         defined: &Destinations,
         syslog: Option<&SyslogConfig>,
@@ -366,40 +384,30 @@ impl Check<'_, '_> {
                 names
             }
         };
-        if names.len() > 1 {
-            let place = if section == "lookout" {
-                "[lookout]".to_owned()
-            } else {
-                format!("[{section}] (or in [lookout] for every tenant)")
-            };
-            let message = format!(
-                "uses the destinations {}; more than one destination per tenant is not supported yet: set destinations to one of them in {place}",
-                names.join(", ")
-            );
-            match list {
-                Some(e) => self.bad(e, message),
-                None => self.problems.push(Problem::missing(
-                    self.file,
-                    section,
-                    "destinations",
-                    message,
-                )),
-            }
-            return None;
-        }
         let mut out = Vec::new();
         for n in names {
             if n == "syslog" {
-                out.push(DestinationConfig::Syslog(syslog?.clone()));
+                out.push(DestinationConfig::Syslog {
+                    name: n,
+                    syslog: syslog?.clone(),
+                });
                 continue;
             }
-            let (_, hec) = defined.named.iter().find(|(d, _)| *d == n)?;
-            let mut config = hec.as_ref()?.config.clone();
-            if !hec.as_ref()?.host_set {
-                // HOSTNAME precedence of [syslog]: hostname > QRadar identifier > machine.
-                config.host = syslog?.hostname.clone();
-            }
-            out.push(DestinationConfig::SplunkHec(config));
+            let (_, named) = defined.named.iter().find(|(d, _)| *d == n)?;
+            out.push(match named.as_ref()? {
+                Named::Syslog(config) => DestinationConfig::Syslog {
+                    name: n,
+                    syslog: config.clone(),
+                },
+                Named::Hec { config, host_set } => {
+                    let mut config = config.clone();
+                    if !host_set {
+                        // HOSTNAME precedence of [syslog]: hostname > QRadar identifier > machine.
+                        config.host = syslog?.hostname.clone();
+                    }
+                    DestinationConfig::SplunkHec(config)
+                }
+            });
         }
         Some(out)
     }

@@ -264,12 +264,8 @@ impl Check<'_, '_> {
             "not a size from 65536 to 1073741824 bytes",
         );
         let syslog = self.syslog_destination(&scope.syslog_keys());
-        let destinations = self.tenant_destinations(
-            section,
-            scope.lookout("destinations"),
-            defined,
-            syslog.as_ref(),
-        );
+        let destinations =
+            self.tenant_destinations(scope.lookout("destinations"), defined, syslog.as_ref());
 
         Some(TenantConfig {
             entity_name: entity_name?,
