@@ -696,14 +696,14 @@ mod tests {
         t.committed("abc");
         let text = observer.metrics_text();
         for needle in [
-            "mrav2_events_received_total{tenant=\"acme\"} 5",
-            "mrav2_events_delivered_total{tenant=\"acme\"} 4",
-            "mrav2_stream_reconnects_total{tenant=\"acme\",reason=\"status_503\"} 1",
-            "mrav2_bytes_sent_total{tenant=\"acme\"} 1000",
-            "mrav2_records_truncated_total{tenant=\"acme\"} 1",
-            "mrav2_last_delivered_lag_seconds{tenant=\"acme\"} 1.5",
-            "mrav2_seconds_since_last_commit{tenant=\"acme\"}",
-            "mrav2_tenant_healthy{tenant=\"acme\"} 1",
+            "mrav2_events_received_total{tenant=\"acme\",destination=\"syslog\"} 5",
+            "mrav2_events_delivered_total{tenant=\"acme\",destination=\"syslog\"} 4",
+            "mrav2_stream_reconnects_total{tenant=\"acme\",destination=\"syslog\",reason=\"status_503\"} 1",
+            "mrav2_bytes_sent_total{tenant=\"acme\",destination=\"syslog\"} 1000",
+            "mrav2_records_truncated_total{tenant=\"acme\",destination=\"syslog\"} 1",
+            "mrav2_last_delivered_lag_seconds{tenant=\"acme\",destination=\"syslog\"} 1.5",
+            "mrav2_seconds_since_last_commit{tenant=\"acme\",destination=\"syslog\"}",
+            "mrav2_tenant_healthy{tenant=\"acme\",destination=\"syslog\"} 1",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
@@ -747,7 +747,7 @@ mod tests {
             .text()
             .await
             .unwrap();
-        assert!(metrics.contains("mrav2_tenant_healthy{tenant=\"acme\"} 0"));
+        assert!(metrics.contains("mrav2_tenant_healthy{tenant=\"acme\",destination=\"syslog\"} 0"));
         cancel.cancel();
         server.await.unwrap().unwrap();
     }

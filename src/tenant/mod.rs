@@ -394,7 +394,7 @@ mod tests {
         assert_eq!(attempts.load(Ordering::SeqCst), 2);
         let text = observer.metrics_text();
         assert!(
-            text.contains("mrav2_tenant_restarts_total{tenant=\"acme\"} 1"),
+            text.contains("mrav2_tenant_restarts_total{tenant=\"acme\",destination=\"syslog\"} 1"),
             "{text}"
         );
     }
