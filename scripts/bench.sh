@@ -11,11 +11,14 @@
 #
 # Usage: scripts/bench.sh [--events N] [--batch-size B] [--format qradar|splunk]
 #        [--transport tcp|tls|relp|relp-tls|hec] [--tenants K] [--rate R]
-#        [--duration SECS] [--no-build] [--keep]
+#        [--duration SECS] [--destinations D] [--no-build] [--keep]
 # With relp and relp-tls the receiver answers every record as rsyslog's imrelp does
 # (rsp 200), so the figures include the connector's RELP window and answers.
 # --transport hec sends to a Splunk HTTP Event Collector ([destination:bench],
 # gzip, no acknowledgements) with the receiver in its HEC mode; the format is splunk.
+# --destinations D gives every tenant D destinations of that transport, each with its
+# own receiver (which checks exactly-once on its own): [syslog] and [destination:d2]…
+# (hec: [destination:bench], [destination:bench2]…), so each tenant runs D pipelines.
 # See docs/performance.md#end-to-end-scriptsbenchsh for what each
 # figure means. Exit status: 0 when exactly-once held, 1 when it did not, 2 on errors.
 set -euo pipefail
@@ -33,6 +36,7 @@ transport=tcp
 tenants=1
 rate=0
 duration=20
+destinations=1
 build=1
 keep=0
 
@@ -45,6 +49,7 @@ while (($#)); do
   --tenants) tenants=${2:?--tenants needs a number}; shift 2 ;;
   --rate) rate=${2:?--rate needs events per second}; shift 2 ;;
   --duration) duration=${2:?--duration needs seconds}; shift 2 ;;
+  --destinations) destinations=${2:?--destinations needs a number}; shift 2 ;;
   --no-build) build=0; shift ;;
   --keep) keep=1; shift ;;
   -h | --help) usage; exit 0 ;;
@@ -59,6 +64,10 @@ if ! is_count "$batch_size" || ((batch_size > 1000)); then
   exit 2
 fi
 is_count "$tenants" || { echo "bench.sh: --tenants must be a positive integer" >&2; exit 2; }
+if ! is_count "$destinations" || ((destinations > 8)); then
+  echo "bench.sh: --destinations must be 1-8" >&2
+  exit 2
+fi
 [[ $rate =~ ^[0-9]+$ ]] || { echo "bench.sh: --rate must be a number" >&2; exit 2; }
 [[ $duration =~ ^[0-9]+$ ]] || { echo "bench.sh: --duration must be whole seconds" >&2; exit 2; }
 case "$format" in
@@ -151,13 +160,23 @@ sim_addr=$(wait_listening "$work/simulator.out" "$sim_pid" simulator)
 
 recv_args=(--listen 127.0.0.1:0 --transport "$transport" --format "$receiver_format"
   --sim "http://$sim_addr" --expect $((per_tenant * tenants)))
-if [[ $transport == tls || $transport == relp-tls ]]; then recv_args+=(--ca-out "$work/ca.pem"); fi
 if ((rate > 0)); then recv_args+=(--duration "$duration" --latency); fi
 for name in "${names[@]}"; do recv_args+=(--tenant "$name=key-$name"); done
-"$receiver" "${recv_args[@]}" >"$work/receiver.out" 2>"$work/receiver.err" &
-recv_pid=$!
-pids+=("$recv_pid")
-recv_addr=$(wait_listening "$work/receiver.out" "$recv_pid" receiver)
+# One receiver per destination; each checks exactly-once for its own destination. The
+# first one's figures are the ones printed; the others' results are checked at the end.
+recv_pids=()
+recv_addrs=()
+for ((d = 1; d <= destinations; d++)); do
+  out=$work/receiver.out
+  if ((d > 1)); then out=$work/receiver$d.out; fi
+  args=("${recv_args[@]}")
+  # Each TLS receiver writes the CA certificate its destination trusts.
+  if [[ $transport == tls || $transport == relp-tls ]]; then args+=(--ca-out "${out%.out}.ca.pem"); fi
+  "$receiver" "${args[@]}" >"$out" 2>"${out%.out}.err" &
+  recv_pids+=($!)
+  pids+=($!)
+  recv_addrs+=("$(wait_listening "$out" "$!" "$(basename "${out%.out}")")")
+done
 
 config=$work/config.ini
 {
@@ -172,19 +191,25 @@ config=$work/config.ini
     echo "smishing_enabled = true"
     echo
   done
-  if [[ $transport == hec ]]; then
-    echo "[destination:bench]"
-    echo "type = splunk_hec"
-    echo "url = http://$recv_addr"
-    echo "token = bench-token"
-  else
-    echo "[syslog]"
-    echo "host = ${recv_addr%:*}"
-    echo "port = ${recv_addr##*:}"
-    echo "protocol = $transport"
-    echo "forwarder_type = $format"
-    if [[ $transport == tls || $transport == relp-tls ]]; then echo "ca_file = $work/ca.pem"; fi
-  fi
+  for ((d = 1; d <= destinations; d++)); do
+    addr=${recv_addrs[d - 1]}
+    ca=$work/receiver.ca.pem
+    if ((d > 1)); then ca=$work/receiver$d.ca.pem; fi
+    if [[ $transport == hec ]]; then
+      if ((d == 1)); then echo "[destination:bench]"; else echo "[destination:bench$d]"; fi
+      echo "type = splunk_hec"
+      echo "url = http://$addr"
+      echo "token = bench-token"
+    else
+      if ((d == 1)); then echo "[syslog]"; else echo "[destination:d$d]"; fi
+      echo "host = ${addr%:*}"
+      echo "port = ${addr##*:}"
+      echo "protocol = $transport"
+      echo "forwarder_type = $format"
+      if [[ $transport == tls || $transport == relp-tls ]]; then echo "ca_file = $ca"; fi
+    fi
+    echo
+  done
   echo
   echo "[connector]"
   echo "state_dir = $work/state"
@@ -192,7 +217,7 @@ config=$work/config.ini
 chmod 600 "$config"
 mkdir -p "$work/state"
 
-echo "== connector: $mode, $tenants tenant(s), $format over $transport" >&2
+echo "== connector: $mode, $tenants tenant(s), $format over $transport, $destinations destination(s) each" >&2
 spawned=$EPOCHREALTIME
 # Everything is on loopback: a proxy from the caller's environment must not apply.
 env -u HTTPS_PROXY -u https_proxy -u HTTP_PROXY -u http_proxy -u ALL_PROXY -u all_proxy \
@@ -201,7 +226,9 @@ conn_pid=$!
 pids+=("$conn_pid")
 
 recv_rc=0
-wait "$recv_pid" || recv_rc=$?
+for pid in "${recv_pids[@]}"; do
+  wait "$pid" || recv_rc=$?
+done
 
 # The connector's figures, read before it is stopped: CPU (user + system) and peak RSS.
 cpu_s=n/a
@@ -248,7 +275,7 @@ fi
 
 echo
 echo "mrav2-syslog-connector end-to-end benchmark ($mode)"
-echo "format $format over $transport, $tenants tenant(s), batch size $batch_size, $(nproc) CPUs"
+echo "format $format over $transport, $tenants tenant(s), $destinations destination(s) each, batch size $batch_size, $(nproc) CPUs"
 echo "load average before: $load_before, after: $load_after"
 echo
 if ((rate > 0)); then
@@ -275,6 +302,10 @@ echo
 echo "exactly-once: $(value result) (expected $(value events_expected), received $received," \
   "duplicates $(value duplicates), missing $(value missing), unexpected $(value unexpected)," \
   "malformed $(value malformed); $(value connections) connection(s))"
+for ((d = 2; d <= destinations; d++)); do
+  echo "exactly-once at destination $d: $(awk -F= '$1 == "result" {print $2; exit}' "$work/receiver$d.out")" \
+    "($(awk -F= '$1 == "events_received" {print $2; exit}' "$work/receiver$d.out") received)"
+done
 echo "connector: CPU $cpu_s s, exit status $conn_rc after SIGTERM"
 
 if ((recv_rc != 0)); then

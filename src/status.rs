@@ -1,15 +1,17 @@
-//! The `status` report: where each tenant's stream stands, read from its state file.
+//! The `status` report: where each (tenant, destination) pair stands, read from its
+//! state file.
 //!
-//! [`render`] reads every tenant's `<state_dir>/<entity_name>.position.json` and
-//! describes it in plain text, one block per tenant, so an operator can see at a glance
-//! how far each tenant got and how long ago its position was last saved. It takes the
+//! [`render`] reads the state file of every pair (`<state_dir>/<entity_name>.position.json`
+//! for the destination `syslog`, `<entity_name>@<NAME>.position.json` for any other) and
+//! describes it in plain text, one block per pair, so an operator can see at a glance
+//! how far each pair got and how long ago its position was last saved. It takes the
 //! state directory and the clock as arguments and does no I/O besides reading the state
 //! files: resolving the directory (`--state-dir`, `$STATE_DIRECTORY`, …), printing and
 //! the exit code belong to the binary. It never writes or repairs a state file; a
 //! corrupt one is reported with the same message the connector gives at start-up.
 //!
 //! The layout is stable for scripts: a `tenant NAME` line, then indented `key: value`
-//! lines whose values start in one column, and a blank line between tenants:
+//! lines whose values start in one column, and a blank line between blocks:
 //!
 //! ```text
 //! tenant acme
@@ -22,7 +24,11 @@
 //!
 //! Every block has `position` and `state_file`. A saved position adds `saved_at`, `age`
 //! and `delivered`; a state file that cannot be read adds `error` (and `position` is
-//! `unreadable`).
+//! `unreadable`). A tenant that delivers anywhere but to `[syslog]` alone gets one block
+//! per destination, in its `destinations` order, each with a `destination: NAME` line
+//! first; in such a report every value starts one column further right (after
+//! `destination: `). A file with only `[syslog]` (a Python connector's) prints exactly
+//! the layout above.
 
 use crate::config::{Config, TenantConfig};
 use crate::position::{SavedPosition, StateFile};
@@ -30,15 +36,36 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// The `status` report for every tenant of `config`, in configuration order, with the
-/// state files read from `state_dir` and ages measured against `now`.
+/// The `status` report for every (tenant, destination) pair of `config`, in
+/// configuration order, with the state files read from `state_dir` and ages measured
+/// against `now`.
 pub fn render(config: &Config, state_dir: &Path, now: DateTime<Utc>) -> String {
+    let column = if config.tenants.iter().any(names_destinations) {
+        WIDE_VALUE_COLUMN
+    } else {
+        VALUE_COLUMN
+    };
     let blocks: Vec<String> = config
         .tenants
         .iter()
-        .map(|tenant| tenant_block(tenant, state_dir, now))
+        .flat_map(|tenant| {
+            let named = names_destinations(tenant);
+            tenant.destinations.iter().map(move |destination| {
+                let shown = named.then(|| destination.name());
+                pair_block(tenant, destination.name(), shown, state_dir, now, column)
+            })
+        })
         .collect();
     blocks.join("\n")
+}
+
+/// Whether the tenant's blocks name their destination: it delivers anywhere but to
+/// `[syslog]` alone.
+fn names_destinations(tenant: &TenantConfig) -> bool {
+    match tenant.destinations.as_slice() {
+        [only] => only.name() != "syslog",
+        _ => true,
+    }
 }
 
 /// How long ago `then` was, in at most two units: `12s`, `5m03s`, `2h04m`, `3d02h`. A
@@ -63,13 +90,22 @@ fn shown(text: &str) -> String {
 /// The width of the longest key (`state_file:`) plus one space: where values start.
 const VALUE_COLUMN: usize = "state_file: ".len();
 
-fn tenant_block(tenant: &TenantConfig, state_dir: &Path, now: DateTime<Utc>) -> String {
-    let file = StateFile::for_destination(
-        state_dir,
-        &tenant.entity_name,
-        tenant.destinations.first().map_or("syslog", |d| d.name()),
-    );
+/// Where values start when blocks have a `destination:` line.
+const WIDE_VALUE_COLUMN: usize = "destination: ".len();
+
+fn pair_block(
+    tenant: &TenantConfig,
+    destination: &str,
+    shown_destination: Option<&str>,
+    state_dir: &Path,
+    now: DateTime<Utc>,
+    column: usize,
+) -> String {
+    let file = StateFile::for_destination(state_dir, &tenant.entity_name, destination);
     let mut lines: Vec<(&str, String)> = Vec::new();
+    if let Some(name) = shown_destination {
+        lines.push(("destination", name.to_string()));
+    }
     match file.load() {
         Ok(Some(saved)) => saved_lines(&saved, now, &mut lines),
         Ok(None) => {
@@ -96,7 +132,7 @@ fn tenant_block(tenant: &TenantConfig, state_dir: &Path, now: DateTime<Utc>) -> 
     for (key, value) in lines {
         let label = format!("{key}:");
         // Writing into a String cannot fail.
-        let _ = writeln!(out, "  {label:<VALUE_COLUMN$}{value}");
+        let _ = writeln!(out, "  {label:<column$}{value}");
     }
     out
 }
@@ -324,6 +360,75 @@ mod tests {
         assert_eq!(
             keys,
             ["position", "saved_at", "age", "delivered", "state_file"]
+        );
+    }
+
+    #[test]
+    fn each_destination_of_a_tenant_gets_its_own_block_and_state_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let two = config(
+            "[lookout]\nentity_name = acme\napi_domain = https://api.lookout.com\napi_key = k\n\
+             start_time = 2026-11-20T00:00:00Z\n\
+             [syslog]\nhost = 127.0.0.1\n\
+             [destination:splunk]\ntype = splunk_hec\nurl = https://hec.example.com:8088\ntoken = t\n",
+        );
+        let syslog_file = save(dir.path(), "acme", "0192", "2026-11-22T11:59:00Z", 40);
+        let report = render(&two, dir.path(), at("2026-11-22T12:00:00Z"));
+        assert_eq!(
+            report,
+            format!(
+                "tenant acme\n\
+                 \x20 destination: syslog\n\
+                 \x20 position:    0192\n\
+                 \x20 saved_at:    2026-11-22T11:59:00Z\n\
+                 \x20 age:         1m00s\n\
+                 \x20 delivered:   40\n\
+                 \x20 state_file:  {}\n\
+                 \n\
+                 tenant acme\n\
+                 \x20 destination: splunk\n\
+                 \x20 position:    none (no state file yet; starts from start_time 2026-11-20T00:00:00+00:00)\n\
+                 \x20 state_file:  {}\n",
+                syslog_file.display(),
+                dir.path().join("acme@splunk.position.json").display()
+            )
+        );
+
+        // Once the new destination saved a position, its block shows it.
+        StateFile::for_destination(dir.path(), "acme", "splunk")
+            .save(&SavedPosition {
+                destination: Some("splunk".into()),
+                entity_name: "acme".into(),
+                position: "0190".into(),
+                saved_at: at("2026-11-22T11:00:00Z"),
+                delivered: 7,
+            })
+            .unwrap();
+        let report = render(&two, dir.path(), at("2026-11-22T12:00:00Z"));
+        let blocks: Vec<&str> = report.split("\n\n").collect();
+        assert_eq!(blocks.len(), 2, "{report}");
+        assert!(blocks[1].contains("  position:    0190\n"), "{report}");
+        assert!(blocks[1].contains("  age:         1h00m\n"), "{report}");
+        assert!(blocks[1].contains("  delivered:   7\n"), "{report}");
+    }
+
+    #[test]
+    fn a_single_destination_other_than_syslog_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let hec_only = config(
+            "[lookout]\nentity_name = acme\napi_domain = https://api.lookout.com\napi_key = k\n\
+             [destination:splunk]\ntype = splunk_hec\nurl = https://hec.example.com:8088\ntoken = t\n",
+        );
+        let report = render(&hec_only, dir.path(), at("2026-11-22T12:00:00Z"));
+        assert_eq!(
+            report,
+            format!(
+                "tenant acme\n\
+                 \x20 destination: splunk\n\
+                 \x20 position:    none (no state file yet; starts from id=0)\n\
+                 \x20 state_file:  {}\n",
+                dir.path().join("acme@splunk.position.json").display()
+            )
         );
     }
 }

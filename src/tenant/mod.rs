@@ -53,6 +53,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use tracing::error;
 use writer::Writer;
 
@@ -99,6 +100,14 @@ impl PairTask {
         let name = self.config.entity_name.clone();
         let observer = self.observer.clone();
         let stop = shutdown.stop_reading.clone();
+        // A tenant with several destinations (or one other than `syslog`) has every
+        // line of its pairs say which destination it is about; a Python connector's
+        // single `[syslog]` logs exactly as before.
+        let span = if names_destination(&self.config) {
+            tracing::info_span!("pair", destination = %self.destination.name())
+        } else {
+            tracing::Span::none()
+        };
         let task = Arc::new(self);
         supervise(
             &name,
@@ -120,6 +129,7 @@ impl PairTask {
                 }
             },
         )
+        .instrument(span)
         .await
     }
 
@@ -168,7 +178,7 @@ impl PairTask {
         ));
         let (tx, rx) = mpsc::channel::<(u64, Batch)>(QUEUE_BATCHES);
         let (rewind_tx, rewind_rx) = mpsc::unbounded_channel();
-        let reader = tokio::spawn(read_batches(source, tx, rewind_rx));
+        let reader = tokio::spawn(read_batches(source, tx, rewind_rx).in_current_span());
         let writer = Writer {
             name: name.clone(),
             observer: self.observer.clone(),
@@ -179,6 +189,7 @@ impl PairTask {
             formatter: Formatter::new(format, name.clone(), custom_identifier),
             sink,
             dead_letters: DeadLetterFile::new(&self.state_dir, name),
+            keeps_source_dead_letters: keeps_source_dead_letters(&self.config, destination),
             status,
             stop: shutdown.stop_reading.clone(),
             delivered_total: saved.as_ref().map_or(0, |s| s.delivered),
@@ -194,7 +205,8 @@ impl PairTask {
             progress: Progress::new(),
             messages: Vec::new(),
         };
-        let written = tokio::spawn(writer.run(rx, shutdown.give_up.clone())).await;
+        let written =
+            tokio::spawn(writer.run(rx, shutdown.give_up.clone()).in_current_span()).await;
         // The writer ends when the reader closed the channel or delivery was given up;
         // either way the reader has nothing more to do.
         reader_cancel.cancel();
@@ -207,6 +219,27 @@ impl PairTask {
             (Ok(()), Ok(())) => Outcome::Failed("the event source ended unexpectedly".into()),
         }
     }
+}
+
+/// Whether the log lines of the tenant's pairs name their destination: the tenant
+/// delivers anywhere but to `[syslog]` alone.
+fn names_destination(tenant: &TenantConfig) -> bool {
+    match tenant.destinations.as_slice() {
+        [only] => only.name() != "syslog",
+        _ => true,
+    }
+}
+
+/// Whether this pair writes the tenant's source-level dead letters (items that cannot
+/// be decoded, whatever the destination). Every pair reads the same stream and meets
+/// the same items, so only the pair of the tenant's first destination keeps them and
+/// the file gets each once. Records one destination refused are that pair's own and
+/// always kept.
+fn keeps_source_dead_letters(tenant: &TenantConfig, destination: &DestinationConfig) -> bool {
+    tenant
+        .destinations
+        .first()
+        .is_none_or(|first| first.name() == destination.name())
 }
 
 /// How one run of a tenant's pipeline ended.
@@ -235,7 +268,7 @@ where
 {
     let mut backoff = Backoff::new(policy);
     loop {
-        let reason = match tokio::spawn(attempt()).await {
+        let reason = match tokio::spawn(attempt().in_current_span()).await {
             Ok(Ok(Outcome::Stopped)) => return Ok(()),
             Ok(Err(e)) => return Err(e),
             Ok(Ok(Outcome::Failed(reason))) => reason,

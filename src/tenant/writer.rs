@@ -49,6 +49,10 @@ pub(super) struct Writer {
     pub(super) formatter: Formatter,
     pub(super) sink: Sink,
     pub(super) dead_letters: DeadLetterFile,
+    /// This pair writes the tenant's source-level dead letters (undecodable items);
+    /// the tenant's other pairs meet the same items and drop them, so the file gets
+    /// each once.
+    pub(super) keeps_source_dead_letters: bool,
     /// Where a full dead-letter file is reported (`/health`, the healthy metric).
     pub(super) status: Arc<SourceStatus>,
     /// Shutdown was requested (stop reading; deliver what was read).
@@ -161,6 +165,9 @@ impl Writer {
     /// gets its own ticket; the batch's position goes to the ledger after its last
     /// piece, so it is confirmed only when every piece was delivered.
     async fn handle(&mut self, mut batch: Batch, give_up: &CancellationToken) -> bool {
+        if !self.keeps_source_dead_letters {
+            batch.dead_letters.clear();
+        }
         if !batch.dead_letters.is_empty() {
             let epoch = self.epoch;
             if !self.wait_for_dead_letter_room(give_up).await {
@@ -184,11 +191,12 @@ impl Writer {
                 Ok(event) => self.formatter.render(&event, &mut self.messages),
                 // The source checked that the item is a JSON object, so this is not
                 // expected; if it happens, the event is kept, not lost.
-                Err(e) => batch.dead_letters.push(DeadLetter {
+                Err(e) if self.keeps_source_dead_letters => batch.dead_letters.push(DeadLetter {
                     reason: format!("event cannot be decoded: {e}"),
                     raw: raw.json().to_string(),
                     destination: None,
                 }),
+                Err(_) => {}
             }
             events += 1;
             rendered += self.messages[before..]
