@@ -9,6 +9,7 @@ mod acknowledged;
 mod checklist;
 mod config;
 mod demo;
+mod destinations;
 mod docs;
 mod fixture;
 mod golden;
