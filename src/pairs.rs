@@ -239,7 +239,10 @@ mod tests {
 
     #[test]
     fn a_changed_key_restarts_only_its_tenant() {
-        let c = diff(&specs(BASE), &specs(&BASE.replace("key-beta", "key-beta-2")));
+        let c = diff(
+            &specs(BASE),
+            &specs(&BASE.replace("key-beta", "key-beta-2")),
+        );
         assert_eq!(keys(&c.restart), ["beta@syslog"]);
         assert_eq!(keys(&c.unchanged), ["acme@syslog"]);
     }
@@ -251,7 +254,11 @@ mod tests {
             format!("{BASE}[proxy]\naddress = http://127.0.0.1:3128\n"),
         ] {
             let c = diff(&specs(BASE), &specs(&changed));
-            assert_eq!(keys(&c.restart), ["acme@syslog", "beta@syslog"], "{changed}");
+            assert_eq!(
+                keys(&c.restart),
+                ["acme@syslog", "beta@syslog"],
+                "{changed}"
+            );
         }
     }
 
