@@ -218,6 +218,19 @@ mod tests {
     }
 
     #[test]
+    fn a_spec_never_prints_a_secret() {
+        let text = format!(
+            "{BASE}[proxy]\naddress = http://127.0.0.1:3128\nusername = u\npassword = proxy-secret\n"
+        );
+        for spec in specs(&text).values() {
+            let shown = format!("{spec:?}");
+            for secret in ["key-one", "key-beta", "proxy-secret"] {
+                assert!(!shown.contains(secret), "{secret} in {shown}");
+            }
+        }
+    }
+
+    #[test]
     fn the_same_file_again_changes_nothing() {
         let c = diff(&specs(BASE), &specs(BASE));
         assert_eq!(keys(&c.unchanged), ["acme@syslog", "beta@syslog"]);

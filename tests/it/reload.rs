@@ -513,3 +513,69 @@ async fn a_sighup_storm_ends_in_the_last_files_state_and_sigterm_still_stops_in_
         "beta, started by a reload, saved no position (beta streams: {beta_streams})"
     );
 }
+
+/// A removed tenant whose receiver never answers (RELP to a listener that reads and
+/// stays silent) cannot deliver what it read: the reload gives it the same grace as
+/// SIGTERM (4 s of trying, then it gives up), commits nothing it did not deliver, and
+/// goes on; the other tenant is not held up or touched.
+#[tokio::test]
+async fn removing_a_tenant_whose_receiver_never_answers_ends_within_the_grace_period() {
+    let listener = RawTcpListener::start().await;
+    let silent = RawTcpListener::start().await;
+    let sim = three_tenants();
+    let metrics: SocketAddr = format!("127.0.0.1:{}", free_port())
+        .parse()
+        .expect("address");
+    let mut with_gamma = tenants_config(
+        &sim.url(),
+        listener.port(),
+        metrics,
+        &[("alpha", None), ("gamma", Some(silent.port()))],
+    );
+    with_gamma = with_gamma.replace(
+        "api_key = gamma-key\n",
+        "api_key = gamma-key\nsyslog_protocol = relp\n",
+    );
+    let setup = Setup::new(&with_gamma);
+    let mut connector = setup.run(&[]);
+    eventually(
+        || {
+            format!(
+                "alpha does not deliver, or gamma sent nothing\n{}",
+                connector.output()
+            )
+        },
+        PATIENCE,
+        || raw_records(&listener) >= 5 && !silent.received().is_empty(),
+    )
+    .await;
+
+    setup.write(&tenants_config(
+        &sim.url(),
+        listener.port(),
+        metrics,
+        &[("alpha", None)],
+    ));
+    let asked = Instant::now();
+    connector.signal(Signal::SIGHUP);
+    let line = reloaded(&connector, 1).await;
+    let took = asked.elapsed();
+    println!("removing an undeliverable tenant took {took:?}");
+    for part in ["stopped=1", "unchanged=1"] {
+        assert!(line.contains(part), "{part} missing in {line:?}");
+    }
+    // It kept trying for the delivery grace, and ended within the whole grace period.
+    assert!(
+        took > Duration::from_secs(3) && took < Duration::from_secs(7),
+        "the reload took {took:?}"
+    );
+    assert_eq!(
+        saved_position(&setup.state(), "gamma"),
+        None,
+        "gamma committed what it never delivered"
+    );
+    assert_eq!(health_tenants(metrics), set(&["alpha"]));
+    assert_eq!(requests(&sim, "alpha", "stream"), 1);
+    assert_eq!(listener.accepts(), 1);
+    connector.stop().await;
+}
