@@ -23,7 +23,7 @@ set -eu
 
 DEFAULT_PREFIX=/opt/mrav2-connector
 BINARY_NAME=mrav2-syslog-connector
-CONTROL_SCRIPTS="start-connector.sh stop-connector.sh status-connector.sh restart-connector.sh connector-lib.sh"
+CONTROL_SCRIPTS="start-connector.sh stop-connector.sh status-connector.sh reload-connector.sh restart-connector.sh connector-lib.sh"
 
 usage() {
     cat <<EOF
@@ -216,6 +216,8 @@ Next steps:
        ${b}/status-connector.sh
      More instances: copy the example to ${prefix}/<name>.ini (chmod 600) and pass
      that path to each script. Logs: ${prefix}/logs/<name>.log.
+     After editing a config: ${b}/reload-connector.sh [<name>.ini] applies it
+     without a restart.
   As a service instead: systemd units in ${prefix}/share/systemd/, a launchd job in
   ${prefix}/share/launchd/ (see ${prefix}/share/doc/docs/operations.md,
   "Running as a service").

@@ -8,7 +8,7 @@
 # archive holds one directory of the same name with:
 #
 #   install.sh uninstall.sh README.md CHANGELOG.md LICENSE config.ini.example
-#   bin/mrav2-syslog-connector bin/{start,stop,status,restart}-connector.sh bin/connector-lib.sh
+#   bin/mrav2-syslog-connector bin/{start,stop,status,reload,restart}-connector.sh bin/connector-lib.sh
 #   systemd/mrav2-connector.service systemd/mrav2-connector@.service
 #   launchd/com.lookout.mrav2-connector.plist
 #   docs/**.md   every Markdown file that git tracks under docs/, same tree (docs/formats/,
@@ -161,7 +161,7 @@ mv -- "${top}/${name}.tmp" "${top}/bin/${name}"
 chmod 755 "${top}/bin/${name}"
 put packaging/install.sh install.sh 755
 put packaging/uninstall.sh uninstall.sh 755
-for s in start-connector.sh stop-connector.sh status-connector.sh restart-connector.sh; do
+for s in start-connector.sh stop-connector.sh status-connector.sh reload-connector.sh restart-connector.sh; do
     put "scripts/${s}" "bin/${s}" 755
 done
 put scripts/connector-lib.sh bin/connector-lib.sh 644

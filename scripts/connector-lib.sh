@@ -2,9 +2,9 @@
 # The variables set here are read by the scripts that source this file.
 # shellcheck disable=SC2034
 #
-# Shared by start-connector.sh, stop-connector.sh, status-connector.sh and
-# restart-connector.sh. It is sourced, never run: it only defines variables and
-# functions.
+# Shared by start-connector.sh, stop-connector.sh, status-connector.sh,
+# reload-connector.sh and restart-connector.sh. It is sourced, never run: it only
+# defines variables and functions.
 #
 # One *instance* is one config file. Everything else about the instance is derived
 # from the config's file name, so that several instances can run side by side from

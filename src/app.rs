@@ -8,25 +8,29 @@
 //!
 //! - SIGTERM / SIGINT: stop reading, let every tenant deliver and commit what it read,
 //!   and return within the grace deadline even if the destination is unreachable;
-//! - SIGHUP: re-open the log file, nothing else.
+//! - SIGHUP: re-open the log file, then re-read the configuration file and apply what
+//!   changed: start added pairs, stop removed ones, restart changed ones, leave the
+//!   others alone ([`running`]); a file with any problem changes nothing.
 
 use crate::cli::{DemoArgs, DemoFormat, SimulateArgs};
 use crate::config::Config;
-use crate::event::Position;
 use crate::logging::LogHandle;
 use crate::observe::Observer;
-use crate::position::{StateFile, ensure_writable};
+use crate::position::ensure_writable;
 use crate::simulator::{EventKind, IdZero as SimIdZero, Scenario, SimOptions};
 use crate::source::StartPoint;
-use crate::tenant::{PairTask, Shutdown};
 use anyhow::Context;
+use running::Pairs;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
+
+mod running;
 
 /// The whole shutdown must finish within this.
 pub const GRACE: Duration = Duration::from_secs(5);
@@ -70,61 +74,28 @@ pub async fn run(
         ));
     }
 
+    let started_with = config.connector.clone();
+    let mut pairs = Pairs::new(
+        observer.clone(),
+        state_dir,
+        root.clone(),
+        give_up.clone(),
+        tracker.clone(),
+    );
     let mut started = 0usize;
-    let mut tenants_started = 0usize;
-    for tenant in &config.tenants {
-        let before = started;
-        for destination in &tenant.destinations {
-            let pair_observer =
-                observer.pair(&tenant.entity_name, destination.name(), tenant.sse_timeout);
-            let state =
-                StateFile::for_destination(&state_dir, &tenant.entity_name, destination.name());
-            let saved = match state.load() {
-                Ok(saved) => saved,
-                Err(e) => {
-                    error!(tenant = %tenant.entity_name, destination = %destination.name(), error = %e, "not started");
-                    pair_observer.flag(Some(e.to_string()));
-                    continue;
-                }
-            };
-            info!(
-                tenant = %tenant.entity_name,
-                api = %tenant.api_base(),
-                types = %tenant.types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(","),
-                start = %describe_start(&StartPoint::resolve(
-                    saved.as_ref().and_then(|s| Position::new(s.position.clone())),
-                    tenant
-                )),
-                destination = %destination.description(),
-                format = %destination.format_description(),
-                state_file = %state.path().display(),
-                "tenant configured"
-            );
-            let task = PairTask {
-                config: tenant.clone(),
-                destination: destination.clone(),
-                proxy: config.proxy.clone(),
-                state_dir: state_dir.clone(),
-                commit_interval: config.connector.commit_interval,
-                observer: pair_observer.clone(),
-            };
-            let shutdown = Shutdown {
-                stop_reading: root.child_token(),
-                give_up: give_up.clone(),
-            };
-            tracker.spawn(async move {
-                if let Err(e) = task.run(shutdown).await {
-                    error!(tenant = %pair_observer.tenant(), destination = %pair_observer.destination(), error = %e, "stopped");
-                    pair_observer.flag(Some(e.to_string()));
-                }
-            });
-            started += 1;
-        }
-        tenants_started += usize::from(started > before);
+    for spec in crate::pairs::wanted(&config) {
+        started += usize::from(pairs.start(spec));
     }
+    let tenants_started = pairs
+        .keys()
+        .map(|key| key.tenant.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     if started == 0 {
         anyhow::bail!("no tenant could be started; see the errors above");
     }
+    // Closed: `wait` returns once every task has ended. Pairs a reload starts later
+    // are still tracked (a closed tracker keeps tracking what it spawns).
     tracker.close();
     info!(
         tenants = tenants_started,
@@ -133,8 +104,16 @@ pub async fn run(
     );
     notify_systemd(&[sd_notify::NotifyState::Ready]);
     let watchdog = spawn_watchdog(root.clone());
+    let reload = Arc::new(Notify::new());
+    let reloader = tokio::spawn(running::reload_on_request(
+        pairs,
+        config.path.clone(),
+        started_with,
+        reload.clone(),
+        root.clone(),
+    ));
 
-    wait_for_stop(&mut signals, log, &stop).await?;
+    wait_for_stop(&mut signals, log, &stop, &reload).await?;
 
     info!("shutting down: delivering what was read, then saving positions");
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
@@ -154,6 +133,7 @@ pub async fn run(
     if let Some(w) = watchdog {
         w.abort();
     }
+    reloader.abort();
     info!("stopped");
     Ok(())
 }
@@ -239,11 +219,14 @@ impl Signals {
     }
 }
 
-/// Waits for SIGTERM, SIGINT or `stop`; SIGHUP re-opens the log file meanwhile.
+/// Waits for SIGTERM, SIGINT or `stop`; SIGHUP re-opens the log file meanwhile and
+/// asks for a reload of the configuration (`reload`: one pending request at most, so
+/// SIGHUPs during a reload cause one more reload after it).
 async fn wait_for_stop(
     signals: &mut Signals,
     log: Option<&LogHandle>,
     stop: &CancellationToken,
+    reload: &Notify,
 ) -> anyhow::Result<()> {
     let Signals { term, int, hup } = signals;
     loop {
@@ -254,8 +237,9 @@ async fn wait_for_stop(
             _ = hup.recv() => {
                 match log.map(LogHandle::reopen) {
                     Some(Err(e)) => error!(error = %e, "cannot re-open the log file"),
-                    _ => info!("SIGHUP: log file re-opened"),
+                    _ => info!("SIGHUP: log file re-opened; reloading the configuration"),
                 }
+                reload.notify_one();
             }
         }
     }

@@ -40,7 +40,9 @@
 //! - [`status`]: the `status` report, each tenant's saved position and its age.
 //! - [`tenant`]: one tenant's task: source → format → sink → receipts → ledger → commit.
 //! - [`logging`]: the connector's own log, re-opened on SIGHUP.
-//! - [`app`]: process lifetime: signals, cancellation, tenants, grace deadline.
+//! - [`pairs`]: the (tenant, destination) pairs a configuration asks for, and what a
+//!   reload changes among them (pure).
+//! - [`app`]: process lifetime: signals, cancellation, tenants, reload, grace deadline.
 //! - [`simulator`]: the built-in MRA v2 simulator used by `demo`, tests and benchmarks.
 //! - [`tls`]: the one rustls crypto provider and shared TLS helpers.
 //! - [`small_file`]: reading the small files the connector is given: regular files of
@@ -61,6 +63,7 @@ pub mod json;
 pub mod logging;
 pub mod observe;
 pub mod open_files;
+pub mod pairs;
 pub mod position;
 pub mod simulator;
 pub mod sink;

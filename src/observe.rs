@@ -21,6 +21,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -75,6 +76,7 @@ struct Metrics {
     hec_acks: Family<PairLabel, Counter>,
     hec_ack_latency: Family<PairLabel, FloatCounter>,
     hec_ack_timeouts: Family<PairLabel, Counter>,
+    config_reload_failures: Counter,
 }
 
 /// The process-wide registry and the tenants it watches.
@@ -92,6 +94,10 @@ struct TenantHealth {
     window: Duration,
     state: Mutex<HealthState>,
     delivered: AtomicU64,
+    /// The `reason` and (`status`, `code`) label values this pair's series were
+    /// created with, so that [`Observer::forget`] can remove those series too.
+    reasons: Mutex<BTreeSet<String>>,
+    responses: Mutex<BTreeSet<(String, String)>>,
 }
 
 #[derive(Debug)]
@@ -263,6 +269,11 @@ impl Observer {
             "HEC requests whose acknowledgement did not come within ack_timeout",
             m.hec_ack_timeouts.clone(),
         );
+        registry.register(
+            "config_reload_failures",
+            "Reloads (SIGHUP) refused because the configuration file had problems; nothing was changed",
+            m.config_reload_failures.clone(),
+        );
         Self {
             registry,
             metrics,
@@ -285,6 +296,8 @@ impl Observer {
                 position: None,
             }),
             delivered: AtomicU64::new(0),
+            reasons: Mutex::new(BTreeSet::new()),
+            responses: Mutex::new(BTreeSet::new()),
         });
         lock(&self.tenants).push(health.clone());
         PairObserver {
@@ -295,6 +308,69 @@ impl Observer {
             metrics: self.metrics.clone(),
             health,
         }
+    }
+
+    /// Forgets a pair that a reload stopped or is about to start again: its `/health`
+    /// entry and every series with its labels go. A handle still held keeps counting
+    /// into series that are no longer exported, so call this once the pair has ended.
+    pub fn forget(&self, tenant: &str, destination: &str) {
+        let mut tenants = lock(&self.tenants);
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut *tenants)
+            .into_iter()
+            .partition(|t| t.name == tenant && t.destination == destination);
+        *tenants = kept;
+        drop(tenants);
+        let label = PairLabel {
+            tenant: tenant.to_owned(),
+            destination: destination.to_owned(),
+        };
+        let m = &self.metrics;
+        // Every family labelled by pair: a family added to `Metrics` belongs here too
+        // (the test `forget_removes_every_series_of_the_pair` checks the exposition).
+        for family in [
+            &m.events_received,
+            &m.events_delivered,
+            &m.events_dead_lettered,
+            &m.duplicates_dropped,
+            &m.records_truncated,
+            &m.bytes_sent,
+            &m.token_fetches,
+            &m.sink_reconnects,
+            &m.tenant_restarts,
+            &m.hec_requests,
+            &m.hec_resent,
+            &m.hec_acks,
+            &m.hec_ack_timeouts,
+        ] {
+            family.remove(&label);
+        }
+        for family in [&m.lag_seconds, &m.seconds_since_commit] {
+            family.remove(&label);
+        }
+        m.healthy.remove(&label);
+        m.hec_ack_latency.remove(&label);
+        for health in gone {
+            for reason in std::mem::take(&mut *lock(&health.reasons)) {
+                m.stream_reconnects.remove(&ReasonLabel {
+                    tenant: tenant.to_owned(),
+                    destination: destination.to_owned(),
+                    reason,
+                });
+            }
+            for (status, code) in std::mem::take(&mut *lock(&health.responses)) {
+                m.hec_responses.remove(&ResponseLabel {
+                    tenant: tenant.to_owned(),
+                    destination: destination.to_owned(),
+                    status,
+                    code,
+                });
+            }
+        }
+    }
+
+    /// A reload found problems in the configuration file and changed nothing.
+    pub fn reload_failed(&self) {
+        self.metrics.config_reload_failures.inc();
     }
 
     /// The health of every tenant now.
@@ -438,6 +514,7 @@ impl PairObserver {
         if n == 0 {
             return;
         }
+        lock(&self.health.reasons).insert(reason.to_string());
         self.metrics
             .stream_reconnects
             .get_or_create(&ReasonLabel {
@@ -466,6 +543,7 @@ impl PairObserver {
             m.hec_requests.get_or_create(label).inc_by(report.requests);
         }
         for &(status, code, n) in &report.responses {
+            lock(&self.health.responses).insert((status.to_string(), code.to_string()));
             m.hec_responses
                 .get_or_create(&ResponseLabel {
                     tenant: label.tenant.clone(),
@@ -711,6 +789,71 @@ mod tests {
         assert_eq!(
             observer.health().tenants[0].position.as_deref(),
             Some("abc")
+        );
+    }
+
+    #[test]
+    fn forget_removes_every_series_of_the_pair_and_its_health_entry() {
+        let observer = Observer::new();
+        let kept = observer.pair("acme", "syslog", Duration::from_secs(15));
+        let gone = observer.pair("beta", "syslog", Duration::from_secs(15));
+        for t in [&kept, &gone] {
+            t.received(5);
+            t.delivered(4, Some(Duration::from_millis(1500)));
+            t.dead_lettered(1);
+            t.duplicates(1);
+            t.sent(1000, 1);
+            t.stream_reconnects("status_503", 1);
+            t.token_fetches(1);
+            t.sink_reconnect();
+            t.restarted();
+            t.committed("abc");
+            t.hec(&HecReport {
+                requests: 1,
+                responses: vec![(200, 0, 1), (503, 9, 1)],
+                resent: 1,
+                acked: 1,
+                ack_latency: Duration::from_millis(5),
+                ack_timeouts: 1,
+            });
+        }
+        let before = observer.metrics_text();
+        assert!(before.contains("tenant=\"beta\""), "{before}");
+        observer.forget("beta", "syslog");
+        let after = observer.metrics_text();
+        let beta: Vec<&str> = after
+            .lines()
+            .filter(|l| l.contains("tenant=\"beta\""))
+            .collect();
+        assert!(beta.is_empty(), "series of a forgotten pair: {beta:?}");
+        let acme = |text: &str| {
+            text.lines()
+                .filter(|l| l.contains("tenant=\"acme\""))
+                .count()
+        };
+        assert_eq!(acme(&after), acme(&before));
+        let health = observer.health();
+        assert_eq!(health.tenants.len(), 1);
+        assert_eq!(health.tenants[0].tenant, "acme");
+        // Registered again (a restart), the pair starts from nothing.
+        observer.pair("beta", "syslog", Duration::from_secs(15));
+        assert_eq!(observer.health().tenants[1].delivered, 0);
+    }
+
+    #[test]
+    fn reload_failures_are_counted() {
+        let observer = Observer::new();
+        assert!(
+            observer
+                .metrics_text()
+                .contains("mrav2_config_reload_failures_total 0")
+        );
+        observer.reload_failed();
+        observer.reload_failed();
+        assert!(
+            observer
+                .metrics_text()
+                .contains("mrav2_config_reload_failures_total 2")
         );
     }
 

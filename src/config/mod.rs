@@ -103,8 +103,9 @@ pub struct Proxy {
     pub no_proxy: Vec<String>,
 }
 
-/// One tenant: its API access and its syslog destination.
-#[derive(Debug, Clone)]
+/// One tenant: its API access and its syslog destination. Equality compares every
+/// setting, the API key by value (a reload restarts a tenant whose key changed).
+#[derive(Debug, Clone, PartialEq)]
 pub struct TenantConfig {
     /// `entity_name`: `[A-Za-z0-9._-]+`, unique; names the state file.
     pub entity_name: String,

@@ -26,6 +26,7 @@ mod pipeline;
 mod process;
 mod proxy;
 mod receiver;
+mod reload;
 mod relp;
 mod rsyslog;
 mod secrets;

@@ -142,6 +142,7 @@ fn every_shell_script_passes_shellcheck() {
         "scripts/start-connector.sh",
         "scripts/stop-connector.sh",
         "scripts/status-connector.sh",
+        "scripts/reload-connector.sh",
         "scripts/restart-connector.sh",
         "scripts/connector-lib.sh",
         "scripts/bench.sh",
@@ -819,6 +820,7 @@ fn tarball_is_complete_and_reproducible() {
         "bin/",
         "bin/connector-lib.sh",
         "bin/mrav2-syslog-connector",
+        "bin/reload-connector.sh",
         "bin/restart-connector.sh",
         "bin/start-connector.sh",
         "bin/status-connector.sh",
@@ -1041,6 +1043,7 @@ fn tarball_installs_and_runs_two_instances() {
         "start-connector.sh",
         "stop-connector.sh",
         "status-connector.sh",
+        "reload-connector.sh",
         "restart-connector.sh",
         "mrav2-syslog-connector",
     ] {
@@ -1184,6 +1187,42 @@ fn tarball_installs_and_runs_two_instances() {
         );
     }
 
+    // Reload: a changed config applies in the same process and the script shows what
+    // the reload did; a broken one is refused by the script before anything is sent;
+    // a stopped instance has nothing to reload (exit 7).
+    let pid_a = read_pid(&prefix.join("state/alpha.pid"));
+    let good = fs::read_to_string(&alpha).expect("read alpha.ini");
+    // Appended to [syslog]: a new TAG, so alpha's one pair restarts.
+    fs::write(&alpha, format!("{good}app_name = reloaded\n")).expect("write alpha.ini");
+    let out = stage.script("reload-connector.sh", Some(&alpha), 0);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!("reloaded (pid {pid_a})")) && stdout.contains("restarted=1"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(read_pid(&prefix.join("state/alpha.pid")), pid_a);
+    fs::write(
+        &alpha,
+        good.replace(&format!("port = {port_a}"), "port = 99999"),
+    )
+    .expect("write alpha.ini");
+    let log_a = prefix.join("logs/alpha.log");
+    let before = fs::read_to_string(&log_a).expect("read alpha.log");
+    let out = stage.script("reload-connector.sh", Some(&alpha), 78);
+    assert!(
+        text(&out.stderr).contains("port") && text(&out.stderr).contains("nothing was sent"),
+        "{}",
+        describe(&out)
+    );
+    let after = fs::read_to_string(&log_a).expect("read alpha.log");
+    assert!(
+        !after[before.len()..].contains("SIGHUP"),
+        "a refused reload-connector.sh must not signal the connector:\n{after}"
+    );
+    fs::write(&alpha, &good).expect("write alpha.ini");
+    stage.script("status-connector.sh", Some(&alpha), 0);
+
     // Stop one: SIGTERM suffices, its position is saved, the other keeps running.
     let out = stage.script("stop-connector.sh", Some(&bravo), 0);
     assert!(
@@ -1198,6 +1237,12 @@ fn tarball_installs_and_runs_two_instances() {
     assert!(saved.contains("\"entity_name\":\"bravo\""), "{saved}");
     let out = stage.script("status-connector.sh", Some(&bravo), 3);
     assert!(text(&out.stdout).contains("stopped"), "{}", describe(&out));
+    let out = stage.script("reload-connector.sh", Some(&bravo), 7);
+    assert!(
+        text(&out.stderr).contains("not running"),
+        "{}",
+        describe(&out)
+    );
     stage.script("status-connector.sh", Some(&alpha), 0);
 
     // A crash (kill -9) leaves the pid file behind: status says "dead" (LSB 1) until
