@@ -41,6 +41,8 @@
 //! - [`tenant`]: one tenant's task: source → format → sink → receipts → ledger → commit.
 //! - [`logging`]: the connector's own log, re-opened on SIGHUP.
 //! - [`app`]: process lifetime: signals, cancellation, tenants, grace deadline.
+//! - [`resend`]: a time window of one tenant sent again through its real pipeline,
+//!   without touching saved positions.
 //! - [`simulator`]: the built-in MRA v2 simulator used by `demo`, tests and benchmarks.
 //! - [`tls`]: the one rustls crypto provider and shared TLS helpers.
 //! - [`small_file`]: reading the small files the connector is given: regular files of
@@ -62,6 +64,7 @@ pub mod logging;
 pub mod observe;
 pub mod open_files;
 pub mod position;
+pub mod resend;
 pub mod simulator;
 pub mod sink;
 pub mod small_file;
