@@ -149,6 +149,8 @@ pub async fn run(
     let observer = Arc::new(Observer::new());
     let name = request.tenant.entity_name.clone();
     let mut pairs = Vec::new();
+    // Each pipeline says when it ends, so that the last one's end is reported at once.
+    let (ended_tx, mut ended_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     for destination in &request.destinations {
         let pair_observer = observer.pair(&name, destination.name(), request.tenant.sse_timeout);
         let task = PairTask {
@@ -168,7 +170,12 @@ pub async fn run(
         let handle = {
             let shutdown = shutdown.clone();
             let reached = reached.clone();
-            tokio::spawn(async move { task.resend(window, reached, &shutdown).await })
+            let ended = ended_tx.clone();
+            tokio::spawn(async move {
+                let result = task.resend(window, reached, &shutdown).await;
+                let _ = ended.send(());
+                result
+            })
         };
         pairs.push(Pair {
             observer: pair_observer,
@@ -178,6 +185,7 @@ pub async fn run(
             gave_up: None,
             last_delivered: 0,
             last_progress: Instant::now(),
+            error_since_progress: None,
         });
     }
     let display = Display::new(&name, &request, &pairs);
@@ -186,6 +194,7 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            _ = ended_rx.recv() => {}
             _ = stop.cancelled() => {
                 for pair in &pairs {
                     pair.shutdown.give_up.cancel();
@@ -198,11 +207,16 @@ pub async fn run(
             if report.delivered != pair.last_delivered {
                 pair.last_delivered = report.delivered;
                 pair.last_progress = now;
+                pair.error_since_progress = None;
+            }
+            // A heartbeat clears the reported error; the stall remembers it.
+            if let Some(error) = &report.last_error {
+                pair.error_since_progress = Some(error.clone());
             }
             let stalled = now.duration_since(pair.last_progress) >= request.give_up_after;
             if pair.gave_up.is_none()
                 && stalled
-                && let Some(error) = report.last_error.clone().filter(|_| !report.healthy)
+                && let Some(error) = &pair.error_since_progress
             {
                 pair.gave_up = Some(format!(
                     "gave up: nothing delivered for {} s (--give-up-after) while failing: {error}",
@@ -256,6 +270,9 @@ struct Pair {
     gave_up: Option<String>,
     last_delivered: u64,
     last_progress: Instant,
+    /// The last error reported since something was last delivered: a pair that
+    /// delivers nothing without errors is waiting for events, not failing.
+    error_since_progress: Option<String>,
 }
 
 /// Progress on standard error: a bar per destination on a terminal, otherwise a plain

@@ -26,6 +26,7 @@ mod process;
 mod proxy;
 mod receiver;
 mod relp;
+mod resend;
 mod rsyslog;
 mod secrets;
 mod setup;
