@@ -58,6 +58,29 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run only the built-in MRA v2 simulator
     Simulate(SimulateArgs),
+    /// Send a tenant's events of a time window again; saved positions are not touched
+    Resend(ResendArgs),
+}
+
+/// `resend`: the window `[from, to)` by `created_time`.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct ResendArgs {
+    /// The tenant, by its `entity_name`
+    #[arg(long, value_name = "NAME")]
+    pub tenant: String,
+    /// Start of the window, included (ISO-8601, e.g. 2026-11-20T00:00:00Z; UTC without an offset)
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub from: DateTime<Utc>,
+    /// End of the window, excluded (ISO-8601); default: now
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub to: Option<DateTime<Utc>>,
+    /// Only this destination of the tenant (default: all of them)
+    #[arg(long, value_name = "NAME")]
+    pub destination: Option<String>,
+    /// Give up when a destination has had nothing delivered for this long while
+    /// failing (errors from the API or the destination)
+    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub give_up_after: u64,
 }
 
 /// `check-config`.
@@ -109,7 +132,7 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub events: u64,
     /// created_time of the first history event (default: start-up minus one hour)
-    #[arg(long, value_name = "TS", value_parser = parse_start_time)]
+    #[arg(long, value_name = "TS", value_parser = parse_time)]
     pub start_time: Option<DateTime<Utc>>,
     /// Live events per second after the history (0 = none)
     #[arg(long, value_name = "N", default_value_t = 1)]
@@ -181,16 +204,32 @@ impl Cli {
         self.command.clone().unwrap_or(Command::Run)
     }
 
-    /// `run`, `check-config` and `status` need `--config`.
+    /// `run`, `check-config`, `status` and `resend` need `--config`; a `resend`
+    /// window must not be empty or reversed.
     fn checked(self) -> Result<Self, clap::Error> {
+        let command = self.subcommand();
         let needs_config = matches!(
-            self.subcommand(),
-            Command::Run | Command::CheckConfig(_) | Command::Status
+            command,
+            Command::Run | Command::CheckConfig(_) | Command::Status | Command::Resend(_)
         );
         if needs_config && self.config.is_none() {
             return Err(Self::command().error(
                 clap::error::ErrorKind::MissingRequiredArgument,
                 "the following required argument was not provided: --config <PATH>",
+            ));
+        }
+        if let Command::Resend(ResendArgs {
+            from, to: Some(to), ..
+        }) = &command
+            && to <= from
+        {
+            return Err(Self::command().error(
+                clap::error::ErrorKind::ValueValidation,
+                format!(
+                    "--to {} is not after --from {}: the window [from, to) would be empty; give a --to later than --from",
+                    to.to_rfc3339(),
+                    from.to_rfc3339()
+                ),
             ));
         }
         Ok(self)
@@ -222,7 +261,7 @@ fn parse_event_type(s: &str) -> Result<EventType, String> {
         .ok_or_else(|| "expected THREAT, DEVICE, AUDIT or SMISHING_ALERT".to_string())
 }
 
-fn parse_start_time(s: &str) -> Result<DateTime<Utc>, String> {
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     crate::config::load::parse_timestamp(s)
         .map(|(t, _)| t)
         .ok_or_else(|| "expected an ISO-8601 time such as 2026-11-20T00:00:00Z".to_string())
@@ -383,6 +422,87 @@ mod tests {
         );
         assert!(s.resume_at_id && s.firehose);
         assert_eq!(s.scenario, Some(PathBuf::from("s.json")));
+    }
+
+    #[test]
+    fn resend_takes_a_window() {
+        let cli = parse(&[
+            "resend",
+            "-c",
+            "c.ini",
+            "--tenant",
+            "acme",
+            "--from",
+            "2026-11-20T00:00:00Z",
+            "--to",
+            "2026-11-20T02:00:00+01:00",
+            "--destination",
+            "siem2",
+        ])
+        .unwrap();
+        let Command::Resend(args) = cli.subcommand() else {
+            panic!("not resend")
+        };
+        assert_eq!(args.tenant, "acme");
+        assert_eq!(args.from.to_rfc3339(), "2026-11-20T00:00:00+00:00");
+        assert_eq!(
+            args.to.map(|t| t.to_rfc3339()),
+            Some("2026-11-20T01:00:00+00:00".to_string())
+        );
+        assert_eq!(args.destination.as_deref(), Some("siem2"));
+        assert_eq!(args.give_up_after, 300);
+        let cli = parse(&[
+            "resend",
+            "-c",
+            "c.ini",
+            "--tenant",
+            "a",
+            "--from",
+            "2026-11-20",
+        ])
+        .unwrap();
+        let Command::Resend(args) = cli.subcommand() else {
+            panic!("not resend")
+        };
+        assert_eq!((args.to, args.destination), (None, None));
+    }
+
+    #[test]
+    fn resend_rejects_a_bad_window_as_a_usage_error() {
+        let base = ["resend", "-c", "c.ini", "--tenant", "acme"];
+        for (extra, needle) in [
+            (&["--from", "yesterday"][..], "ISO-8601"),
+            (
+                &["--from", "2026-11-20T00:00:00Z", "--to", "soon"],
+                "ISO-8601",
+            ),
+            (
+                &[
+                    "--from",
+                    "2026-11-20T01:00:00Z",
+                    "--to",
+                    "2026-11-20T00:00:00Z",
+                ],
+                "is not after --from",
+            ),
+            (
+                &[
+                    "--from",
+                    "2026-11-20T01:00:00Z",
+                    "--to",
+                    "2026-11-20T01:00:00Z",
+                ],
+                "would be empty",
+            ),
+            (&["--to", "2026-11-20T01:00:00Z"], "--from"),
+        ] {
+            let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+            let e = parse(&args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            assert!(e.to_string().contains(needle), "{args:?}: {e}");
+        }
+        let e = parse(&["resend", "--tenant", "a", "--from", "2026-11-20"]).unwrap_err();
+        assert!(e.to_string().contains("--config"), "{e}");
     }
 
     #[test]

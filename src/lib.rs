@@ -43,6 +43,8 @@
 //! - [`pairs`]: the (tenant, destination) pairs a configuration asks for, and what a
 //!   reload changes among them (pure).
 //! - [`app`]: process lifetime: signals, cancellation, tenants, reload, grace deadline.
+//! - [`resend`]: a time window of one tenant sent again through its real pipeline,
+//!   without touching saved positions.
 //! - [`simulator`]: the built-in MRA v2 simulator used by `demo`, tests and benchmarks.
 //! - [`tls`]: the one rustls crypto provider and shared TLS helpers.
 //! - [`small_file`]: reading the small files the connector is given: regular files of
@@ -65,6 +67,7 @@ pub mod observe;
 pub mod open_files;
 pub mod pairs;
 pub mod position;
+pub mod resend;
 pub mod simulator;
 pub mod sink;
 pub mod small_file;

@@ -5,11 +5,11 @@
 //! 1 fatal).
 
 use anyhow::Context;
-use mrav2_syslog_connector::cli::{Cli, Command, DemoArgs, SimulateArgs};
+use mrav2_syslog_connector::cli::{Cli, Command, DemoArgs, ResendArgs, SimulateArgs};
 use mrav2_syslog_connector::config::{self, ApiKeys, Config};
 use mrav2_syslog_connector::position::ensure_writable;
 use mrav2_syslog_connector::state_lock::StateLock;
-use mrav2_syslog_connector::{app, logging, status};
+use mrav2_syslog_connector::{app, logging, resend, status};
 use std::fs::TryLockError;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,6 +17,10 @@ use tokio_util::sync::CancellationToken;
 
 /// EX_CONFIG: any configuration problem.
 const EXIT_CONFIG: u8 = 78;
+
+/// A command-line usage error: what clap exits with for its own, and `resend` for a
+/// tenant or destination the configuration does not have.
+const EXIT_USAGE: u8 = 2;
 
 /// How long the runtime may take to stop its remaining tasks after `app::run`
 /// returned.
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
         Command::Status => show_status(&cli),
         Command::Demo(args) => demo(&cli, &args),
         Command::Simulate(args) => simulate(&cli, args),
+        Command::Resend(args) => resend(&cli, &args),
     };
     match outcome {
         Ok(code) => code,
@@ -145,6 +150,68 @@ fn simulate(cli: &Cli, args: SimulateArgs) -> anyhow::Result<ExitCode> {
     drop(log);
     result.context("simulator failed")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `resend`: a tenant's events of a time window, sent again without touching saved
+/// positions (so no state directory lock either: the connector may be running).
+fn resend(cli: &Cli, args: &ResendArgs) -> anyhow::Result<ExitCode> {
+    let config = match load(cli, ApiKeys::Read) {
+        Ok(config) => config,
+        Err(code) => return Ok(code),
+    };
+    let request = match resend::Request::new(&config, args, chrono::Utc::now()) {
+        Ok(request) => request,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    // Dead letters (records a destination refuses) go where the connector keeps them.
+    let state_dir = state_dir(cli, &config);
+    let log = logging::init(cli.log_file.as_deref(), cli.verbose)?;
+    let runtime = runtime()?;
+    let results = runtime.block_on(async {
+        let stop = CancellationToken::new();
+        let on_signal = stop.clone();
+        tokio::spawn(async move {
+            stop_signal().await;
+            on_signal.cancel();
+        });
+        resend::run(&config, request, state_dir, stop).await
+    });
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
+    drop(log);
+    let failed: Vec<_> = results.iter().filter(|r| r.error.is_some()).collect();
+    if failed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    anyhow::bail!(
+        "resend of {} incomplete for {}; run it again (it never moves saved positions)",
+        args.tenant,
+        failed
+            .iter()
+            .map(|r| r.destination.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// SIGINT or SIGTERM (for `resend`, which has no other signal handling).
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        // Without handlers the signals keep their default action (the process ends).
+        _ => std::future::pending().await,
+    }
 }
 
 /// Loads `--config`; on problems prints every one to stderr and gives exit code 78.

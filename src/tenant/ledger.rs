@@ -243,6 +243,12 @@ impl Ledger {
         self.confirmed.as_ref()
     }
 
+    /// Every piece issued was delivered and every batch end confirmed (nothing is
+    /// waiting for a receipt or for [`Ledger::advance`]).
+    pub fn is_settled(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// Pieces sent and not yet receipted.
     pub fn outstanding(&self) -> usize {
         self.outstanding

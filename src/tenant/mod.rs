@@ -30,10 +30,18 @@
 //! The supervisor around the two tasks restarts them from the last committed position
 //! if either ends unexpectedly (a panic included), after a backoff. A tenant never ends
 //! on its own and never touches another tenant.
+//!
+//! `resend` runs the same two tasks once, without the supervisor and without the state
+//! file ([`PairTask::resend`]): the reader reads a [`Window`] from `start_time = from`
+//! and stops at its end, the writer commits nowhere and ends when the last event of the
+//! window was delivered.
 
 pub mod ledger;
 mod progress;
+mod window;
 mod writer;
+
+pub use window::{Reached, Window};
 
 use crate::backoff::{Backoff, BackoffPolicy, Delay};
 use crate::config::{DestinationConfig, Format, ProxyConfig, TenantConfig};
@@ -55,7 +63,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use tracing::error;
-use writer::Writer;
+use writer::{Commit, Ended, Writer};
 
 /// How many decoded batches may wait between reader and writer. Small on purpose: it
 /// only smooths the hand-over between parsing and sending, and with many tenants
@@ -139,27 +147,58 @@ impl PairTask {
         state: &StateFile,
         shutdown: &Shutdown,
     ) -> Outcome {
-        let name = &self.config.entity_name;
         let committed = saved
             .as_ref()
             .and_then(|s| Position::new(s.position.clone()));
         let start = StartPoint::resolve(committed.clone(), &self.config);
+        let run = Run {
+            start,
+            committed,
+            delivered_before: saved.as_ref().map_or(0, |s| s.delivered),
+            commit: Commit::StateFile(state.clone()),
+            window: None,
+        };
+        match self.pipeline(run, shutdown).await {
+            Err(reason) => Outcome::Failed(reason),
+            Ok(_) if shutdown.stop_reading.is_cancelled() => Outcome::Stopped,
+            Ok(_) => Outcome::Failed("the event source ended unexpectedly".into()),
+        }
+    }
+
+    /// `resend`: delivers the events created in `window` to this pair's destination,
+    /// reading the stream from `start_time = window.from`. Never reads or writes the
+    /// state file. Runs once (no supervisor): the source and the writer retry on their
+    /// own; `shutdown.stop_reading` ends it early. `reached` follows the reader through
+    /// the window.
+    pub async fn resend(
+        &self,
+        window: Window,
+        reached: Arc<Reached>,
+        shutdown: &Shutdown,
+    ) -> Result<Resent, String> {
+        let run = Run {
+            start: StartPoint::StartTime(window.from),
+            committed: None,
+            delivered_before: 0,
+            commit: Commit::Never,
+            window: Some((window, reached)),
+        };
+        match self.pipeline(run, shutdown).await? {
+            Ended::WindowDelivered => Ok(Resent::Delivered),
+            Ended::Stopped if shutdown.stop_reading.is_cancelled() => Ok(Resent::Stopped),
+            Ended::Stopped => Err("the event source ended unexpectedly".into()),
+        }
+    }
+
+    /// One run of the reader and the writer, until the writer ends.
+    async fn pipeline(&self, run: Run, shutdown: &Shutdown) -> Result<Ended, String> {
+        let name = &self.config.entity_name;
         let reader_cancel = shutdown.stop_reading.child_token();
-        let source = match EventSource::new(&self.config, &self.proxy, start, reader_cancel.clone())
-        {
-            Ok(source) => source,
-            Err(e) => return Outcome::Failed(format!("cannot build the API client: {e}")),
-        };
+        let source = EventSource::new(&self.config, &self.proxy, run.start, reader_cancel.clone())
+            .map_err(|e| format!("cannot build the API client: {e}"))?;
         let destination = &self.destination;
-        let sink = match Sink::for_destination(destination, name, self.commit_interval) {
-            Ok(sink) => sink,
-            Err(e) => {
-                return Outcome::Failed(format!(
-                    "cannot set up the destination {}: {e}",
-                    destination.name()
-                ));
-            }
-        };
+        let sink = Sink::for_destination(destination, name, self.commit_interval)
+            .map_err(|e| format!("cannot set up the destination {}: {e}", destination.name()))?;
         // HEC takes the Splunk JSON event object, whatever `[syslog] forwarder_type` says.
         let (format, custom_identifier) = match destination {
             DestinationConfig::Syslog { syslog, .. } => {
@@ -176,24 +215,25 @@ impl PairTask {
             self.observer.clone(),
             reader_cancel.clone(),
         ));
-        let (tx, rx) = mpsc::channel::<(u64, Batch)>(QUEUE_BATCHES);
+        let (tx, rx) = mpsc::channel::<ReadBatch>(QUEUE_BATCHES);
         let (rewind_tx, rewind_rx) = mpsc::unbounded_channel();
-        let reader = tokio::spawn(read_batches(source, tx, rewind_rx).in_current_span());
+        let reader =
+            tokio::spawn(read_batches(source, tx, rewind_rx, run.window).in_current_span());
         let writer = Writer {
             name: name.clone(),
             observer: self.observer.clone(),
             commit_every: self
                 .commit_interval
                 .saturating_sub(sink.confirmation_delay()),
-            state: state.clone(),
+            commit: run.commit,
             formatter: Formatter::new(format, name.clone(), custom_identifier),
             sink,
             dead_letters: DeadLetterFile::new(&self.state_dir, name),
             keeps_source_dead_letters: keeps_source_dead_letters(&self.config, destination),
             status,
             stop: shutdown.stop_reading.clone(),
-            delivered_total: saved.as_ref().map_or(0, |s| s.delivered),
-            ledger: Ledger::new(committed),
+            delivered_total: run.delivered_before,
+            ledger: Ledger::new(run.committed),
             pending: None,
             epoch: 0,
             rewind: rewind_tx,
@@ -204,19 +244,19 @@ impl PairTask {
             last_commit: Instant::now(),
             progress: Progress::new(),
             messages: Vec::new(),
+            window_read: false,
         };
         let written =
             tokio::spawn(writer.run(rx, shutdown.give_up.clone()).in_current_span()).await;
-        // The writer ends when the reader closed the channel or delivery was given up;
-        // either way the reader has nothing more to do.
+        // The writer ends when the reader closed the channel, delivery was given up or
+        // the window was delivered; in each case the reader has nothing more to do.
         reader_cancel.cancel();
         let read = reader.await;
         let _ = bridge.await;
         match (read, written) {
-            (_, Err(join)) => Outcome::Failed(format!("writer task failed: {join}")),
-            (Err(join), _) => Outcome::Failed(format!("reader task failed: {join}")),
-            (Ok(()), Ok(())) if shutdown.stop_reading.is_cancelled() => Outcome::Stopped,
-            (Ok(()), Ok(())) => Outcome::Failed("the event source ended unexpectedly".into()),
+            (_, Err(join)) => Err(format!("writer task failed: {join}")),
+            (Err(join), _) => Err(format!("reader task failed: {join}")),
+            (Ok(()), Ok(ended)) => Ok(ended),
         }
     }
 }
@@ -240,6 +280,37 @@ fn keeps_source_dead_letters(tenant: &TenantConfig, destination: &DestinationCon
         .destinations
         .first()
         .is_none_or(|first| first.name() == destination.name())
+}
+
+/// How a `resend` of one pair ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resent {
+    /// The last event of the window was delivered.
+    Delivered,
+    /// Stopped (interrupted) before the window was delivered.
+    Stopped,
+}
+
+/// What one [`PairTask::pipeline`] starts from and commits to.
+struct Run {
+    start: StartPoint,
+    /// The committed position the ledger starts from.
+    committed: Option<Position>,
+    /// Events delivered before this run (the state file's count).
+    delivered_before: u64,
+    commit: Commit,
+    /// `resend`: the window the reader stops at, and where it reports how far it got.
+    window: Option<(Window, Arc<Reached>)>,
+}
+
+/// What the reader hands the writer: a batch, tagged with the number of rewinds seen
+/// so far so that the writer can drop batches read before its latest rewind request.
+#[derive(Debug)]
+pub(super) struct ReadBatch {
+    epoch: u64,
+    batch: Batch,
+    /// `resend`: this is the last batch of the window.
+    ends_window: bool,
 }
 
 /// How one run of a tenant's pipeline ended.
@@ -302,13 +373,31 @@ where
 /// The reader task: the source reconnects on its own and ends only on cancellation.
 /// Each batch carries the number of rewinds seen so far, so the writer can drop
 /// batches read before its latest rewind request.
+///
+/// With a `window` (`resend`), each batch is cut to the window; after the batch that
+/// reaches its end the reader reads nothing more, and waits for a rewind (something
+/// was lost and must be read again) or the end of the writer.
 async fn read_batches(
     mut source: EventSource,
-    tx: mpsc::Sender<(u64, Batch)>,
+    tx: mpsc::Sender<ReadBatch>,
     mut rewinds: mpsc::UnboundedReceiver<Option<Position>>,
+    window: Option<(Window, Arc<Reached>)>,
 ) {
     let mut epoch = 0u64;
+    let mut window_read = false;
     loop {
+        if window_read {
+            tokio::select! {
+                biased;
+                Some(to) = rewinds.recv() => {
+                    epoch += 1;
+                    source.reset_to(to);
+                    window_read = false;
+                    continue;
+                }
+                () = tx.closed() => break,
+            }
+        }
         // Room in the queue first, then the next batch: a batch is read from the
         // stream only when it can be handed on, so a stalled writer holds the stream
         // (back-pressure) without a decoded batch waiting here as well.
@@ -333,8 +422,19 @@ async fn read_batches(
             }
             batch = source.next() => batch,
         };
-        let Some(batch) = batch else { break };
-        permit.send((epoch, batch));
+        let Some(mut batch) = batch else { break };
+        if let Some((window, reached)) = &window {
+            let cut = window.cut(&mut batch);
+            if let Some(newest) = cut.newest {
+                reached.set(newest);
+            }
+            window_read = cut.ends_window;
+        }
+        permit.send(ReadBatch {
+            epoch,
+            batch,
+            ends_window: window_read,
+        });
     }
 }
 

@@ -8,6 +8,7 @@
 //! retry policy of the destination: after a sink error the writer waits its backoff,
 //! then rewinds.
 
+use super::ReadBatch;
 use super::ledger::{Advance, Ledger, Rewind};
 use super::progress::Progress;
 use crate::backoff::{Backoff, Delay};
@@ -45,7 +46,8 @@ pub(super) struct Writer {
     /// How often a confirmed position is written: `commit_interval − settle`, so a
     /// position reaches the disk within `commit_interval` of its batch being written.
     pub(super) commit_every: Duration,
-    pub(super) state: StateFile,
+    /// Where confirmed positions go.
+    pub(super) commit: Commit,
     pub(super) formatter: Formatter,
     pub(super) sink: Sink,
     pub(super) dead_letters: DeadLetterFile,
@@ -75,6 +77,27 @@ pub(super) struct Writer {
     pub(super) progress: Progress,
     /// Reused between batches.
     pub(super) messages: Vec<RenderedMessage>,
+    /// `resend`: the last batch of the window was handed to the sink since the latest
+    /// rewind; once the ledger has confirmed everything, the window is delivered.
+    pub(super) window_read: bool,
+}
+
+/// Where the writer writes the positions the ledger confirms.
+pub(super) enum Commit {
+    /// The pair's state file: the connector.
+    StateFile(StateFile),
+    /// Nowhere: `resend` never reads or writes saved positions, so that it can run
+    /// beside the connector without moving the connector's positions.
+    Never,
+}
+
+/// Why the writer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ended {
+    /// The reader closed the queue (shutdown), or delivery was given up.
+    Stopped,
+    /// `resend`: every event of the window was delivered.
+    WindowDelivered,
 }
 
 /// How sending one piece of a batch ended.
@@ -90,17 +113,22 @@ enum Piece {
 impl Writer {
     pub(super) async fn run(
         mut self,
-        mut rx: mpsc::Receiver<(u64, Batch)>,
+        mut rx: mpsc::Receiver<ReadBatch>,
         give_up: CancellationToken,
-    ) {
+    ) -> Ended {
         let mut progress_tick =
             tokio::time::interval_at(Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+        let mut ended = Ended::Stopped;
         loop {
+            if self.window_read && self.ledger.is_settled() {
+                ended = Ended::WindowDelivered;
+                break;
+            }
             let commit_due = self.last_commit + self.commit_every;
             let awaiting = self.sink.awaiting();
             tokio::select! {
                 item = rx.recv() => {
-                    let Some((epoch, batch)) = item else { break };
+                    let Some(ReadBatch { epoch, batch, ends_window }) = item else { break };
                     if epoch != self.epoch {
                         continue; // read before the latest rewind; it will come again
                     }
@@ -110,6 +138,8 @@ impl Writer {
                         }
                         break;
                     }
+                    // A rewind while sending means the window's end comes again.
+                    self.window_read |= ends_window && self.epoch == epoch;
                 }
                 ready = self.sink.ready(), if awaiting => {
                     let collected = match ready {
@@ -135,6 +165,7 @@ impl Writer {
         self.apply_receipts();
         self.commit();
         self.log_progress("stopped");
+        ended
     }
 
     /// Shutdown: waits for the receipts of what was sent (unless the grace period is
@@ -422,6 +453,7 @@ impl Writer {
             "re-reading the stream from the last delivered position"
         );
         self.epoch += 1;
+        self.window_read = false;
         // The reader ends only after the writer; a closed channel means shutdown.
         let _ = self.rewind.send(rewind.from);
     }
@@ -447,6 +479,9 @@ impl Writer {
         let Some(position) = self.pending.take() else {
             return;
         };
+        let Commit::StateFile(state) = &self.commit else {
+            return;
+        };
         let saved = SavedPosition {
             entity_name: self.name.clone(),
             position: position.as_str().to_string(),
@@ -454,7 +489,7 @@ impl Writer {
             delivered: self.delivered_total,
             destination: self.destination.clone(),
         };
-        match self.state.save(&saved) {
+        match state.save(&saved) {
             Ok(()) => {
                 self.observer.committed(position.as_str());
                 self.last_commit = Instant::now();

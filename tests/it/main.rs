@@ -28,6 +28,7 @@ mod proxy;
 mod receiver;
 mod reload;
 mod relp;
+mod resend;
 mod rsyslog;
 mod secrets;
 mod setup;
