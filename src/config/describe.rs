@@ -85,13 +85,18 @@ impl TenantConfig {
 }
 
 impl HecConfig {
-    /// E.g. `splunk_hec splunk https://splunk:8088 (acknowledgements on, gzip, at
-    /// most 500 events / 1000000 bytes per request)`.
+    /// E.g. `splunk_hec splunk https://splunk:8088 (splunk events, acknowledgements
+    /// on, gzip, at most 500 events / 1000000 bytes per request)`.
     pub fn description(&self) -> String {
         format!(
-            "splunk_hec {} {} (acknowledgements {}, {}, at most {} events / {} bytes per request)",
+            "splunk_hec {} {} ({} events, acknowledgements {}, {}, at most {} events / {} bytes per request)",
             self.name,
             self.url.as_str().trim_end_matches('/'),
+            if self.format == Format::Ocsf {
+                "ocsf"
+            } else {
+                "splunk"
+            },
             if self.acknowledgements { "on" } else { "off" },
             if self.gzip { "gzip" } else { "uncompressed" },
             self.batch_max_events,

@@ -149,10 +149,10 @@ impl TenantTask {
                 ));
             }
         };
-        // HEC takes the Splunk JSON event object, whatever `[syslog] forwarder_type` says.
-        let format = match &destination {
+        // HEC has its own `forwarder_type` (splunk or ocsf), whatever `[syslog]` says.
+        let format: Format = match &destination {
             DestinationConfig::Syslog(syslog) => syslog.format,
-            DestinationConfig::SplunkHec(_) => Format::SplunkJson,
+            DestinationConfig::SplunkHec(hec) => hec.format,
         };
         let status = source.status();
         let bridge = tokio::spawn(bridge_status(

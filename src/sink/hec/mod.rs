@@ -76,6 +76,10 @@ pub struct HecSink {
     batch_max_events: usize,
     batch_max_bytes: usize,
     ack_timeout: Duration,
+    /// The name the collector's certificate must hold, and where trust comes from
+    /// (for messages).
+    server_name: String,
+    trust: String,
     /// Envelopes gathered for the next request, and the ticket of each, and when the
     /// first of them was gathered.
     filling: Envelopes,
@@ -118,8 +122,9 @@ impl HecSink {
         let label = format!("splunk_hec {} ({})", config.name, config.url);
         let error = |kind, message: String| SinkError::labelled(kind, label.clone(), message);
         crate::tls::install_crypto_provider();
-        let (mut tls, _trust) =
-            super::transport::client_config(&config.tls, &label, "HEC collector")
+        // The certificate must hold `tls_server_name` (default: the URL's host).
+        let (mut tls, trust) =
+            super::transport::client_config(&config.tls, &label, "HEC collector", true)
                 .map_err(|m| error(SinkErrorKind::Tls, m))?;
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let client = reqwest::Client::builder()
@@ -167,6 +172,8 @@ impl HecSink {
             batch_max_events: config.batch_max_events,
             batch_max_bytes: config.batch_max_bytes,
             ack_timeout: config.ack_timeout,
+            server_name: config.tls.server_name.clone(),
+            trust,
             filling: Envelopes::new(),
             gathered_at: None,
             filling_owners: Vec::new(),
@@ -457,18 +464,24 @@ impl HecSink {
         builder: reqwest::RequestBuilder,
     ) -> Result<(u16, Option<Duration>, Vec<u8>), SinkError> {
         let transport = |e: reqwest::Error| {
-            let kind = if e.is_timeout() {
+            let tls = rustls_error(&e);
+            let kind = if tls.is_some() {
+                SinkErrorKind::Tls
+            } else if e.is_timeout() {
                 SinkErrorKind::Timeout
             } else if e.is_connect() {
                 SinkErrorKind::Connect
             } else {
                 SinkErrorKind::Write
             };
-            SinkError::labelled(
-                kind,
-                self.label.clone(),
-                crate::source::client::describe_transport_error(&e),
-            )
+            let message = match tls {
+                Some(tls) => format!(
+                    "tls: {}",
+                    super::transport::describe_rustls(tls, &self.server_name, &self.trust)
+                ),
+                None => crate::source::client::describe_transport_error(&e),
+            };
+            SinkError::labelled(kind, self.label.clone(), message)
         };
         let mut response = builder.send().await.map_err(transport)?;
         let status = response.status().as_u16();
@@ -658,6 +671,29 @@ pub async fn probe(config: &HecConfig) -> Result<String, String> {
             )),
         },
     }
+}
+
+/// The rustls error somewhere in the cause chain of an HTTP client error (a refused
+/// certificate, an alert from the collector), if there is one. The TLS layers wrap it
+/// in I/O errors, sometimes twice; an I/O error's `source` skips what it wraps, so
+/// those are opened here.
+fn rustls_error(e: &reqwest::Error) -> Option<&rustls::Error> {
+    fn inside<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        let wrapped: &(dyn std::error::Error + 'static) =
+            e.downcast_ref::<std::io::Error>()?.get_ref()?;
+        inside(wrapped)
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(tls) = inside(cause) {
+            return Some(tls);
+        }
+        source = cause.source();
+    }
+    None
 }
 
 /// The channel of (`tenant`, `destination`) in this process: a random UUID made on

@@ -447,3 +447,121 @@ async fn check_config_probe_checks_health_and_the_token_without_indexing() {
     );
     assert!(!out.contains(&Script::default().token), "{out}");
 }
+
+/// The example events of `tests/golden/events/` in file-name order: stem and the
+/// event as one line (the whitespace between tokens dropped, so keys keep their order).
+fn examples() -> Vec<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/events");
+    let mut stems: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    stems.sort();
+    assert!(stems.len() >= 14, "{stems:?}");
+    stems
+        .into_iter()
+        .map(|stem| {
+            let text = std::fs::read_to_string(dir.join(format!("{stem}.json"))).unwrap();
+            let mut line = String::with_capacity(text.len());
+            let (mut in_string, mut escaped) = (false, false);
+            for c in text.chars() {
+                if in_string {
+                    in_string = escaped || c != '"';
+                    escaped = !escaped && c == '\\';
+                } else if c == '"' {
+                    in_string = true;
+                } else if c.is_whitespace() {
+                    continue;
+                }
+                line.push(c);
+            }
+            (stem, line)
+        })
+        .collect()
+}
+
+/// Every example event, read from a stream by the real binary, is indexed exactly once
+/// with acknowledgements on: as its Splunk JSON object (`forwarder_type = splunk`, the
+/// default) and as its OCSF 1.8.0 object (`forwarder_type = ocsf`), byte for byte the
+/// golden record, the OCSF one valid against the vendored schema.
+#[tokio::test]
+async fn every_example_event_is_indexed_once_as_splunk_json_or_ocsf() {
+    use crate::source::stub::{self, Plan, Stub};
+    let examples = examples();
+    let texts: Vec<String> = examples.iter().map(|(_, t)| t.clone()).collect();
+    for (forwarder, golden) in [("splunk", "splunk-json"), ("ocsf", "ocsf")] {
+        let stub = Stub::start(Plan::new(0, 4).with_events(&texts)).await;
+        let ids = stub.plan().ids.clone();
+        let receiver = HecReceiver::start(Script {
+            acks: true,
+            ..Script::default()
+        })
+        .await;
+        let setup = Setup::new(&format!(
+            "{}sse_timeout = 10\n\n[destination:splunk]\ntype = splunk_hec\nurl = {}\ntoken = {}\nforwarder_type = {forwarder}\nacknowledgements = true\nbatch_max_events = 4\n\n[connector]\ncommit_interval_ms = 200\n",
+            lookout(&stub.url(), stub::KEY, ""),
+            receiver.url(),
+            Script::default().token,
+        ));
+        let mut connector = setup.run(&[]);
+        eventually(
+            || {
+                format!(
+                    "{forwarder}: position {:?}, {} indexed\n{}",
+                    position(&setup),
+                    receiver.indexed().len(),
+                    connector.output()
+                )
+            },
+            PATIENCE,
+            || position(&setup).as_ref() == ids.last(),
+        )
+        .await;
+        connector.stop().await;
+        let indexed = receiver.indexed();
+        assert_eq!(indexed.len(), examples.len(), "{forwarder}: exactly once");
+        let bodies: String = receiver
+            .log()
+            .iter()
+            .filter(|r| r.path == "event")
+            .map(|r| r.body.clone())
+            .collect();
+        for (((stem, _), envelope), id) in examples.iter().zip(&indexed).zip(&ids) {
+            let expected = std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/golden")
+                    .join(golden)
+                    .join(format!("{stem}.txt")),
+            )
+            .unwrap();
+            assert!(
+                bodies.contains(&format!("\"event\":{}}}", expected.trim_end())),
+                "{forwarder} {stem}: the event is not byte for byte the golden record"
+            );
+            let event = &envelope["event"];
+            let event_id = if forwarder == "ocsf" {
+                if let Err(problems) = super::ocsf_schema::validate(event) {
+                    panic!("{stem} is not valid OCSF 1.8.0:\n{problems}");
+                }
+                &event["metadata"]["uid"]
+            } else {
+                &event["id"]
+            };
+            assert_eq!(event_id, id.as_str(), "{forwarder} {stem}: stream order");
+            assert!(
+                envelope["sourcetype"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("lookout:mra:")),
+                "{forwarder} {stem}: {envelope}"
+            );
+            assert!(envelope["time"].is_f64(), "{forwarder} {stem}");
+        }
+        assert_eq!(
+            receiver.pending_acks(),
+            0,
+            "{forwarder}: every ack reported"
+        );
+    }
+}

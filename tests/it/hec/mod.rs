@@ -3,8 +3,12 @@
 
 mod binary;
 pub mod receiver;
+// The OCSF 1.8.0 validator the library's unit tests use, built from the vendored
+// schema (`tests/ocsf-1.8.0`).
+#[path = "../../../src/format/ocsf_schema.rs"]
+mod ocsf_schema;
 
-use mrav2_syslog_connector::config::{HecConfig, Secret, TlsConfig};
+use mrav2_syslog_connector::config::{Format, HecConfig, Secret, TlsConfig};
 use mrav2_syslog_connector::event::Position;
 use mrav2_syslog_connector::format::RenderedMessage;
 use mrav2_syslog_connector::sink::{Sink, SinkErrorKind};
@@ -21,6 +25,7 @@ fn config(receiver: &HecReceiver, token: &str) -> HecConfig {
         sourcetype: None,
         source: "mrav2-syslog-connector".into(),
         host: "mra-connector-01".into(),
+        format: Format::SplunkJson,
         acknowledgements: false,
         batch_max_events: 500,
         batch_max_bytes: 1_000_000,
@@ -54,6 +59,8 @@ struct Run {
     /// The confirmed position (the last batch's number) at the end.
     confirmed: Option<String>,
     error: Option<SinkErrorKind>,
+    /// The error's text.
+    message: Option<String>,
     retry_after: Option<Duration>,
     lost: bool,
     dead_letters: Vec<mrav2_syslog_connector::event::DeadLetter>,
@@ -67,6 +74,7 @@ async fn drive(sink: &mut Sink, events: usize, piece: usize, within: Duration) -
     let mut run = Run {
         confirmed: None,
         error: None,
+        message: None,
         retry_after: None,
         lost: false,
         dead_letters: Vec::new(),
@@ -90,6 +98,7 @@ async fn drive(sink: &mut Sink, events: usize, piece: usize, within: Duration) -
         let ticket = ledger.issue((end - start) as u64, None);
         if let Err(e) = sink.send(ticket, &messages).await {
             run.error = Some(e.kind());
+            run.message = Some(e.to_string());
             run.retry_after = e.retry_after();
             return run;
         }
@@ -105,6 +114,7 @@ async fn drive(sink: &mut Sink, events: usize, piece: usize, within: Duration) -
         let _ = tokio::time::timeout_at(deadline, sink.ready()).await;
         if let Err(e) = sink.collect().await {
             run.error = Some(e.kind());
+            run.message = Some(e.to_string());
             run.retry_after = e.retry_after();
             break;
         }
@@ -507,4 +517,114 @@ async fn https_verifies_the_collector_with_ca_file_by_default() {
     .unwrap_err();
     assert_eq!(error.kind(), SinkErrorKind::Tls);
     assert!(error.to_string().contains("ca_file"), "{error}");
+}
+
+#[tokio::test]
+async fn tls_server_name_is_the_name_the_collectors_certificate_must_hold() {
+    // A collector reached by address whose certificate names it collector.test only.
+    let certified = rcgen::generate_simple_self_signed(vec!["collector.test".to_owned()]).unwrap();
+    let tls = receiver::ServerTls {
+        cert_pem: certified.cert.pem(),
+        key_pem: certified.signing_key.serialize_pem(),
+        client_ca_pem: None,
+    };
+    let receiver = HecReceiver::start_https(Script::default(), &tls).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &tls.cert_pem).unwrap();
+    let named = |name: &str| {
+        let mut cfg = config(&receiver, &Script::default().token);
+        cfg.tls.ca_file = Some(ca.clone());
+        cfg.tls.server_name = name.into();
+        cfg
+    };
+
+    // Without tls_server_name the URL's host is checked, and the certificate does not
+    // hold it: refused, saying which setting to change.
+    let run = drive(
+        &mut hec_sink(named("127.0.0.1")),
+        3,
+        3,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(run.error, Some(SinkErrorKind::Tls), "{:?}", run.message);
+    let message = run.message.unwrap_or_default();
+    assert!(
+        message.contains("does not match the name \"127.0.0.1\"")
+            && message.contains("tls_server_name")
+            && message.contains("collector.test"),
+        "{message}"
+    );
+    assert!(receiver.indexed().is_empty() && run.confirmed.is_none());
+
+    // Another name the certificate does not hold: refused too.
+    let run = drive(
+        &mut hec_sink(named("other.test")),
+        3,
+        3,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(run.error, Some(SinkErrorKind::Tls), "{:?}", run.message);
+    assert!(receiver.indexed().is_empty());
+
+    // tls_server_name = the certificate's name: delivered.
+    let run = drive(
+        &mut hec_sink(named("collector.test")),
+        3,
+        3,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(run.error, None, "{:?}", run.message);
+    assert_eq!(run.confirmed.as_deref(), Some("2"));
+    assert_eq!(receiver.indexed_ids(), ids(3));
+
+    // The name does not lift the other checks: a certificate no ca_file vouches for
+    // is refused whatever the name.
+    let mut cfg = named("collector.test");
+    cfg.tls.ca_file = None;
+    let run = drive(&mut hec_sink(cfg), 3, 3, Duration::from_secs(5)).await;
+    assert_eq!(run.error, Some(SinkErrorKind::Tls), "{:?}", run.message);
+    assert_eq!(receiver.indexed_ids(), ids(3));
+}
+
+#[tokio::test]
+async fn a_collector_requiring_a_client_certificate_gets_the_configured_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = crate::receiver::Certs::generate(dir.path());
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap();
+    let tls = receiver::ServerTls {
+        cert_pem: read(&certs.server_cert),
+        key_pem: read(&certs.server_key),
+        client_ca_pem: Some(read(&certs.ca)),
+    };
+    let receiver = HecReceiver::start_https(Script::default(), &tls).await;
+    let with_ca = || {
+        let mut cfg = config(&receiver, &Script::default().token);
+        cfg.tls.ca_file = Some(certs.ca.clone());
+        cfg
+    };
+
+    // No client certificate: the collector ends the session; a TLS error that names
+    // the keys to set, nothing dead-lettered, nothing delivered.
+    let run = drive(&mut hec_sink(with_ca()), 3, 3, Duration::from_secs(5)).await;
+    assert_eq!(run.error, Some(SinkErrorKind::Tls), "{:?}", run.message);
+    let message = run.message.unwrap_or_default();
+    assert!(
+        message.contains("client certificate") && message.contains("cert_file and key_file"),
+        "{message}"
+    );
+    assert!(run.dead_letters.is_empty() && run.confirmed.is_none());
+    assert!(receiver.indexed().is_empty() && receiver.log().is_empty());
+
+    // With cert_file and key_file: delivered.
+    let mut cfg = with_ca();
+    cfg.tls.client_auth = Some((certs.client_cert.clone(), certs.client_key.clone()));
+    let run = drive(&mut hec_sink(cfg), 3, 3, Duration::from_secs(5)).await;
+    assert_eq!(run.error, None, "{:?}", run.message);
+    assert_eq!(run.confirmed.as_deref(), Some("2"));
+    assert_eq!(receiver.indexed_ids(), ids(3));
+    assert!(run.dead_letters.is_empty());
 }

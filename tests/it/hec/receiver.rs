@@ -55,6 +55,16 @@ pub struct Script {
     pub indexes: Option<Vec<String>>,
 }
 
+/// The certificate of an HTTPS receiver ([`HecReceiver::start_https`]).
+pub struct ServerTls {
+    /// The certificate chain, PEM.
+    pub cert_pem: String,
+    /// Its private key, PEM.
+    pub key_pem: String,
+    /// Require a client certificate issued by this CA (PEM).
+    pub client_ca_pem: Option<String>,
+}
+
 /// One request the receiver answered.
 #[derive(Debug, Clone)]
 pub struct Logged {
@@ -134,15 +144,41 @@ impl HecReceiver {
     pub async fn start_tls(script: Script) -> (HecReceiver, String) {
         let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
         let pem = certified.cert.pem();
+        let tls = ServerTls {
+            cert_pem: pem.clone(),
+            key_pem: certified.signing_key.serialize_pem(),
+            client_ca_pem: None,
+        };
+        (Self::start_https(script, &tls).await, pem)
+    }
+
+    /// The same receiver over HTTPS with the given certificate, and asking for a
+    /// client certificate when `tls.client_ca_pem` is set (a session without one is
+    /// refused during the handshake, as a collector behind mutual TLS does).
+    pub async fn start_https(script: Script, tls: &ServerTls) -> HecReceiver {
         mrav2_syslog_connector::tls::install_crypto_provider();
-        let config = rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![certified.cert.der().clone()],
-                rustls::pki_types::PrivateKeyDer::try_from(certified.signing_key.serialize_der())
-                    .unwrap(),
-            )
+        let certs: Vec<_> = rustls_pemfile::certs(&mut tls.cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
             .unwrap();
+        let key = rustls_pemfile::private_key(&mut tls.key_pem.as_bytes())
+            .unwrap()
+            .unwrap();
+        let builder = rustls::ServerConfig::builder();
+        let builder = match &tls.client_ca_pem {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in rustls_pemfile::certs(&mut ca.as_bytes()) {
+                    roots.add(cert.unwrap()).unwrap();
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+                    .build()
+                    .unwrap();
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder.with_single_cert(certs, key).unwrap();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let (state, app) = Self::app(script);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -169,15 +205,12 @@ impl HecReceiver {
                 });
             }
         });
-        (
-            HecReceiver {
-                addr,
-                state,
-                task,
-                tls: true,
-            },
-            pem,
-        )
+        HecReceiver {
+            addr,
+            state,
+            task,
+            tls: true,
+        }
     }
 
     fn app(script: Script) -> (Arc<Mutex<Inner>>, Router) {
