@@ -13,7 +13,7 @@ use mrav2_syslog_connector::event::Position;
 use mrav2_syslog_connector::format::RenderedMessage;
 use mrav2_syslog_connector::sink::{Sink, SinkErrorKind};
 use mrav2_syslog_connector::tenant::ledger::{Ledger, Receipt};
-use receiver::{HecReceiver, Script};
+use receiver::{HecReceiver, Script, assert_exactly_once};
 use std::time::Duration;
 
 fn config(receiver: &HecReceiver, token: &str) -> HecConfig {
@@ -145,7 +145,7 @@ async fn batches_are_gzip_envelopes_in_one_channel_and_delivered_on_success() {
     let run = drive(&mut sink, 40, 3, Duration::from_secs(5)).await;
     assert_eq!(run.error, None);
     assert_eq!(run.confirmed.as_deref(), Some("39"));
-    assert_eq!(receiver.indexed_ids(), ids(40));
+    assert_exactly_once(&receiver.indexed_ids(), &ids(40), "indexed");
     let log = receiver.log();
     assert!(
         log.iter()
@@ -170,6 +170,33 @@ fn hec_sink(cfg: HecConfig) -> Sink {
 }
 
 #[tokio::test]
+async fn two_requests_travel_at_once_and_no_more() {
+    let script = Script {
+        answer_delay: Duration::from_millis(400),
+        ..Script::default()
+    };
+    let receiver = HecReceiver::start(script.clone()).await;
+    let mut cfg = config(&receiver, &script.token);
+    cfg.batch_max_events = 10;
+    let mut sink = hec_sink(cfg);
+    let started = tokio::time::Instant::now();
+    let run = drive(&mut sink, 60, 10, Duration::from_secs(10)).await;
+    assert_eq!(run.error, None, "{:?}", run.message);
+    assert_eq!(run.confirmed.as_deref(), Some("59"));
+    assert_exactly_once(&receiver.indexed_ids(), &ids(60), "indexed");
+    assert_eq!(
+        receiver.most_at_once(),
+        mrav2_syslog_connector::sink::hec::MAX_IN_FLIGHT
+    );
+    // Six requests of 0.4 s each, two at a time: about 1.2 s, not 2.4 s.
+    assert!(
+        started.elapsed() < Duration::from_millis(2000),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn with_acknowledgements_only_a_true_ack_delivers() {
     let script = Script {
         acks: true,
@@ -184,7 +211,7 @@ async fn with_acknowledgements_only_a_true_ack_delivers() {
     // Nothing confirmed while the acks are not true yet.
     let early = drive(&mut sink, 30, 10, Duration::from_millis(800)).await;
     assert_eq!(early.confirmed, None, "no position ahead of its acks");
-    assert_eq!(receiver.indexed_ids(), ids(30));
+    assert_exactly_once(&receiver.indexed_ids(), &ids(30), "indexed");
     sink.forget();
     let mut sink2 = {
         let mut cfg = config(&receiver, &script.token);
@@ -283,10 +310,10 @@ async fn a_refused_event_is_a_dead_letter_and_its_prefix_is_never_resent() {
     assert_eq!(run.error, None);
     assert_eq!(run.confirmed.as_deref(), Some("29"));
     let expected: Vec<String> = ids(30).into_iter().filter(|i| i != "e13").collect();
-    assert_eq!(
-        receiver.indexed_ids(),
-        expected,
-        "exactly once, the prefix not resent"
+    assert_exactly_once(
+        &receiver.indexed_ids(),
+        &expected,
+        "exactly once, the prefix not resent",
     );
     assert_eq!(run.dead_letters.len(), 1);
     let letter = &run.dead_letters[0];
@@ -311,7 +338,7 @@ async fn too_large_requests_are_split_down_to_one_envelope() {
     let run = drive(&mut sink, 32, 16, Duration::from_secs(5)).await;
     assert_eq!(run.error, None);
     assert_eq!(run.confirmed.as_deref(), Some("31"));
-    assert_eq!(receiver.indexed_ids(), ids(32));
+    assert_exactly_once(&receiver.indexed_ids(), &ids(32), "indexed");
     assert!(receiver.log().iter().any(|r| r.status == 413));
     assert!(run.dead_letters.is_empty());
 }
@@ -370,7 +397,7 @@ async fn busy_is_a_retry_with_the_receivers_retry_after() {
     // The next attempt goes through.
     let run = drive(&mut sink, 5, 5, Duration::from_secs(5)).await;
     assert_eq!(run.error, None);
-    assert_eq!(receiver.indexed_ids(), ids(5));
+    assert_exactly_once(&receiver.indexed_ids(), &ids(5), "indexed");
 }
 
 /// Every example event of `tests/golden/events/`, formatted as the connector does for
@@ -502,7 +529,7 @@ async fn https_verifies_the_collector_with_ca_file_by_default() {
     let run = drive(&mut hec_sink(cfg), 3, 3, Duration::from_secs(5)).await;
     assert_eq!(run.error, None);
     assert_eq!(run.confirmed.as_deref(), Some("2"));
-    assert_eq!(receiver.indexed_ids(), ids(3));
+    assert_exactly_once(&receiver.indexed_ids(), &ids(3), "indexed");
 
     // A ca_file without a certificate is reported when the sink is built.
     let bad = dir.path().join("bad.pem");
@@ -579,7 +606,7 @@ async fn tls_server_name_is_the_name_the_collectors_certificate_must_hold() {
     .await;
     assert_eq!(run.error, None, "{:?}", run.message);
     assert_eq!(run.confirmed.as_deref(), Some("2"));
-    assert_eq!(receiver.indexed_ids(), ids(3));
+    assert_exactly_once(&receiver.indexed_ids(), &ids(3), "indexed");
 
     // The name does not lift the other checks: a certificate no ca_file vouches for
     // is refused whatever the name.
@@ -587,7 +614,7 @@ async fn tls_server_name_is_the_name_the_collectors_certificate_must_hold() {
     cfg.tls.ca_file = None;
     let run = drive(&mut hec_sink(cfg), 3, 3, Duration::from_secs(5)).await;
     assert_eq!(run.error, Some(SinkErrorKind::Tls), "{:?}", run.message);
-    assert_eq!(receiver.indexed_ids(), ids(3));
+    assert_exactly_once(&receiver.indexed_ids(), &ids(3), "indexed");
 }
 
 #[tokio::test]
@@ -625,6 +652,6 @@ async fn a_collector_requiring_a_client_certificate_gets_the_configured_one() {
     let run = drive(&mut hec_sink(cfg), 3, 3, Duration::from_secs(5)).await;
     assert_eq!(run.error, None, "{:?}", run.message);
     assert_eq!(run.confirmed.as_deref(), Some("2"));
-    assert_eq!(receiver.indexed_ids(), ids(3));
+    assert_exactly_once(&receiver.indexed_ids(), &ids(3), "indexed");
     assert!(run.dead_letters.is_empty());
 }

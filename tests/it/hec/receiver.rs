@@ -53,6 +53,8 @@ pub struct Script {
     pub disabled: bool,
     /// The indexes the token may write to (`None`: any).
     pub indexes: Option<Vec<String>>,
+    /// How long each event request waits before it is looked at (a slow collector).
+    pub answer_delay: Duration,
 }
 
 /// The certificate of an HTTPS receiver ([`HecReceiver::start_https`]).
@@ -95,6 +97,9 @@ struct Inner {
     /// `event.id` of every envelope whose acknowledgement was reported true.
     acked: Vec<String>,
     log: Vec<Logged>,
+    /// Event requests being answered now, and the most there ever were at once.
+    answering: usize,
+    most_at_once: usize,
 }
 
 #[derive(Default)]
@@ -118,6 +123,7 @@ impl Default for Script {
             refuse: None,
             disabled: false,
             indexes: None,
+            answer_delay: Duration::ZERO,
         }
     }
 }
@@ -221,6 +227,8 @@ impl HecReceiver {
             acks_issued: 0,
             acked: Vec::new(),
             log: Vec::new(),
+            answering: 0,
+            most_at_once: 0,
         }));
         let app = Router::new()
             .route("/services/collector/event", post(event))
@@ -264,11 +272,52 @@ impl HecReceiver {
         self.state.lock().unwrap().log.clone()
     }
 
+    /// The most event requests that were being answered at once.
+    pub fn most_at_once(&self) -> usize {
+        self.state.lock().unwrap().most_at_once
+    }
+
     /// Acknowledgement ids still pending in every channel.
     pub fn pending_acks(&self) -> usize {
         let inner = self.state.lock().unwrap();
         inner.channels.values().map(|c| c.pending.len()).sum()
     }
+}
+
+/// Asserts that `indexed` holds every id of `expected` exactly once and nothing else,
+/// in any order: with two requests in flight the collector may index them in either
+/// order (within a request, envelopes stay in order). Reports counts and the first
+/// ids out of place rather than both lists.
+pub fn assert_exactly_once(indexed: &[String], expected: &[String], what: &str) {
+    let mut counts: HashMap<&str, i64> = HashMap::new();
+    for id in expected {
+        *counts.entry(id).or_default() += 1;
+    }
+    for id in indexed {
+        *counts.entry(id).or_default() -= 1;
+    }
+    let mut missing: Vec<&str> = counts
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(id, _)| *id)
+        .collect();
+    let mut extra: Vec<&str> = counts
+        .iter()
+        .filter(|(_, n)| **n < 0)
+        .map(|(id, _)| *id)
+        .collect();
+    missing.sort_unstable();
+    extra.sort_unstable();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{what}: {} indexed for {} expected; {} missing (first {:?}), {} indexed too often or not expected (first {:?})",
+        indexed.len(),
+        expected.len(),
+        missing.len(),
+        missing.first(),
+        extra.len(),
+        extra.first()
+    );
 }
 
 impl Drop for HecReceiver {
@@ -342,8 +391,16 @@ async fn event(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let delay = {
+        let mut inner = state.lock().unwrap();
+        inner.answering += 1;
+        inner.most_at_once = inner.most_at_once.max(inner.answering);
+        inner.script.answer_delay
+    };
+    tokio::time::sleep(delay).await;
     let mut inner = state.lock().unwrap();
     let inner = &mut *inner;
+    inner.answering -= 1;
     let gzip = headers.get("content-encoding").is_some_and(|v| v == "gzip");
     let plain = if gzip {
         let mut out = Vec::new();
