@@ -99,7 +99,12 @@ impl DestinationConfig {
                 )
             }
             DestinationConfig::SplunkHec(hec) => format!(
-                "splunk json event objects in HEC envelopes, host {}, source {}, sourcetype {}, index {}",
+                "{} event objects in HEC envelopes, host {}, source {}, sourcetype {}, index {}",
+                if hec.format == Format::Ocsf {
+                    "ocsf 1.8.0"
+                } else {
+                    "splunk json"
+                },
                 hec.host,
                 hec.source,
                 hec.sourcetype.as_deref().unwrap_or("lookout:mra:<type>"),
@@ -110,13 +115,18 @@ impl DestinationConfig {
 }
 
 impl HecConfig {
-    /// E.g. `splunk_hec splunk https://splunk:8088 (acknowledgements on, gzip, at
-    /// most 500 events / 1000000 bytes per request)`.
+    /// E.g. `splunk_hec splunk https://splunk:8088 (splunk events, acknowledgements
+    /// on, gzip, at most 500 events / 1000000 bytes per request)`.
     pub fn description(&self) -> String {
         format!(
-            "splunk_hec {} {} (acknowledgements {}, {}, at most {} events / {} bytes per request)",
+            "splunk_hec {} {} ({} events, acknowledgements {}, {}, at most {} events / {} bytes per request)",
             self.name,
             self.url.as_str().trim_end_matches('/'),
+            if self.format == Format::Ocsf {
+                "ocsf"
+            } else {
+                "splunk"
+            },
             if self.acknowledgements { "on" } else { "off" },
             if self.gzip { "gzip" } else { "uncompressed" },
             self.batch_max_events,

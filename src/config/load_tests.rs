@@ -1364,7 +1364,21 @@ fn a_hec_destination_gets_every_default() {
     assert_eq!(h.ack_timeout, Duration::from_secs(300));
     assert!(h.tls.verify);
     assert_eq!(h.tls.server_name, "splunk.example.com");
+    assert_eq!(h.format, Format::SplunkJson);
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
+#[test]
+fn a_hec_destination_takes_ocsf_and_its_own_tls_server_name() {
+    let config = ok(&hec(
+        "forwarder_type = OCSF\ntls_server_name = splunk-idx.internal",
+    ));
+    let h = only_hec(&config);
+    assert_eq!(h.format, Format::Ocsf);
+    assert_eq!(h.tls.server_name, "splunk-idx.internal");
+    // An IPv6 collector is checked for its address, without the brackets.
+    let config = ok(&hec("").replace("https://splunk.example.com:8088", "https://[fd00::5]:8088"));
+    assert_eq!(only_hec(&config).tls.server_name, "fd00::5");
 }
 
 #[test]
@@ -1412,15 +1426,16 @@ fn hec_token_precedence_file_then_env_then_key() {
 #[test]
 fn hec_problems_are_all_listed_and_never_show_the_token() {
     let text = format!(
-        "{BASE}destinations = splunk\n[destination:splunk]\ntype = splunk_hec\nurl = https://user:pw@splunk\ntoken_file = /nonexistent/token\nbatch_max_events = 0\ncompression = zstd\nacknowledgements = maybe\nindex = _internal\nforwarder_type = ocsf\nsecret_key = x\n"
+        "{BASE}destinations = splunk\n[destination:splunk]\ntype = splunk_hec\nurl = https://user:pw@splunk\ntoken_file = /nonexistent/token\nbatch_max_events = 0\ncompression = zstd\nacknowledgements = maybe\nindex = _internal\nforwarder_type = cef\ntls_server_name = not a name\nsecret_key = x\n"
     );
     let found = problems(&text);
     let expected = [
-        "config.ini: [destination:splunk] secret_key = \"***\": unknown key; accepted keys are type, url, token, token_file, index, sourcetype, source, host, forwarder_type, acknowledgements, batch_max_events, batch_max_bytes, compression, request_timeout, ack_timeout, ca_file, cert_file, key_file, tls_verify",
+        "config.ini: [destination:splunk] secret_key = \"***\": unknown key; accepted keys are type, url, token, token_file, index, sourcetype, source, host, forwarder_type, acknowledgements, batch_max_events, batch_max_bytes, compression, request_timeout, ack_timeout, ca_file, cert_file, key_file, tls_verify, tls_server_name",
         "config.ini: [destination:splunk] url = \"https://user:***@splunk\": must not hold credentials; put the token in token_file",
         "config.ini: [destination:splunk] token_file = \"/nonexistent/token\": cannot read it: no such file; make the file readable by the connector's user",
         "config.ini: [destination:splunk] index = \"_internal\": not a splunk index name; expected letters, digits, '_' and '-', not starting with '_' or '-'",
-        "config.ini: [destination:splunk] forwarder_type = \"ocsf\": unknown forwarder type for splunk_hec; expected splunk (the Splunk JSON event object)",
+        "config.ini: [destination:splunk] forwarder_type = \"cef\": unknown forwarder type for splunk_hec; expected splunk (the Splunk JSON event object) or ocsf (an OCSF 1.8.0 object)",
+        "config.ini: [destination:splunk] tls_server_name = \"not a name\": not a valid tls server name; expected a dns name or ip address",
         "config.ini: [destination:splunk] acknowledgements = \"maybe\": not a boolean; expected true, false, yes, no, on, off, 1 or 0",
         "config.ini: [destination:splunk] batch_max_events = \"0\": not a number of events from 1 to 100000",
         "config.ini: [destination:splunk] compression = \"zstd\": unknown compression; expected gzip or none",

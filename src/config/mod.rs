@@ -170,6 +170,9 @@ pub struct HecConfig {
     pub source: String,
     /// `host` of every event (HOSTNAME precedence of `[syslog]`).
     pub host: String,
+    /// `forwarder_type`: what the envelope's `event` is, [`Format::SplunkJson`] (the
+    /// default) or [`Format::Ocsf`]; never another format.
+    pub format: Format,
     /// `acknowledgements`: wait for indexer acknowledgement.
     pub acknowledgements: bool,
     /// `batch_max_events`.
@@ -182,8 +185,8 @@ pub struct HecConfig {
     pub request_timeout: Duration,
     /// `ack_timeout`.
     pub ack_timeout: Duration,
-    /// `ca_file`, `cert_file`/`key_file`, `tls_verify` (`server_name` is unused: the
-    /// URL's host is the name checked).
+    /// `ca_file`, `cert_file`/`key_file`, `tls_verify`, and `tls_server_name`: the
+    /// name the collector's certificate must hold (default: the URL's host).
     pub tls: TlsConfig,
 }
 

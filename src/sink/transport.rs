@@ -165,6 +165,16 @@ enum Peek {
 #[derive(Debug)]
 struct AcceptAnyServerCert(Arc<rustls::crypto::CryptoProvider>);
 
+/// Verifies the server's certificate as usual (chain to a trusted root, validity), but
+/// for a fixed name instead of the name the connection was made to. HEC goes through
+/// an HTTP client that checks the URL's host; `tls_server_name` asks for another name
+/// (a collector reached by address, or behind a name its certificate does not hold).
+#[derive(Debug)]
+struct NamedServerCert {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    name: ServerName<'static>,
+}
+
 impl fmt::Display for Destination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let protocol = match self.protocol {
@@ -356,7 +366,7 @@ impl TlsSetup {
     fn new(tls: &TlsConfig, destination: &Destination) -> Result<Self, SinkError> {
         let error = |message: String| SinkError::new(SinkErrorKind::Tls, destination, message);
         let (config, trust) =
-            client_config(tls, &destination.to_string(), "syslog server").map_err(error)?;
+            client_config(tls, &destination.to_string(), "syslog server", false).map_err(error)?;
         let server_name = ServerName::try_from(tls.server_name.clone()).map_err(|e| {
             error(format!(
                 "tls_server_name {:?} is not a host name or address: {e}",
@@ -409,31 +419,7 @@ impl TlsSetup {
                 _ => e.to_string(),
             };
         };
-        match tls {
-            rustls::Error::InvalidCertificate(cert) => match cert {
-                CertificateError::UnknownIssuer => format!(
-                    "the server certificate is not trusted: it was not issued by a CA in {} (check ca_file)",
-                    self.trust
-                ),
-                CertificateError::NotValidForName => format!(
-                    "the server certificate does not match the name {:?} (check tls_server_name)",
-                    self.name
-                ),
-                CertificateError::NotValidForNameContext { presented, .. } => format!(
-                    "the server certificate does not match the name {:?} (check tls_server_name); it is valid for {}",
-                    self.name,
-                    presented.join(", ")
-                ),
-                CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                    "the server certificate has expired".to_owned()
-                }
-                CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                    "the server certificate is not valid yet (check the clock)".to_owned()
-                }
-                other => format!("the server certificate is not acceptable: {other:?}"),
-            },
-            other => describe_tls(other),
-        }
+        describe_rustls(tls, &self.name, &self.trust)
     }
 }
 
@@ -719,6 +705,42 @@ pub fn is_tls_error(e: &io::Error) -> bool {
     rustls_error(e).is_some()
 }
 
+impl ServerCertVerifier for NamedServerCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
 impl ServerCertVerifier for AcceptAnyServerCert {
     fn verify_server_cert(
         &self,
@@ -767,17 +789,42 @@ impl ServerCertVerifier for AcceptAnyServerCert {
 /// The rustls client configuration of `tls` (trusted roots or `tls_verify = false`,
 /// client certificate), with a description of where trust comes from. `destination`
 /// and `what` (`"syslog server"`) name the peer in the warning logged when
-/// verification is off. Errors name the setting and the file.
+/// verification is off. With `check_name`, the certificate must hold that name
+/// (`tls.server_name`) whatever name the connection is made to: for clients that
+/// connect by a URL, where the URL's host is not the name to check. Errors name the
+/// setting and the file.
 pub(crate) fn client_config(
     tls: &TlsConfig,
     destination: &str,
     what: &str,
+    check_name: bool,
 ) -> Result<(rustls::ClientConfig, String), String> {
     let provider = crate::tls::crypto_provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("tls setup: {e}"))?;
-    let (builder, trust) = if tls.verify {
+    let (builder, trust) = if tls.verify && check_name {
+        let (roots, trust) = load_roots(tls.ca_file.as_deref())?;
+        let name = ServerName::try_from(tls.server_name.clone()).map_err(|e| {
+            format!(
+                "tls_server_name {:?} is not a host name or address: {e}",
+                tls.server_name
+            )
+        })?;
+        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| format!("tls setup: {e}"))?;
+        let verifier = Arc::new(NamedServerCert { inner, name });
+        (
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(verifier),
+            trust,
+        )
+    } else if tls.verify {
         let (roots, trust) = load_roots(tls.ca_file.as_deref())?;
         (builder.with_root_certificates(roots), trust)
     } else {
@@ -961,6 +1008,33 @@ fn describe_io_tls(e: &io::Error) -> String {
             "the receiver closed the connection without tls close_notify".to_owned()
         }
         None => e.to_string(),
+    }
+}
+
+/// Says what a TLS failure means for the operator, naming the setting to check: `name`
+/// is the name the certificate had to hold, `trust` where trusted roots come from.
+pub(crate) fn describe_rustls(tls: &rustls::Error, name: &str, trust: &str) -> String {
+    match tls {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            CertificateError::UnknownIssuer => format!(
+                "the server certificate is not trusted: it was not issued by a CA in {trust} (check ca_file)"
+            ),
+            CertificateError::NotValidForName => format!(
+                "the server certificate does not match the name {name:?} (check tls_server_name)"
+            ),
+            CertificateError::NotValidForNameContext { presented, .. } => format!(
+                "the server certificate does not match the name {name:?} (check tls_server_name); it is valid for {}",
+                presented.join(", ")
+            ),
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                "the server certificate has expired".to_owned()
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                "the server certificate is not valid yet (check the clock)".to_owned()
+            }
+            other => format!("the server certificate is not acceptable: {other:?}"),
+        },
+        other => describe_tls(other),
     }
 }
 

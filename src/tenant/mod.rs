@@ -44,7 +44,7 @@ mod writer;
 pub use window::{Reached, Window};
 
 use crate::backoff::{Backoff, BackoffPolicy, Delay};
-use crate::config::{DestinationConfig, Format, ProxyConfig, TenantConfig};
+use crate::config::{DestinationConfig, ProxyConfig, TenantConfig};
 use crate::dead_letter::DeadLetterFile;
 use crate::event::{Batch, Position};
 use crate::format::Formatter;
@@ -199,15 +199,14 @@ impl PairTask {
         let destination = &self.destination;
         let sink = Sink::for_destination(destination, name, self.commit_interval)
             .map_err(|e| format!("cannot set up the destination {}: {e}", destination.name()))?;
-        // HEC takes the Splunk JSON event object, whatever `[syslog] forwarder_type` says.
+        // HEC has its own `forwarder_type` (splunk or ocsf), whatever `[syslog]` says.
         let (format, custom_identifier) = match destination {
             DestinationConfig::Syslog { syslog, .. } => {
                 (syslog.format, syslog.custom_identifier.clone())
             }
-            DestinationConfig::SplunkHec(_) => (
-                Format::SplunkJson,
-                self.config.syslog.custom_identifier.clone(),
-            ),
+            DestinationConfig::SplunkHec(hec) => {
+                (hec.format, self.config.syslog.custom_identifier.clone())
+            }
         };
         let status = source.status();
         let bridge = tokio::spawn(bridge_status(

@@ -12,7 +12,9 @@ use super::syslog::{SYSLOG_KEYS, SyslogKeys};
 use super::value::{BOOL_MSG, is_entity_name, parse_bool, parse_uint};
 use super::{ApiKeys, Check, Entry, entry, io_reason};
 use crate::config::raw::{RawIni, RawSection};
-use crate::config::{DestinationConfig, HecConfig, Problem, Protocol, Secret, SyslogConfig};
+use crate::config::{
+    DestinationConfig, Format, HecConfig, Problem, Protocol, Secret, SyslogConfig,
+};
 use std::time::Duration;
 use url::Url;
 
@@ -37,6 +39,7 @@ pub const HEC_KEYS: &[&str] = &[
     "cert_file",
     "key_file",
     "tls_verify",
+    "tls_server_name",
 ];
 
 /// The section prefix of a named destination.
@@ -190,11 +193,15 @@ impl Check<'_, '_> {
             |v| text(v).map(Some),
             "not usable as a host; expected text without control characters, up to 1024 bytes",
         );
-        let forwarder = self.parse(
+        let format = self.parse(
             get("forwarder_type"),
-            (),
-            |v| v.eq_ignore_ascii_case("splunk").then_some(()),
-            "unknown forwarder type for splunk_hec; expected splunk (the Splunk JSON event object)",
+            Format::SplunkJson,
+            |v| match v.to_ascii_lowercase().as_str() {
+                "splunk" => Some(Format::SplunkJson),
+                "ocsf" => Some(Format::Ocsf),
+                _ => None,
+            },
+            "unknown forwarder type for splunk_hec; expected splunk (the Splunk JSON event object) or ocsf (an OCSF 1.8.0 object)",
         );
         let acknowledgements = self.parse(get("acknowledgements"), false, parse_bool, BOOL_MSG);
         let batch_max_events = self.parse(
@@ -232,13 +239,18 @@ impl Check<'_, '_> {
             "not a number of seconds from 1 to 86400",
         );
         let https = url.as_ref().is_some_and(|u: &Url| u.scheme() == "https");
-        let url_host = url.as_ref().and_then(|u| u.host_str()).map(str::to_owned);
+        // The name the certificate is checked for by default; an IPv6 address without
+        // its brackets.
+        let url_host = url.as_ref().and_then(Url::host).map(|h| match h {
+            url::Host::Domain(d) => d.to_owned(),
+            url::Host::Ipv4(a) => a.to_string(),
+            url::Host::Ipv6(a) => a.to_string(),
+        });
         let tls = self.tls(
             &SyslogKeys::section(Some(section)),
             https.then_some(Protocol::Tls),
             url_host.as_deref(),
         );
-        forwarder?;
         let host = host?;
         Some(Named::Hec {
             host_set: host.is_some(),
@@ -250,6 +262,7 @@ impl Check<'_, '_> {
                 sourcetype: sourcetype?,
                 source: source?,
                 host: host.unwrap_or_default(),
+                format: format?,
                 acknowledgements: acknowledgements?,
                 batch_max_events: usize::try_from(batch_max_events?).ok()?,
                 batch_max_bytes: usize::try_from(batch_max_bytes?).ok()?,

@@ -10,7 +10,11 @@
 //!   piece after them, are read and sent again (duplicates possible, loss not).
 //!
 //! The writer hands pieces (a ticket and its messages); this sink gathers their
-//! envelopes until a request is full or the writer is idle, then sends. A piece may
+//! envelopes until a request is full or the writer is idle, then sends. Up to
+//! [`MAX_IN_FLIGHT`] requests travel at once, each in a task of its own that
+//! compresses and sends it: the writer renders the next request while the previous
+//! ones are compressed and answered. Answers are acted on oldest first; two requests
+//! in flight may be indexed in either order. A piece may
 //! span several requests and a request may hold several pieces: every envelope knows
 //! its ticket, and a ticket is delivered when all its envelopes are (indexed, or kept
 //! as a dead letter).
@@ -38,9 +42,10 @@ use crate::tenant::ledger::{Receipt, Ticket};
 use request::{EnvelopeFields, Envelopes};
 use response::Action;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::time::Instant;
+use tokio_util::task::AbortOnDropHandle;
 
 /// How often pending acknowledgement ids are polled.
 pub const ACK_POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -58,21 +63,21 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most bytes of a response body read (HEC's are tiny; anything longer is cut).
 const RESPONSE_MAX: usize = 64 * 1024;
 
+/// Most event requests sent and not answered yet. With one, the writer waits for
+/// every answer before it renders more; with two, one request is compressed and
+/// answered while the next is gathered. More would hold more memory for no gain on a
+/// single tenant's stream.
+pub const MAX_IN_FLIGHT: usize = 2;
+
 /// One tenant's HEC destination.
 pub struct HecSink {
     tenant: String,
     /// NAME of `[destination:NAME]`.
     name: String,
-    /// `splunk_hec NAME (URL)`, for messages.
-    label: String,
     fields: EnvelopeFields,
-    client: reqwest::Client,
-    event_url: String,
-    ack_url: String,
-    authorization: reqwest::header::HeaderValue,
-    channel: String,
+    /// How to reach the collector; shared with the tasks sending event requests.
+    collector: Arc<Collector>,
     acknowledgements: bool,
-    gzip: bool,
     batch_max_events: usize,
     batch_max_bytes: usize,
     ack_timeout: Duration,
@@ -81,6 +86,13 @@ pub struct HecSink {
     filling: Envelopes,
     gathered_at: Option<Instant>,
     filling_owners: Vec<Ticket>,
+    /// Requests to send (whole ones, or what is left of one HEC refused part of),
+    /// in order, waiting for room in flight.
+    to_send: VecDeque<Request>,
+    /// Requests sent and not acted on yet, oldest first.
+    in_flight: VecDeque<InFlight>,
+    /// A request was answered with success since the last `send` returned.
+    answered: bool,
     /// Envelopes sent or gathered and not yet delivered, per ticket.
     remaining: HashMap<Ticket, usize>,
     /// Requests answered with an `ackId`, oldest first.
@@ -106,6 +118,37 @@ struct Request {
     owners: Vec<Ticket>,
 }
 
+/// What a request needs to reach the collector.
+struct Collector {
+    client: reqwest::Client,
+    event_url: String,
+    ack_url: String,
+    authorization: reqwest::header::HeaderValue,
+    channel: String,
+    gzip: bool,
+    /// `splunk_hec NAME (URL)`, for messages.
+    label: String,
+    /// The name the collector's certificate must hold, and where trust comes from
+    /// (for messages).
+    server_name: String,
+    trust: String,
+}
+
+/// A status, the parsed `Retry-After` and up to [`RESPONSE_MAX`] bytes of the body.
+type Answer = (u16, Option<Duration>, Vec<u8>);
+
+/// What the task sending an event request gives back: its envelopes and the answer.
+type Sent = (Envelopes, Result<Answer, SinkError>);
+
+/// An event request sent and not acted on yet.
+struct InFlight {
+    owners: Vec<Ticket>,
+    /// The task compressing and sending it (aborted when dropped).
+    task: AbortOnDropHandle<Sent>,
+    /// Its outcome, once [`HecSink::ready`] saw the task end.
+    done: Option<Sent>,
+}
+
 /// The request channel of each (tenant, destination) for the life of the process: a
 /// pipeline restarted after a failure keeps polling in the same channel.
 static CHANNELS: Mutex<Vec<((String, String), String)>> = Mutex::new(Vec::new());
@@ -118,8 +161,9 @@ impl HecSink {
         let label = format!("splunk_hec {} ({})", config.name, config.url);
         let error = |kind, message: String| SinkError::labelled(kind, label.clone(), message);
         crate::tls::install_crypto_provider();
-        let (mut tls, _trust) =
-            super::transport::client_config(&config.tls, &label, "HEC collector")
+        // The certificate must hold `tls_server_name` (default: the URL's host).
+        let (mut tls, trust) =
+            super::transport::client_config(&config.tls, &label, "HEC collector", true)
                 .map_err(|m| error(SinkErrorKind::Tls, m))?;
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let client = reqwest::Client::builder()
@@ -157,16 +201,24 @@ impl HecSink {
                 sourcetype: config.sourcetype.clone(),
                 index: config.index.clone(),
             },
-            client,
-            event_url: format!("{base}/services/collector/event"),
-            ack_url: format!("{base}/services/collector/ack"),
-            authorization,
-            channel: channel(tenant, &config.name),
+            collector: Arc::new(Collector {
+                client,
+                event_url: format!("{base}/services/collector/event"),
+                ack_url: format!("{base}/services/collector/ack"),
+                authorization,
+                channel: channel(tenant, &config.name),
+                gzip: config.gzip,
+                label,
+                server_name: config.tls.server_name.clone(),
+                trust,
+            }),
             acknowledgements: config.acknowledgements,
-            gzip: config.gzip,
             batch_max_events: config.batch_max_events,
             batch_max_bytes: config.batch_max_bytes,
             ack_timeout: config.ack_timeout,
+            to_send: VecDeque::new(),
+            in_flight: VecDeque::new(),
+            answered: false,
             filling: Envelopes::new(),
             gathered_at: None,
             filling_owners: Vec::new(),
@@ -176,13 +228,12 @@ impl HecSink {
             receipts: Vec::new(),
             dead_letters: Vec::new(),
             stats: HecReport::default(),
-            label,
         })
     }
 
     /// `splunk_hec NAME (URL)`.
     pub fn label(&self) -> &str {
-        &self.label
+        &self.collector.label
     }
 
     /// NAME of `[destination:NAME]`.
@@ -192,12 +243,12 @@ impl HecSink {
 
     /// The label, as the writer logs it.
     pub(super) fn label_string(&self) -> &String {
-        &self.label
+        &self.collector.label
     }
 
     /// The request channel (a UUID) this sink sends in.
     pub fn channel(&self) -> &str {
-        &self.channel
+        &self.collector.channel
     }
 
     /// What happened since the last call, for the metrics.
@@ -207,7 +258,8 @@ impl HecSink {
 
     /// Gathers the envelopes of the piece `ticket`; sends whole requests once the
     /// gathered envelopes reach a batch limit (the rest go when the writer is idle:
-    /// [`HecSink::ready`]). On `Err` every piece not yet receipted is lost.
+    /// [`HecSink::ready`]), waiting for the answer to the oldest request in flight
+    /// when [`MAX_IN_FLIGHT`] are. On `Err` every piece not yet receipted is lost.
     pub async fn send(
         &mut self,
         ticket: Ticket,
@@ -237,23 +289,48 @@ impl HecSink {
             bytes,
             truncated: 0,
             oversized: 0,
-            accepted: full,
+            accepted: std::mem::take(&mut self.answered),
         })
     }
 
-    /// Waits until there is something to do: gathered envelopes to send (at once), or
-    /// acknowledgements to poll (about once a second). Cancel-safe; never resolves
-    /// while nothing awaits a receipt.
+    /// Waits until there is something to do: the oldest request in flight answered,
+    /// gathered envelopes to send (at once), or acknowledgements to poll (about once
+    /// a second). Cancel-safe (an answer seen is kept for [`HecSink::collect`]); never
+    /// resolves while nothing awaits a receipt.
     pub async fn ready(&mut self) {
-        match self.flush_due().into_iter().chain(self.poll_due()).min() {
-            Some(due) => tokio::time::sleep_until(due).await,
-            None => std::future::pending().await,
+        let answered = self.in_flight.front().is_some_and(|f| f.done.is_some());
+        let room = !self.to_send.is_empty() && self.in_flight.len() < MAX_IN_FLIGHT;
+        if answered || room {
+            return;
+        }
+        let due = self.flush_due().into_iter().chain(self.poll_due()).min();
+        let timer = async move {
+            match due {
+                Some(due) => tokio::time::sleep_until(due).await,
+                None => std::future::pending().await,
+            }
+        };
+        match self.in_flight.front_mut() {
+            Some(oldest) => tokio::select! {
+                sent = &mut oldest.task => oldest.done = Some(joined(sent, &self.collector.label)),
+                () = timer => {}
+            },
+            None => timer.await,
         }
     }
 
-    /// Sends what was gathered and polls the acknowledgements that are due. Not
-    /// cancel-safe. On `Err` every piece not yet receipted is lost.
+    /// Acts on the answers that came, sends what was gathered or is to be sent again,
+    /// and polls the acknowledgements that are due. Not cancel-safe. On `Err` every
+    /// piece not yet receipted is lost.
     pub async fn collect(&mut self) -> Result<(), SinkError> {
+        while self
+            .in_flight
+            .front()
+            .is_some_and(|f| f.done.is_some() || f.task.is_finished())
+        {
+            self.settle_oldest().await?;
+        }
+        self.pump().await?;
         let now = Instant::now();
         if self.flush_due().is_some_and(|due| due <= now) {
             self.flush(true).await?;
@@ -295,13 +372,19 @@ impl HecSink {
 
     /// Whether pieces wait for a receipt.
     pub fn awaiting(&self) -> bool {
-        !self.filling.is_empty() || !self.unacknowledged.is_empty()
+        !self.filling.is_empty()
+            || !self.to_send.is_empty()
+            || !self.in_flight.is_empty()
+            || !self.unacknowledged.is_empty()
     }
 
-    /// Forgets every piece waiting for a receipt (the caller re-reads them).
+    /// Forgets every piece waiting for a receipt (the caller re-reads them); requests
+    /// in flight are abandoned.
     pub fn forget(&mut self) {
         self.filling.clear();
         self.filling_owners.clear();
+        self.to_send.clear();
+        self.in_flight.clear();
         self.remaining.clear();
         self.unacknowledged.clear();
         self.receipts.clear();
@@ -316,7 +399,8 @@ impl HecSink {
 
     /// Sends the gathered envelopes in requests within the batch limits: all of them
     /// (`everything`, when the writer is idle), or all but a last request that is not
-    /// full yet.
+    /// full yet. Returns once every request is in flight (at most [`MAX_IN_FLIGHT`],
+    /// acting on the oldest answers to make room).
     async fn flush(&mut self, everything: bool) -> Result<(), SinkError> {
         let envelopes = std::mem::take(&mut self.filling);
         let owners = std::mem::take(&mut self.filling_owners);
@@ -331,13 +415,12 @@ impl HecSink {
         } else {
             ranges.pop()
         };
-        let mut queue: VecDeque<Request> = ranges
-            .into_iter()
-            .map(|range| Request {
+        for range in ranges {
+            self.to_send.push_back(Request {
                 envelopes: envelopes.slice(range.clone()),
                 owners: owners[range].to_vec(),
-            })
-            .collect();
+            });
+        }
         match tail {
             Some(range) => {
                 self.filling = envelopes.slice(range.clone());
@@ -350,55 +433,91 @@ impl HecSink {
                 self.filling.clear();
             }
         }
-        while let Some(request) = queue.pop_front() {
-            if let Err(e) = self.send_request(request, &mut queue).await {
-                self.forget();
-                return Err(e);
-            }
-        }
-        Ok(())
+        self.pump().await
     }
 
-    /// Sends one request and acts on the answer; envelopes to send again go to the
-    /// front of `queue`, in order.
-    async fn send_request(
+    /// Puts the requests waiting in `to_send` in flight, in order, waiting for the
+    /// answer to the oldest one in flight (and acting on it) while there is no room.
+    async fn pump(&mut self) -> Result<(), SinkError> {
+        loop {
+            while self.in_flight.len() < MAX_IN_FLIGHT
+                && let Some(request) = self.to_send.pop_front()
+            {
+                self.start(request);
+            }
+            if self.to_send.is_empty() {
+                return Ok(());
+            }
+            self.settle_oldest().await?;
+        }
+    }
+
+    /// Sends `request` in a task of its own, which compresses it, sends it and reads
+    /// the answer.
+    fn start(&mut self, request: Request) {
+        let Request { envelopes, owners } = request;
+        let collector = Arc::clone(&self.collector);
+        self.stats.requests += 1;
+        let task = tokio::spawn(async move {
+            let answer = collector.send_events(&envelopes).await;
+            (envelopes, answer)
+        });
+        self.in_flight.push_back(InFlight {
+            owners,
+            task: AbortOnDropHandle::new(task),
+            done: None,
+        });
+    }
+
+    /// Waits for the answer to the oldest request in flight and acts on it. On `Err`
+    /// every piece not yet receipted is forgotten (and lost for the caller).
+    async fn settle_oldest(&mut self) -> Result<(), SinkError> {
+        let Some(mut oldest) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let (envelopes, answer) = match oldest.done.take() {
+            Some(done) => done,
+            None => joined((&mut oldest.task).await, &self.collector.label),
+        };
+        let request = Request {
+            envelopes,
+            owners: oldest.owners,
+        };
+        let acted = self.act(request, answer);
+        if acted.is_err() {
+            self.forget();
+        }
+        acted
+    }
+
+    /// Acts on the answer to one request; envelopes to send again go to the front of
+    /// `to_send`, in order.
+    fn act(
         &mut self,
         request: Request,
-        queue: &mut VecDeque<Request>,
+        answer: Result<Answer, SinkError>,
     ) -> Result<(), SinkError> {
+        let (status, retry_after, answer) = answer?;
         let count = request.envelopes.len();
-        let plain = request.envelopes.body(0..count);
-        let body = if self.gzip {
-            request::gzip(plain)
-        } else {
-            plain.to_vec()
-        };
-        let mut builder = self
-            .client
-            .post(&self.event_url)
-            .header(reqwest::header::AUTHORIZATION, self.authorization.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("X-Splunk-Request-Channel", &self.channel);
-        if self.gzip {
-            builder = builder.header(reqwest::header::CONTENT_ENCODING, "gzip");
-        }
-        self.stats.requests += 1;
-        let (status, retry_after, answer) = self.exchange(builder.body(body)).await?;
         let action = response::classify(status, &answer, count, self.acknowledgements, retry_after);
         let parsed = response::Body::parse(&answer);
         self.count_code(status, parsed.code.unwrap_or(-1));
-        tracing::debug!(tenant = %self.tenant, destination = %self.label, status, envelopes = count, ?action, "hec request answered");
+        tracing::debug!(tenant = %self.tenant, destination = %self.collector.label, status, envelopes = count, ?action, "hec request answered");
         match action {
             Action::Delivered => {
+                self.answered = true;
                 for ticket in request.owners {
                     self.done(ticket);
                 }
             }
-            Action::AwaitAck(id) => self.unacknowledged.push_back(AwaitingAck {
-                id,
-                sent: Instant::now(),
-                owners: request.owners,
-            }),
+            Action::AwaitAck(id) => {
+                self.answered = true;
+                self.unacknowledged.push_back(AwaitingAck {
+                    id,
+                    sent: Instant::now(),
+                    owners: request.owners,
+                });
+            }
             Action::Rejected { index, reason } => {
                 for &ticket in &request.owners[..index] {
                     self.done(ticket);
@@ -406,7 +525,7 @@ impl HecSink {
                 self.dead_letter(&request, index, &reason);
                 if index + 1 < count {
                     self.stats.resent += (count - index - 1) as u64;
-                    queue.push_front(Request {
+                    self.to_send.push_front(Request {
                         envelopes: request.envelopes.slice(index + 1..count),
                         owners: request.owners[index + 1..].to_vec(),
                     });
@@ -418,11 +537,11 @@ impl HecSink {
                 } else {
                     let half = count / 2;
                     self.stats.resent += count as u64;
-                    queue.push_front(Request {
+                    self.to_send.push_front(Request {
                         envelopes: request.envelopes.slice(half..count),
                         owners: request.owners[half..].to_vec(),
                     });
-                    queue.push_front(Request {
+                    self.to_send.push_front(Request {
                         envelopes: request.envelopes.slice(0..half),
                         owners: request.owners[..half].to_vec(),
                     });
@@ -431,7 +550,7 @@ impl HecSink {
             Action::Misconfigured { reason, fix } => {
                 return Err(SinkError::labelled(
                     SinkErrorKind::Misconfigured,
-                    self.label.clone(),
+                    self.collector.label.clone(),
                     format!("the collector refused the events ({reason}); {fix}"),
                 ));
             }
@@ -441,57 +560,13 @@ impl HecSink {
             } => {
                 return Err(SinkError::labelled(
                     SinkErrorKind::Busy,
-                    self.label.clone(),
+                    self.collector.label.clone(),
                     format!("the collector cannot take events now ({reason}); sending them again after the backoff"),
                 )
                 .with_retry_after(retry_after));
             }
         }
         Ok(())
-    }
-
-    /// Sends a request; returns the status, the parsed `Retry-After` and up to
-    /// [`RESPONSE_MAX`] bytes of the body.
-    async fn exchange(
-        &self,
-        builder: reqwest::RequestBuilder,
-    ) -> Result<(u16, Option<Duration>, Vec<u8>), SinkError> {
-        let transport = |e: reqwest::Error| {
-            let kind = if e.is_timeout() {
-                SinkErrorKind::Timeout
-            } else if e.is_connect() {
-                SinkErrorKind::Connect
-            } else {
-                SinkErrorKind::Write
-            };
-            SinkError::labelled(
-                kind,
-                self.label.clone(),
-                crate::source::client::describe_transport_error(&e),
-            )
-        };
-        let mut response = builder.send().await.map_err(transport)?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                crate::backoff::parse_retry_after(
-                    v,
-                    chrono::Utc::now(),
-                    &crate::backoff::BackoffPolicy::default(),
-                )
-            });
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(transport)? {
-            let room = RESPONSE_MAX.saturating_sub(body.len());
-            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            if room <= chunk.len() {
-                break;
-            }
-        }
-        Ok((status, retry_after, body))
     }
 
     /// Polls every pending acknowledgement id (up to [`ACK_POLL_MAX_IDS`]) in one
@@ -508,13 +583,10 @@ impl HecSink {
             .map(|a| a.id)
             .collect();
         let builder = self
-            .client
-            .post(&self.ack_url)
-            .header(reqwest::header::AUTHORIZATION, self.authorization.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("X-Splunk-Request-Channel", &self.channel)
+            .collector
+            .post(&self.collector.ack_url)
             .body(response::ack_query(ids));
-        match self.exchange(builder).await {
+        match self.collector.exchange(builder).await {
             Ok((200, _, body)) => {
                 let acked = response::acknowledged(&body);
                 let now = Instant::now();
@@ -543,14 +615,14 @@ impl HecSink {
                 {
                     return Err(SinkError::labelled(
                         SinkErrorKind::Misconfigured,
-                        self.label.clone(),
+                        self.collector.label.clone(),
                         format!(
                             "the collector refused the acknowledgement query ({reason}); {fix}"
                         ),
                     ));
                 }
                 let reason = response::Reason::describe(status, &body);
-                tracing::warn!(tenant = %self.tenant, destination = %self.label, %reason, "hec acknowledgement query refused; trying again in a second");
+                tracing::warn!(tenant = %self.tenant, destination = %self.collector.label, %reason, "hec acknowledgement query refused; trying again in a second");
             }
             Err(e) => {
                 tracing::warn!(tenant = %self.tenant, error = %e, "hec acknowledgement query failed; trying again in a second");
@@ -563,7 +635,7 @@ impl HecSink {
             self.stats.resent += oldest.owners.len() as u64;
             tracing::warn!(
                 tenant = %self.tenant,
-                destination = %self.label,
+                destination = %self.collector.label,
                 ack_id = oldest.id,
                 ack_timeout_s = self.ack_timeout.as_secs(),
                 "hec acknowledgement not received within ack_timeout; the events are sent again"
@@ -594,7 +666,7 @@ impl HecSink {
             .get(index)
             .map(|b| String::from_utf8_lossy(b).into_owned())
             .unwrap_or_default();
-        tracing::error!(tenant = %self.tenant, destination = %self.label, %reason, "hec refused an event; it is kept in the dead-letter file");
+        tracing::error!(tenant = %self.tenant, destination = %self.collector.label, %reason, "hec refused an event; it is kept in the dead-letter file");
         self.dead_letters.push(DeadLetter {
             reason: format!("splunk hec refused the event: {reason}"),
             raw,
@@ -618,6 +690,93 @@ impl HecSink {
     }
 }
 
+impl Collector {
+    /// A POST to `url` with the token, the content type and the channel.
+    fn post(&self, url: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(url)
+            .header(reqwest::header::AUTHORIZATION, self.authorization.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("X-Splunk-Request-Channel", &self.channel)
+    }
+
+    /// Sends `envelopes` as one event request, gzip-compressed unless compression is
+    /// off.
+    async fn send_events(&self, envelopes: &Envelopes) -> Result<Answer, SinkError> {
+        let plain = envelopes.body(0..envelopes.len());
+        let mut builder = self.post(&self.event_url);
+        let body = if self.gzip {
+            builder = builder.header(reqwest::header::CONTENT_ENCODING, "gzip");
+            request::gzip(plain)
+        } else {
+            plain.to_vec()
+        };
+        self.exchange(builder.body(body)).await
+    }
+
+    /// Sends a request; returns the status, the parsed `Retry-After` and up to
+    /// [`RESPONSE_MAX`] bytes of the body.
+    async fn exchange(&self, builder: reqwest::RequestBuilder) -> Result<Answer, SinkError> {
+        let transport = |e: reqwest::Error| {
+            let tls = rustls_error(&e);
+            let kind = if tls.is_some() {
+                SinkErrorKind::Tls
+            } else if e.is_timeout() {
+                SinkErrorKind::Timeout
+            } else if e.is_connect() {
+                SinkErrorKind::Connect
+            } else {
+                SinkErrorKind::Write
+            };
+            let message = match tls {
+                Some(tls) => format!(
+                    "tls: {}",
+                    super::transport::describe_rustls(tls, &self.server_name, &self.trust)
+                ),
+                None => crate::source::client::describe_transport_error(&e),
+            };
+            SinkError::labelled(kind, self.label.clone(), message)
+        };
+        let mut response = builder.send().await.map_err(transport)?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                crate::backoff::parse_retry_after(
+                    v,
+                    chrono::Utc::now(),
+                    &crate::backoff::BackoffPolicy::default(),
+                )
+            });
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            let room = RESPONSE_MAX.saturating_sub(body.len());
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if room <= chunk.len() {
+                break;
+            }
+        }
+        Ok((status, retry_after, body))
+    }
+}
+
+/// The outcome of a request's task; a task that panicked or was cancelled counts as a
+/// failed request.
+fn joined(sent: Result<Sent, tokio::task::JoinError>, label: &str) -> Sent {
+    sent.unwrap_or_else(|e| {
+        (
+            Envelopes::new(),
+            Err(SinkError::labelled(
+                SinkErrorKind::Write,
+                label.to_owned(),
+                format!("the request was not completed: {e}"),
+            )),
+        )
+    })
+}
+
 /// `check-config --probe` for a HEC destination: `GET /services/collector/health`,
 /// then an event request with an empty body, which HEC answers after checking the
 /// token and before indexing anything (400 code 5 "No data" for a good token). Returns
@@ -625,6 +784,7 @@ impl HecSink {
 /// the token.
 pub async fn probe(config: &HecConfig) -> Result<String, String> {
     let sink = HecSink::new(config, "probe").map_err(|e| e.to_string())?;
+    let sink = &sink.collector;
     let base = config.url.as_str().trim_end_matches('/');
     let (status, _, body) = sink
         .exchange(sink.client.get(format!("{base}/services/collector/health")))
@@ -633,12 +793,7 @@ pub async fn probe(config: &HecConfig) -> Result<String, String> {
     if let response::Health::Unhealthy(reason) = response::health(status, &body) {
         return Err(format!("{}: health check: {reason}", sink.label));
     }
-    let request = sink
-        .client
-        .post(&sink.event_url)
-        .header(reqwest::header::AUTHORIZATION, sink.authorization.clone())
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header("X-Splunk-Request-Channel", &sink.channel);
+    let request = sink.post(&sink.event_url);
     let (status, _, body) = sink.exchange(request).await.map_err(|e| e.to_string())?;
     let parsed = response::Body::parse(&body);
     match (status, parsed.code) {
@@ -658,6 +813,29 @@ pub async fn probe(config: &HecConfig) -> Result<String, String> {
             )),
         },
     }
+}
+
+/// The rustls error somewhere in the cause chain of an HTTP client error (a refused
+/// certificate, an alert from the collector), if there is one. The TLS layers wrap it
+/// in I/O errors, sometimes twice; an I/O error's `source` skips what it wraps, so
+/// those are opened here.
+fn rustls_error(e: &reqwest::Error) -> Option<&rustls::Error> {
+    fn inside<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        let wrapped: &(dyn std::error::Error + 'static) =
+            e.downcast_ref::<std::io::Error>()?.get_ref()?;
+        inside(wrapped)
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(tls) = inside(cause) {
+            return Some(tls);
+        }
+        source = cause.source();
+    }
+    None
 }
 
 /// The channel of (`tenant`, `destination`) in this process: a random UUID made on

@@ -4,7 +4,7 @@
 //! The simulator generates THREAT and DEVICE events only (one envelope each), so a
 //! repeated `event.id` at the receiver is a repeated delivery.
 
-use super::receiver::{HecReceiver, Script};
+use super::receiver::{HecReceiver, Script, assert_exactly_once};
 use crate::fixture::{KEY, Setup, SimSpec, TENANT, lookout};
 use crate::kit::{PATIENCE, Sim, eventually, free_port, http_get};
 use mrav2_syslog_connector::observe::HealthReport;
@@ -64,7 +64,7 @@ fn counts(ids: &[String]) -> HashMap<&String, usize> {
 }
 
 #[tokio::test]
-async fn a_few_thousand_events_are_indexed_exactly_once_in_order() {
+async fn a_few_thousand_events_are_indexed_exactly_once() {
     let sim = SIM.start(&["--events", "3000", "--batch-size", "100", "--rate", "0"]);
     let receiver = HecReceiver::start(Script::default()).await;
     let setup = Setup::new(&hec_config(&sim, &receiver, "batch_max_events = 250\n", ""));
@@ -90,11 +90,7 @@ async fn a_few_thousand_events_are_indexed_exactly_once_in_order() {
     )
     .await;
     connector.stop().await;
-    assert_eq!(
-        receiver.indexed_ids(),
-        ids,
-        "not exactly the 3000 ids, once each, in order"
-    );
+    assert_exactly_once(&receiver.indexed_ids(), &ids, "the 3000 ids");
     let log = receiver.log();
     assert!(
         log.iter()
@@ -289,10 +285,10 @@ async fn one_refused_event_is_dead_lettered_and_its_requests_prefix_indexed_once
     .await;
     connector.stop().await;
     let expected: Vec<String> = ids.iter().filter(|i| **i != refused).cloned().collect();
-    assert_eq!(
-        receiver.indexed_ids(),
-        expected,
-        "every other event exactly once, the prefix never resent"
+    assert_exactly_once(
+        &receiver.indexed_ids(),
+        &expected,
+        "every other event exactly once, the prefix never resent",
     );
     let letters = std::fs::read_to_string(
         setup
@@ -394,7 +390,11 @@ async fn a_disabled_token_dead_letters_nothing_shows_in_health_and_all_arrive_af
     )
     .await;
     connector.stop().await;
-    assert_eq!(receiver.indexed_ids(), ids);
+    assert_exactly_once(
+        &receiver.indexed_ids(),
+        &ids,
+        "every event after the token was enabled",
+    );
     assert!(
         !setup.state().join("dead-letter").exists(),
         "nothing dead-lettered"
@@ -446,4 +446,128 @@ async fn check_config_probe_checks_health_and_the_token_without_indexing() {
         "{out}"
     );
     assert!(!out.contains(&Script::default().token), "{out}");
+}
+
+/// The example events of `tests/golden/events/` in file-name order: stem and the
+/// event as one line (the whitespace between tokens dropped, so keys keep their order).
+fn examples() -> Vec<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/events");
+    let mut stems: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    stems.sort();
+    assert!(stems.len() >= 14, "{stems:?}");
+    stems
+        .into_iter()
+        .map(|stem| {
+            let text = std::fs::read_to_string(dir.join(format!("{stem}.json"))).unwrap();
+            let mut line = String::with_capacity(text.len());
+            let (mut in_string, mut escaped) = (false, false);
+            for c in text.chars() {
+                if in_string {
+                    in_string = escaped || c != '"';
+                    escaped = !escaped && c == '\\';
+                } else if c == '"' {
+                    in_string = true;
+                } else if c.is_whitespace() {
+                    continue;
+                }
+                line.push(c);
+            }
+            (stem, line)
+        })
+        .collect()
+}
+
+/// Every example event, read from a stream by the real binary, is indexed exactly once
+/// with acknowledgements on: as its Splunk JSON object (`forwarder_type = splunk`, the
+/// default) and as its OCSF 1.8.0 object (`forwarder_type = ocsf`), byte for byte the
+/// golden record, the OCSF one valid against the vendored schema.
+#[tokio::test]
+async fn every_example_event_is_indexed_once_as_splunk_json_or_ocsf() {
+    use crate::source::stub::{self, Plan, Stub};
+    let examples = examples();
+    let texts: Vec<String> = examples.iter().map(|(_, t)| t.clone()).collect();
+    for (forwarder, golden) in [("splunk", "splunk-json"), ("ocsf", "ocsf")] {
+        let stub = Stub::start(Plan::new(0, 4).with_events(&texts)).await;
+        let ids = stub.plan().ids.clone();
+        let receiver = HecReceiver::start(Script {
+            acks: true,
+            ..Script::default()
+        })
+        .await;
+        let setup = Setup::new(&format!(
+            "{}sse_timeout = 10\n\n[destination:splunk]\ntype = splunk_hec\nurl = {}\ntoken = {}\nforwarder_type = {forwarder}\nacknowledgements = true\nbatch_max_events = 4\n\n[connector]\ncommit_interval_ms = 200\n",
+            lookout(&stub.url(), stub::KEY, ""),
+            receiver.url(),
+            Script::default().token,
+        ));
+        let mut connector = setup.run(&[]);
+        eventually(
+            || {
+                format!(
+                    "{forwarder}: position {:?}, {} indexed\n{}",
+                    position(&setup),
+                    receiver.indexed().len(),
+                    connector.output()
+                )
+            },
+            PATIENCE,
+            || position(&setup).as_ref() == ids.last(),
+        )
+        .await;
+        connector.stop().await;
+        let indexed = receiver.indexed();
+        let bodies: String = receiver
+            .log()
+            .iter()
+            .filter(|r| r.path == "event")
+            .map(|r| r.body.clone())
+            .collect();
+        let event_id = |envelope: &serde_json::Value| {
+            let event = &envelope["event"];
+            let id = if forwarder == "ocsf" {
+                &event["metadata"]["uid"]
+            } else {
+                &event["id"]
+            };
+            id.as_str().unwrap_or_default().to_owned()
+        };
+        let indexed_ids: Vec<String> = indexed.iter().map(event_id).collect();
+        assert_exactly_once(&indexed_ids, &ids, forwarder);
+        for ((stem, _), id) in examples.iter().zip(&ids) {
+            let envelope = &indexed[indexed_ids.iter().position(|i| i == id).unwrap()];
+            let expected = std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/golden")
+                    .join(golden)
+                    .join(format!("{stem}.txt")),
+            )
+            .unwrap();
+            assert!(
+                bodies.contains(&format!("\"event\":{}}}", expected.trim_end())),
+                "{forwarder} {stem}: the event is not byte for byte the golden record"
+            );
+            if forwarder == "ocsf"
+                && let Err(problems) = super::ocsf_schema::validate(&envelope["event"])
+            {
+                panic!("{stem} is not valid OCSF 1.8.0:\n{problems}");
+            }
+            assert!(
+                envelope["sourcetype"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("lookout:mra:")),
+                "{forwarder} {stem}: {envelope}"
+            );
+            assert!(envelope["time"].is_f64(), "{forwarder} {stem}");
+        }
+        assert_eq!(
+            receiver.pending_acks(),
+            0,
+            "{forwarder}: every ack reported"
+        );
+    }
 }

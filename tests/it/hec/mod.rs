@@ -3,13 +3,17 @@
 
 mod binary;
 pub mod receiver;
+// The OCSF 1.8.0 validator the library's unit tests use, built from the vendored
+// schema (`tests/ocsf-1.8.0`).
+#[path = "../../../src/format/ocsf_schema.rs"]
+mod ocsf_schema;
 
-use mrav2_syslog_connector::config::{HecConfig, Secret, TlsConfig};
+use mrav2_syslog_connector::config::{Format, HecConfig, Secret, TlsConfig};
 use mrav2_syslog_connector::event::Position;
 use mrav2_syslog_connector::format::RenderedMessage;
 use mrav2_syslog_connector::sink::{Sink, SinkErrorKind};
 use mrav2_syslog_connector::tenant::ledger::{Ledger, Receipt};
-use receiver::{HecReceiver, Script};
+use receiver::{HecReceiver, Script, assert_exactly_once};
 use std::time::Duration;
 
 fn config(receiver: &HecReceiver, token: &str) -> HecConfig {
@@ -21,6 +25,7 @@ fn config(receiver: &HecReceiver, token: &str) -> HecConfig {
         sourcetype: None,
         source: "mrav2-syslog-connector".into(),
         host: "mra-connector-01".into(),
+        format: Format::SplunkJson,
         acknowledgements: false,
         batch_max_events: 500,
         batch_max_bytes: 1_000_000,
@@ -54,6 +59,8 @@ struct Run {
     /// The confirmed position (the last batch's number) at the end.
     confirmed: Option<String>,
     error: Option<SinkErrorKind>,
+    /// The error's text.
+    message: Option<String>,
     retry_after: Option<Duration>,
     lost: bool,
     dead_letters: Vec<mrav2_syslog_connector::event::DeadLetter>,
@@ -67,6 +74,7 @@ async fn drive(sink: &mut Sink, events: usize, piece: usize, within: Duration) -
     let mut run = Run {
         confirmed: None,
         error: None,
+        message: None,
         retry_after: None,
         lost: false,
         dead_letters: Vec::new(),
@@ -90,6 +98,7 @@ async fn drive(sink: &mut Sink, events: usize, piece: usize, within: Duration) -
         let ticket = ledger.issue((end - start) as u64, None);
         if let Err(e) = sink.send(ticket, &messages).await {
             run.error = Some(e.kind());
+            run.message = Some(e.to_string());
             run.retry_after = e.retry_after();
             return run;
         }
@@ -105,6 +114,7 @@ async fn drive(sink: &mut Sink, events: usize, piece: usize, within: Duration) -
         let _ = tokio::time::timeout_at(deadline, sink.ready()).await;
         if let Err(e) = sink.collect().await {
             run.error = Some(e.kind());
+            run.message = Some(e.to_string());
             run.retry_after = e.retry_after();
             break;
         }
@@ -135,7 +145,7 @@ async fn batches_are_gzip_envelopes_in_one_channel_and_delivered_on_success() {
     let run = drive(&mut sink, 40, 3, Duration::from_secs(5)).await;
     assert_eq!(run.error, None);
     assert_eq!(run.confirmed.as_deref(), Some("39"));
-    assert_eq!(receiver.indexed_ids(), ids(40));
+    assert_exactly_once(&receiver.indexed_ids(), &ids(40), "indexed");
     let log = receiver.log();
     assert!(
         log.iter()
@@ -160,6 +170,33 @@ fn hec_sink(cfg: HecConfig) -> Sink {
 }
 
 #[tokio::test]
+async fn two_requests_travel_at_once_and_no_more() {
+    let script = Script {
+        answer_delay: Duration::from_millis(400),
+        ..Script::default()
+    };
+    let receiver = HecReceiver::start(script.clone()).await;
+    let mut cfg = config(&receiver, &script.token);
+    cfg.batch_max_events = 10;
+    let mut sink = hec_sink(cfg);
+    let started = tokio::time::Instant::now();
+    let run = drive(&mut sink, 60, 10, Duration::from_secs(10)).await;
+    assert_eq!(run.error, None, "{:?}", run.message);
+    assert_eq!(run.confirmed.as_deref(), Some("59"));
+    assert_exactly_once(&receiver.indexed_ids(), &ids(60), "indexed");
+    assert_eq!(
+        receiver.most_at_once(),
+        mrav2_syslog_connector::sink::hec::MAX_IN_FLIGHT
+    );
+    // Six requests of 0.4 s each, two at a time: about 1.2 s, not 2.4 s.
+    assert!(
+        started.elapsed() < Duration::from_millis(2000),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn with_acknowledgements_only_a_true_ack_delivers() {
     let script = Script {
         acks: true,
@@ -174,7 +211,7 @@ async fn with_acknowledgements_only_a_true_ack_delivers() {
     // Nothing confirmed while the acks are not true yet.
     let early = drive(&mut sink, 30, 10, Duration::from_millis(800)).await;
     assert_eq!(early.confirmed, None, "no position ahead of its acks");
-    assert_eq!(receiver.indexed_ids(), ids(30));
+    assert_exactly_once(&receiver.indexed_ids(), &ids(30), "indexed");
     sink.forget();
     let mut sink2 = {
         let mut cfg = config(&receiver, &script.token);
@@ -273,10 +310,10 @@ async fn a_refused_event_is_a_dead_letter_and_its_prefix_is_never_resent() {
     assert_eq!(run.error, None);
     assert_eq!(run.confirmed.as_deref(), Some("29"));
     let expected: Vec<String> = ids(30).into_iter().filter(|i| i != "e13").collect();
-    assert_eq!(
-        receiver.indexed_ids(),
-        expected,
-        "exactly once, the prefix not resent"
+    assert_exactly_once(
+        &receiver.indexed_ids(),
+        &expected,
+        "exactly once, the prefix not resent",
     );
     assert_eq!(run.dead_letters.len(), 1);
     let letter = &run.dead_letters[0];
@@ -301,7 +338,7 @@ async fn too_large_requests_are_split_down_to_one_envelope() {
     let run = drive(&mut sink, 32, 16, Duration::from_secs(5)).await;
     assert_eq!(run.error, None);
     assert_eq!(run.confirmed.as_deref(), Some("31"));
-    assert_eq!(receiver.indexed_ids(), ids(32));
+    assert_exactly_once(&receiver.indexed_ids(), &ids(32), "indexed");
     assert!(receiver.log().iter().any(|r| r.status == 413));
     assert!(run.dead_letters.is_empty());
 }
@@ -360,7 +397,7 @@ async fn busy_is_a_retry_with_the_receivers_retry_after() {
     // The next attempt goes through.
     let run = drive(&mut sink, 5, 5, Duration::from_secs(5)).await;
     assert_eq!(run.error, None);
-    assert_eq!(receiver.indexed_ids(), ids(5));
+    assert_exactly_once(&receiver.indexed_ids(), &ids(5), "indexed");
 }
 
 /// Every example event of `tests/golden/events/`, formatted as the connector does for
@@ -492,7 +529,7 @@ async fn https_verifies_the_collector_with_ca_file_by_default() {
     let run = drive(&mut hec_sink(cfg), 3, 3, Duration::from_secs(5)).await;
     assert_eq!(run.error, None);
     assert_eq!(run.confirmed.as_deref(), Some("2"));
-    assert_eq!(receiver.indexed_ids(), ids(3));
+    assert_exactly_once(&receiver.indexed_ids(), &ids(3), "indexed");
 
     // A ca_file without a certificate is reported when the sink is built.
     let bad = dir.path().join("bad.pem");
@@ -507,4 +544,114 @@ async fn https_verifies_the_collector_with_ca_file_by_default() {
     .unwrap_err();
     assert_eq!(error.kind(), SinkErrorKind::Tls);
     assert!(error.to_string().contains("ca_file"), "{error}");
+}
+
+#[tokio::test]
+async fn tls_server_name_is_the_name_the_collectors_certificate_must_hold() {
+    // A collector reached by address whose certificate names it collector.test only.
+    let certified = rcgen::generate_simple_self_signed(vec!["collector.test".to_owned()]).unwrap();
+    let tls = receiver::ServerTls {
+        cert_pem: certified.cert.pem(),
+        key_pem: certified.signing_key.serialize_pem(),
+        client_ca_pem: None,
+    };
+    let receiver = HecReceiver::start_https(Script::default(), &tls).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &tls.cert_pem).unwrap();
+    let named = |name: &str| {
+        let mut cfg = config(&receiver, &Script::default().token);
+        cfg.tls.ca_file = Some(ca.clone());
+        cfg.tls.server_name = name.into();
+        cfg
+    };
+
+    // Without tls_server_name the URL's host is checked, and the certificate does not
+    // hold it: refused, saying which setting to change.
+    let run = drive(
+        &mut hec_sink(named("127.0.0.1")),
+        3,
+        3,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(run.error, Some(SinkErrorKind::Tls), "{:?}", run.message);
+    let message = run.message.unwrap_or_default();
+    assert!(
+        message.contains("does not match the name \"127.0.0.1\"")
+            && message.contains("tls_server_name")
+            && message.contains("collector.test"),
+        "{message}"
+    );
+    assert!(receiver.indexed().is_empty() && run.confirmed.is_none());
+
+    // Another name the certificate does not hold: refused too.
+    let run = drive(
+        &mut hec_sink(named("other.test")),
+        3,
+        3,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(run.error, Some(SinkErrorKind::Tls), "{:?}", run.message);
+    assert!(receiver.indexed().is_empty());
+
+    // tls_server_name = the certificate's name: delivered.
+    let run = drive(
+        &mut hec_sink(named("collector.test")),
+        3,
+        3,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(run.error, None, "{:?}", run.message);
+    assert_eq!(run.confirmed.as_deref(), Some("2"));
+    assert_exactly_once(&receiver.indexed_ids(), &ids(3), "indexed");
+
+    // The name does not lift the other checks: a certificate no ca_file vouches for
+    // is refused whatever the name.
+    let mut cfg = named("collector.test");
+    cfg.tls.ca_file = None;
+    let run = drive(&mut hec_sink(cfg), 3, 3, Duration::from_secs(5)).await;
+    assert_eq!(run.error, Some(SinkErrorKind::Tls), "{:?}", run.message);
+    assert_exactly_once(&receiver.indexed_ids(), &ids(3), "indexed");
+}
+
+#[tokio::test]
+async fn a_collector_requiring_a_client_certificate_gets_the_configured_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = crate::receiver::Certs::generate(dir.path());
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap();
+    let tls = receiver::ServerTls {
+        cert_pem: read(&certs.server_cert),
+        key_pem: read(&certs.server_key),
+        client_ca_pem: Some(read(&certs.ca)),
+    };
+    let receiver = HecReceiver::start_https(Script::default(), &tls).await;
+    let with_ca = || {
+        let mut cfg = config(&receiver, &Script::default().token);
+        cfg.tls.ca_file = Some(certs.ca.clone());
+        cfg
+    };
+
+    // No client certificate: the collector ends the session; a TLS error that names
+    // the keys to set, nothing dead-lettered, nothing delivered.
+    let run = drive(&mut hec_sink(with_ca()), 3, 3, Duration::from_secs(5)).await;
+    assert_eq!(run.error, Some(SinkErrorKind::Tls), "{:?}", run.message);
+    let message = run.message.unwrap_or_default();
+    assert!(
+        message.contains("client certificate") && message.contains("cert_file and key_file"),
+        "{message}"
+    );
+    assert!(run.dead_letters.is_empty() && run.confirmed.is_none());
+    assert!(receiver.indexed().is_empty() && receiver.log().is_empty());
+
+    // With cert_file and key_file: delivered.
+    let mut cfg = with_ca();
+    cfg.tls.client_auth = Some((certs.client_cert.clone(), certs.client_key.clone()));
+    let run = drive(&mut hec_sink(cfg), 3, 3, Duration::from_secs(5)).await;
+    assert_eq!(run.error, None, "{:?}", run.message);
+    assert_eq!(run.confirmed.as_deref(), Some("2"));
+    assert_exactly_once(&receiver.indexed_ids(), &ids(3), "indexed");
+    assert!(run.dead_letters.is_empty());
 }

@@ -53,6 +53,18 @@ pub struct Script {
     pub disabled: bool,
     /// The indexes the token may write to (`None`: any).
     pub indexes: Option<Vec<String>>,
+    /// How long each event request waits before it is looked at (a slow collector).
+    pub answer_delay: Duration,
+}
+
+/// The certificate of an HTTPS receiver ([`HecReceiver::start_https`]).
+pub struct ServerTls {
+    /// The certificate chain, PEM.
+    pub cert_pem: String,
+    /// Its private key, PEM.
+    pub key_pem: String,
+    /// Require a client certificate issued by this CA (PEM).
+    pub client_ca_pem: Option<String>,
 }
 
 /// One request the receiver answered.
@@ -85,6 +97,9 @@ struct Inner {
     /// `event.id` of every envelope whose acknowledgement was reported true.
     acked: Vec<String>,
     log: Vec<Logged>,
+    /// Event requests being answered now, and the most there ever were at once.
+    answering: usize,
+    most_at_once: usize,
 }
 
 #[derive(Default)]
@@ -108,6 +123,7 @@ impl Default for Script {
             refuse: None,
             disabled: false,
             indexes: None,
+            answer_delay: Duration::ZERO,
         }
     }
 }
@@ -134,15 +150,41 @@ impl HecReceiver {
     pub async fn start_tls(script: Script) -> (HecReceiver, String) {
         let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
         let pem = certified.cert.pem();
+        let tls = ServerTls {
+            cert_pem: pem.clone(),
+            key_pem: certified.signing_key.serialize_pem(),
+            client_ca_pem: None,
+        };
+        (Self::start_https(script, &tls).await, pem)
+    }
+
+    /// The same receiver over HTTPS with the given certificate, and asking for a
+    /// client certificate when `tls.client_ca_pem` is set (a session without one is
+    /// refused during the handshake, as a collector behind mutual TLS does).
+    pub async fn start_https(script: Script, tls: &ServerTls) -> HecReceiver {
         mrav2_syslog_connector::tls::install_crypto_provider();
-        let config = rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![certified.cert.der().clone()],
-                rustls::pki_types::PrivateKeyDer::try_from(certified.signing_key.serialize_der())
-                    .unwrap(),
-            )
+        let certs: Vec<_> = rustls_pemfile::certs(&mut tls.cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
             .unwrap();
+        let key = rustls_pemfile::private_key(&mut tls.key_pem.as_bytes())
+            .unwrap()
+            .unwrap();
+        let builder = rustls::ServerConfig::builder();
+        let builder = match &tls.client_ca_pem {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in rustls_pemfile::certs(&mut ca.as_bytes()) {
+                    roots.add(cert.unwrap()).unwrap();
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+                    .build()
+                    .unwrap();
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder.with_single_cert(certs, key).unwrap();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let (state, app) = Self::app(script);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -169,15 +211,12 @@ impl HecReceiver {
                 });
             }
         });
-        (
-            HecReceiver {
-                addr,
-                state,
-                task,
-                tls: true,
-            },
-            pem,
-        )
+        HecReceiver {
+            addr,
+            state,
+            task,
+            tls: true,
+        }
     }
 
     fn app(script: Script) -> (Arc<Mutex<Inner>>, Router) {
@@ -188,6 +227,8 @@ impl HecReceiver {
             acks_issued: 0,
             acked: Vec::new(),
             log: Vec::new(),
+            answering: 0,
+            most_at_once: 0,
         }));
         let app = Router::new()
             .route("/services/collector/event", post(event))
@@ -231,11 +272,52 @@ impl HecReceiver {
         self.state.lock().unwrap().log.clone()
     }
 
+    /// The most event requests that were being answered at once.
+    pub fn most_at_once(&self) -> usize {
+        self.state.lock().unwrap().most_at_once
+    }
+
     /// Acknowledgement ids still pending in every channel.
     pub fn pending_acks(&self) -> usize {
         let inner = self.state.lock().unwrap();
         inner.channels.values().map(|c| c.pending.len()).sum()
     }
+}
+
+/// Asserts that `indexed` holds every id of `expected` exactly once and nothing else,
+/// in any order: with two requests in flight the collector may index them in either
+/// order (within a request, envelopes stay in order). Reports counts and the first
+/// ids out of place rather than both lists.
+pub fn assert_exactly_once(indexed: &[String], expected: &[String], what: &str) {
+    let mut counts: HashMap<&str, i64> = HashMap::new();
+    for id in expected {
+        *counts.entry(id).or_default() += 1;
+    }
+    for id in indexed {
+        *counts.entry(id).or_default() -= 1;
+    }
+    let mut missing: Vec<&str> = counts
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(id, _)| *id)
+        .collect();
+    let mut extra: Vec<&str> = counts
+        .iter()
+        .filter(|(_, n)| **n < 0)
+        .map(|(id, _)| *id)
+        .collect();
+    missing.sort_unstable();
+    extra.sort_unstable();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{what}: {} indexed for {} expected; {} missing (first {:?}), {} indexed too often or not expected (first {:?})",
+        indexed.len(),
+        expected.len(),
+        missing.len(),
+        missing.first(),
+        extra.len(),
+        extra.first()
+    );
 }
 
 impl Drop for HecReceiver {
@@ -309,8 +391,16 @@ async fn event(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let delay = {
+        let mut inner = state.lock().unwrap();
+        inner.answering += 1;
+        inner.most_at_once = inner.most_at_once.max(inner.answering);
+        inner.script.answer_delay
+    };
+    tokio::time::sleep(delay).await;
     let mut inner = state.lock().unwrap();
     let inner = &mut *inner;
+    inner.answering -= 1;
     let gzip = headers.get("content-encoding").is_some_and(|v| v == "gzip");
     let plain = if gzip {
         let mut out = Vec::new();

@@ -164,6 +164,8 @@ pub struct Plan {
     /// Resume *at* the id instead of after it (an inclusive server).
     pub inclusive: bool,
     pub heartbeat: Duration,
+    /// The JSON of the event with this id, instead of [`event_json`].
+    pub bodies: HashMap<String, String>,
 }
 
 impl Plan {
@@ -180,6 +182,7 @@ impl Plan {
             expires_at_in_ms: Some(7_200_000),
             inclusive: false,
             heartbeat: Duration::from_millis(200),
+            bodies: HashMap::new(),
         }
     }
     pub fn fault(mut self, request: usize, fault: Fault) -> Self {
@@ -188,6 +191,17 @@ impl Plan {
     }
     pub fn token_fault(mut self, request: usize, fault: TokenFault) -> Self {
         self.token_faults.insert(request, fault);
+        self
+    }
+    /// Serves these events (JSON texts with distinct `id`s), in this order.
+    pub fn with_events(mut self, events: &[String]) -> Self {
+        self.ids.clear();
+        for text in events {
+            let value: serde_json::Value = serde_json::from_str(text).unwrap();
+            let id = value["id"].as_str().unwrap().to_owned();
+            self.bodies.insert(id.clone(), text.clone());
+            self.ids.push(id);
+        }
         self
     }
     /// The id that ends batch `k` (1-based) of a connection starting at the beginning.
@@ -458,7 +472,7 @@ fn serve(plan: &Plan, start: usize, fault: Option<&Fault>) -> Chunks {
             match f {
                 Fault::DropMidEvent { .. } => {
                     if let Some(b) = batches.get(k) {
-                        let m = events_message(b, w);
+                        let m = events_message(b, w, &plan.bodies);
                         text.extend_from_slice(&m.as_bytes()[..m.len() / 2]);
                     }
                     tail = stream::empty().boxed();
@@ -521,7 +535,7 @@ fn serve(plan: &Plan, start: usize, fault: Option<&Fault>) -> Chunks {
         if skip_batch {
             skip_batch = false;
         } else {
-            text.extend_from_slice(events_message(b, w).as_bytes());
+            text.extend_from_slice(events_message(b, w, &plan.bodies).as_bytes());
         }
         k += 1;
     }
@@ -562,8 +576,11 @@ pub fn event_json(id: &str) -> String {
     )
 }
 
-fn events_message(ids: &[String], w: &Wire) -> String {
-    let items: Vec<String> = ids.iter().map(|id| event_json(id)).collect();
+fn events_message(ids: &[String], w: &Wire, bodies: &HashMap<String, String>) -> String {
+    let items: Vec<String> = ids
+        .iter()
+        .map(|id| bodies.get(id).cloned().unwrap_or_else(|| event_json(id)))
+        .collect();
     let last = ids.last().cloned().unwrap_or_default();
     let mut fields = vec![("id", last), ("event", "events".to_string())];
     if w.multiline_data && items.len() > 1 {
