@@ -76,6 +76,7 @@ struct Metrics {
     hec_acks: Family<DestinationLabel, Counter>,
     hec_ack_latency: Family<DestinationLabel, FloatCounter>,
     hec_ack_timeouts: Family<DestinationLabel, Counter>,
+    rate_limit_wait: Family<DestinationLabel, FloatCounter>,
 }
 
 /// The process-wide registry and the tenants it watches.
@@ -260,6 +261,11 @@ impl Observer {
             "hec_ack_timeouts",
             "HEC requests whose acknowledgement did not come within ack_timeout",
             m.hec_ack_timeouts.clone(),
+        );
+        registry.register(
+            "rate_limit_wait_seconds",
+            "Seconds the writer waited before sending because of the destination's max_events_per_second",
+            m.rate_limit_wait.clone(),
         );
         Self {
             registry,
@@ -479,6 +485,17 @@ impl TenantObserver {
                 .get_or_create(&label)
                 .inc_by(report.ack_timeouts);
         }
+    }
+
+    /// The writer waited `wait` for `destination`'s `max_events_per_second`.
+    pub fn rate_limited(&self, destination: &str, wait: Duration) {
+        self.metrics
+            .rate_limit_wait
+            .get_or_create(&DestinationLabel {
+                tenant: self.label.tenant.clone(),
+                destination: destination.to_owned(),
+            })
+            .inc_by(wait.as_secs_f64());
     }
 
     /// The sink opened a new connection after a failure.

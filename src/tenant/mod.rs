@@ -36,6 +36,7 @@ use crate::event::{Batch, Position};
 use crate::format::Formatter;
 use crate::observe::TenantObserver;
 use crate::position::{SavedPosition, StateError, StateFile};
+use crate::rate_limit::RateLimit;
 use crate::sink::Sink;
 use crate::source::{EventSource, SourceSnapshot, SourceStatus, StartPoint};
 use ledger::Ledger;
@@ -191,6 +192,7 @@ impl TenantTask {
             last_commit: Instant::now(),
             progress: Progress::new(),
             messages: Vec::new(),
+            limit: RateLimit::new(destination.max_events_per_second()),
         };
         let written = tokio::spawn(writer.run(rx, shutdown.give_up.clone())).await;
         // The writer ends when the reader closed the channel or delivery was given up;

@@ -6,7 +6,8 @@
 //! delivered or lost (see [`crate::sink`]), the ledger says which position that
 //! confirms and where to re-read from. What stays here is the order of things and the
 //! retry policy of the destination: after a sink error the writer waits its backoff,
-//! then rewinds.
+//! then rewinds. And the pace: with `max_events_per_second` set, each piece waits for
+//! its [`RateLimit`] before it goes, which fills the queue and so slows the reader.
 
 use super::ledger::{Advance, Ledger, Rewind};
 use super::progress::Progress;
@@ -16,6 +17,7 @@ use crate::event::{Batch, DeadLetter, Position};
 use crate::format::{Formatter, RenderedMessage};
 use crate::observe::TenantObserver;
 use crate::position::{SavedPosition, StateFile};
+use crate::rate_limit::RateLimit;
 use crate::sink::{Sink, SinkError, SinkErrorKind};
 use crate::source::SourceStatus;
 use chrono::Utc;
@@ -71,6 +73,8 @@ pub(super) struct Writer {
     pub(super) progress: Progress,
     /// Reused between batches.
     pub(super) messages: Vec<RenderedMessage>,
+    /// `max_events_per_second` of the destination, when set.
+    pub(super) limit: Option<RateLimit>,
 }
 
 /// How sending one piece of a batch ended.
@@ -195,7 +199,14 @@ impl Writer {
                 .iter()
                 .map(|m| m.text.len())
                 .sum::<usize>();
-            if (rendered < SEND_PIECE && i < last) || self.messages.is_empty() {
+            // With a rate limit a piece is at most one burst, so that no piece goes
+            // out faster than the limit allows.
+            let piece_full = rendered >= SEND_PIECE
+                || self
+                    .limit
+                    .as_ref()
+                    .is_some_and(|l| self.messages.len() >= l.burst() as usize);
+            if (!piece_full && i < last) || self.messages.is_empty() {
                 continue;
             }
             match self.send_piece(std::mem::take(&mut events), give_up).await {
@@ -277,6 +288,9 @@ impl Writer {
             .last()
             .and_then(|m| m.event_time)
             .and_then(|created| (Utc::now() - created.with_timezone(&Utc)).to_std().ok());
+        if !self.pace(give_up).await {
+            return Piece::GaveUp;
+        }
         let ticket = self.ledger.issue(events, lag);
         let sent = tokio::select! {
             sent = self.sink.send(ticket, &self.messages) => sent,
@@ -303,6 +317,26 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Waits until the rate limit lets the current piece go (at once without a limit)
+    /// and counts the wait. Returns false when `give_up` fired first.
+    async fn pace(&mut self, give_up: &CancellationToken) -> bool {
+        let Some(limit) = self.limit.as_mut() else {
+            return true;
+        };
+        let records = u32::try_from(self.messages.len()).unwrap_or(u32::MAX);
+        let wait = limit.reserve(records, Instant::now());
+        if wait.is_zero() {
+            return true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = give_up.cancelled() => return false,
+        }
+        let destination = self.destination.as_deref().unwrap_or("syslog");
+        self.observer.rate_limited(destination, wait);
+        true
     }
 
     /// The destination took records after failing: the backoff starts over and a

@@ -23,6 +23,10 @@
 //! internal errors) are returned as [`SinkError`]s, so the writer backs off and re-reads:
 //! nothing is dead-lettered or skipped for them.
 //!
+//! A token refused with 401 or 403 is read again from `token_file` (or its
+//! environment variable) before the next request, and a changed token is used at once
+//! ([`HecSink::reread_token`]): rotating the token never needs a restart.
+//!
 //! The request bodies and the response rules are pure ([`request`], [`response`]);
 //! this module is the HTTP shell around them.
 
@@ -30,7 +34,7 @@ pub mod request;
 pub mod response;
 
 use super::{SendReport, SinkError, SinkErrorKind};
-use crate::config::HecConfig;
+use crate::config::{HecConfig, Secret, SecretSource};
 use crate::event::DeadLetter;
 use crate::format::RenderedMessage;
 use crate::observe::HecReport;
@@ -70,6 +74,11 @@ pub struct HecSink {
     event_url: String,
     ack_url: String,
     authorization: reqwest::header::HeaderValue,
+    /// The token in `authorization`, where it came from, and whether HEC refused it
+    /// (401 or 403) since it was last read.
+    token: Secret,
+    token_source: SecretSource,
+    token_refused: bool,
     channel: String,
     acknowledgements: bool,
     gzip: bool,
@@ -106,6 +115,17 @@ struct Request {
     owners: Vec<Ticket>,
 }
 
+/// The `Authorization` header of `token`, marked sensitive; the error says why it
+/// cannot be one.
+fn authorization(token: &Secret) -> Result<reqwest::header::HeaderValue, String> {
+    let mut value = reqwest::header::HeaderValue::try_from(format!("Splunk {}", token.expose()))
+        .map_err(|_| {
+            "the token contains characters that cannot be sent in an HTTP header; copy it again from Splunk".to_string()
+        })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
 /// The request channel of each (tenant, destination) for the life of the process: a
 /// pipeline restarted after a failure keeps polling in the same channel.
 static CHANNELS: Mutex<Vec<((String, String), String)>> = Mutex::new(Vec::new());
@@ -136,15 +156,8 @@ impl HecSink {
                 )
             })?;
         let base = config.url.as_str().trim_end_matches('/');
-        let mut authorization =
-            reqwest::header::HeaderValue::try_from(format!("Splunk {}", config.token.expose()))
-                .map_err(|_| {
-                    error(
-                        SinkErrorKind::Misconfigured,
-                        "the token contains characters that cannot be sent in an HTTP header; copy it again from Splunk".into(),
-                    )
-                })?;
-        authorization.set_sensitive(true);
+        let authorization =
+            authorization(&config.token).map_err(|m| error(SinkErrorKind::Misconfigured, m))?;
         if config.url.scheme() == "http" {
             tracing::warn!(tenant, destination = %label, "HEC over plain http: the token and the events travel unencrypted");
         }
@@ -161,6 +174,9 @@ impl HecSink {
             event_url: format!("{base}/services/collector/event"),
             ack_url: format!("{base}/services/collector/ack"),
             authorization,
+            token: config.token.clone(),
+            token_source: config.token_source.clone(),
+            token_refused: false,
             channel: channel(tenant, &config.name),
             acknowledgements: config.acknowledgements,
             gzip: config.gzip,
@@ -178,6 +194,40 @@ impl HecSink {
             stats: HecReport::default(),
             label,
         })
+    }
+
+    /// After HEC refused the token (401 or 403): reads it again from `token_file` or its
+    /// environment variable, and takes it if it changed. Logs at info where it was
+    /// read from and whether it changed (never the token).
+    fn reread_token(&mut self) {
+        if !self.token_refused || self.token_source == SecretSource::ConfigFile {
+            return;
+        }
+        let changed = match self.token_source.read(crate::config::load::token_text) {
+            Ok(Some(token)) if token != self.token => match authorization(&token) {
+                Ok(value) => {
+                    crate::untrusted::remember(token.expose());
+                    self.authorization = value;
+                    self.token = token;
+                    true
+                }
+                Err(problem) => {
+                    tracing::warn!(tenant = %self.tenant, destination = %self.label, source = %self.token_source, %problem, "hec refused the token and the one read again cannot be used; keeping the token in use");
+                    return;
+                }
+            },
+            Ok(_) => false,
+            Err(problem) => {
+                tracing::warn!(tenant = %self.tenant, destination = %self.label, source = %self.token_source, %problem, "hec refused the token and it cannot be read again; keeping the token in use");
+                return;
+            }
+        };
+        if changed {
+            self.token_refused = false;
+            tracing::info!(tenant = %self.tenant, destination = %self.label, source = %self.token_source, "hec refused the token; re-read it from its source and it changed; using the new token");
+        } else {
+            tracing::info!(tenant = %self.tenant, destination = %self.label, source = %self.token_source, "hec refused the token; re-read it from its source, it is unchanged; put the new token there");
+        }
     }
 
     /// `splunk_hec NAME (URL)`.
@@ -366,6 +416,7 @@ impl HecSink {
         request: Request,
         queue: &mut VecDeque<Request>,
     ) -> Result<(), SinkError> {
+        self.reread_token();
         let count = request.envelopes.len();
         let plain = request.envelopes.body(0..count);
         let body = if self.gzip {
@@ -384,6 +435,7 @@ impl HecSink {
         }
         self.stats.requests += 1;
         let (status, retry_after, answer) = self.exchange(builder.body(body)).await?;
+        self.token_refused = matches!(status, 401 | 403);
         let action = response::classify(status, &answer, count, self.acknowledgements, retry_after);
         let parsed = response::Body::parse(&answer);
         self.count_code(status, parsed.code.unwrap_or(-1));
@@ -500,6 +552,7 @@ impl HecSink {
     /// the next one (`ack_timeout` bounds how long that can go on), except a receiver
     /// configuration problem (token refused, acknowledgement off), which is an error.
     async fn poll_acks(&mut self) -> Result<(), SinkError> {
+        self.reread_token();
         self.last_poll = Some(Instant::now());
         let ids: Vec<u64> = self
             .unacknowledged
@@ -514,7 +567,11 @@ impl HecSink {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("X-Splunk-Request-Channel", &self.channel)
             .body(response::ack_query(ids));
-        match self.exchange(builder).await {
+        let answer = self.exchange(builder).await;
+        if let Ok((status, _, _)) = &answer {
+            self.token_refused = matches!(status, 401 | 403);
+        }
+        match answer {
             Ok((200, _, body)) => {
                 let acked = response::acknowledged(&body);
                 let now = Instant::now();
