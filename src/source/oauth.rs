@@ -235,6 +235,7 @@ impl TokenSource {
             Ok(Some(key)) if key != self.key => {
                 crate::untrusted::remember(key.expose());
                 self.key = key;
+                self.key_refused = false;
                 self.cached = None;
                 tracing::info!(
                     tenant = %self.tenant,
