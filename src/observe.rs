@@ -701,6 +701,9 @@ mod tests {
         t.stream_reconnects("status_503", 1);
         t.sent(1000, 1);
         t.committed("abc");
+        t.rate_limited("syslog", Duration::from_millis(1000));
+        t.rate_limited("syslog", Duration::from_millis(500));
+        t.rate_limited("splunk", Duration::from_millis(250));
         let text = observer.metrics_text();
         for needle in [
             "mrav2_events_received_total{tenant=\"acme\"} 5",
@@ -711,6 +714,8 @@ mod tests {
             "mrav2_last_delivered_lag_seconds{tenant=\"acme\"} 1.5",
             "mrav2_seconds_since_last_commit{tenant=\"acme\"}",
             "mrav2_tenant_healthy{tenant=\"acme\"} 1",
+            "mrav2_rate_limit_wait_seconds_total{tenant=\"acme\",destination=\"syslog\"} 1.5",
+            "mrav2_rate_limit_wait_seconds_total{tenant=\"acme\",destination=\"splunk\"} 0.25",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
