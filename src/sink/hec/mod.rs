@@ -74,11 +74,9 @@ pub struct HecSink {
     event_url: String,
     ack_url: String,
     authorization: reqwest::header::HeaderValue,
-    /// The token in `authorization`, where it came from, and whether HEC refused it
-    /// (401 or 403) since it was last read.
-    token: Secret,
-    token_source: SecretSource,
-    token_refused: bool,
+    /// The token in `authorization`, for reading it again (boxed: rarely used, and it
+    /// keeps [`super::Sink`]'s variants of similar size).
+    token: Box<HecToken>,
     channel: String,
     acknowledgements: bool,
     gzip: bool,
@@ -99,6 +97,14 @@ pub struct HecSink {
     receipts: Vec<Receipt>,
     dead_letters: Vec<DeadLetter>,
     stats: HecReport,
+}
+
+/// The token in use, where it came from, and whether HEC refused it (401 or 403)
+/// since it was last read.
+struct HecToken {
+    value: Secret,
+    source: SecretSource,
+    refused: bool,
 }
 
 /// A request whose `ackId` awaits `true`.
@@ -174,9 +180,11 @@ impl HecSink {
             event_url: format!("{base}/services/collector/event"),
             ack_url: format!("{base}/services/collector/ack"),
             authorization,
-            token: config.token.clone(),
-            token_source: config.token_source.clone(),
-            token_refused: false,
+            token: Box::new(HecToken {
+                value: config.token.clone(),
+                source: config.token_source.clone(),
+                refused: false,
+            }),
             channel: channel(tenant, &config.name),
             acknowledgements: config.acknowledgements,
             gzip: config.gzip,
@@ -200,33 +208,33 @@ impl HecSink {
     /// environment variable, and takes it if it changed. Logs at info where it was
     /// read from and whether it changed (never the token).
     fn reread_token(&mut self) {
-        if !self.token_refused || self.token_source == SecretSource::ConfigFile {
+        if !self.token.refused || self.token.source == SecretSource::ConfigFile {
             return;
         }
-        let changed = match self.token_source.read(crate::config::load::token_text) {
-            Ok(Some(token)) if token != self.token => match authorization(&token) {
+        let changed = match self.token.source.read(crate::config::load::token_text) {
+            Ok(Some(token)) if token != self.token.value => match authorization(&token) {
                 Ok(value) => {
                     crate::untrusted::remember(token.expose());
                     self.authorization = value;
-                    self.token = token;
+                    self.token.value = token;
                     true
                 }
                 Err(problem) => {
-                    tracing::warn!(tenant = %self.tenant, destination = %self.label, source = %self.token_source, %problem, "hec refused the token and the one read again cannot be used; keeping the token in use");
+                    tracing::warn!(tenant = %self.tenant, destination = %self.label, source = %self.token.source, %problem, "hec refused the token and the one read again cannot be used; keeping the token in use");
                     return;
                 }
             },
             Ok(_) => false,
             Err(problem) => {
-                tracing::warn!(tenant = %self.tenant, destination = %self.label, source = %self.token_source, %problem, "hec refused the token and it cannot be read again; keeping the token in use");
+                tracing::warn!(tenant = %self.tenant, destination = %self.label, source = %self.token.source, %problem, "hec refused the token and it cannot be read again; keeping the token in use");
                 return;
             }
         };
         if changed {
-            self.token_refused = false;
-            tracing::info!(tenant = %self.tenant, destination = %self.label, source = %self.token_source, "hec refused the token; re-read it from its source and it changed; using the new token");
+            self.token.refused = false;
+            tracing::info!(tenant = %self.tenant, destination = %self.label, source = %self.token.source, "hec refused the token; re-read it from its source and it changed; using the new token");
         } else {
-            tracing::info!(tenant = %self.tenant, destination = %self.label, source = %self.token_source, "hec refused the token; re-read it from its source, it is unchanged; put the new token there");
+            tracing::info!(tenant = %self.tenant, destination = %self.label, source = %self.token.source, "hec refused the token; re-read it from its source, it is unchanged; put the new token there");
         }
     }
 
@@ -435,7 +443,7 @@ impl HecSink {
         }
         self.stats.requests += 1;
         let (status, retry_after, answer) = self.exchange(builder.body(body)).await?;
-        self.token_refused = matches!(status, 401 | 403);
+        self.token.refused = matches!(status, 401 | 403);
         let action = response::classify(status, &answer, count, self.acknowledgements, retry_after);
         let parsed = response::Body::parse(&answer);
         self.count_code(status, parsed.code.unwrap_or(-1));
@@ -569,7 +577,7 @@ impl HecSink {
             .body(response::ack_query(ids));
         let answer = self.exchange(builder).await;
         if let Ok((status, _, _)) = &answer {
-            self.token_refused = matches!(status, 401 | 403);
+            self.token.refused = matches!(status, 401 | 403);
         }
         match answer {
             Ok((200, _, body)) => {
