@@ -288,8 +288,8 @@ impl Writer {
             .last()
             .and_then(|m| m.event_time)
             .and_then(|created| (Utc::now() - created.with_timezone(&Utc)).to_std().ok());
-        if !self.pace(give_up).await {
-            return Piece::GaveUp;
+        if let Some(stopped) = self.pace(give_up).await {
+            return stopped;
         }
         let ticket = self.ledger.issue(events, lag);
         let sent = tokio::select! {
@@ -320,23 +320,43 @@ impl Writer {
     }
 
     /// Waits until the rate limit lets the current piece go (at once without a limit)
-    /// and counts the wait. Returns false when `give_up` fired first.
-    async fn pace(&mut self, give_up: &CancellationToken) -> bool {
-        let Some(limit) = self.limit.as_mut() else {
-            return true;
-        };
+    /// and counts the wait. While it waits, the sink goes on with what it holds (a HEC
+    /// sink sends what it gathered, receipts arrive), so records leave at the limit
+    /// rather than in a lump after the wait. `None`: send the piece now; otherwise
+    /// the piece is not to be sent (the source was rewound, or `give_up` fired).
+    async fn pace(&mut self, give_up: &CancellationToken) -> Option<Piece> {
+        let limit = self.limit.as_mut()?;
         let records = u32::try_from(self.messages.len()).unwrap_or(u32::MAX);
         let wait = limit.reserve(records, Instant::now());
         if wait.is_zero() {
-            return true;
+            return None;
         }
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = give_up.cancelled() => return false,
+        let destination = self.destination.as_deref().unwrap_or("syslog").to_owned();
+        self.observer.rate_limited(&destination, wait);
+        let until = Instant::now() + wait;
+        loop {
+            let awaiting = self.sink.awaiting();
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return None,
+                ready = self.sink.ready(), if awaiting => {
+                    let collected = match ready {
+                        Ok(()) => self.sink.collect().await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = collected {
+                        return Some(if self.recover(e, give_up).await {
+                            Piece::Rewound
+                        } else {
+                            Piece::GaveUp
+                        });
+                    }
+                    if self.apply_receipts() {
+                        return Some(Piece::Rewound);
+                    }
+                }
+                _ = give_up.cancelled() => return Some(Piece::GaveUp),
+            }
         }
-        let destination = self.destination.as_deref().unwrap_or("syslog");
-        self.observer.rate_limited(destination, wait);
-        true
     }
 
     /// The destination took records after failing: the backoff starts over and a
