@@ -246,10 +246,15 @@ impl TokenSource {
             }
             Ok(_) => {
                 if log_unchanged {
+                    let fix = if self.key_source.can_change() {
+                        "put the new key there"
+                    } else {
+                        "a running process's environment does not change; restart with the new key"
+                    };
                     tracing::info!(
                         tenant = %self.tenant,
                         source = %self.key_source,
-                        "the token endpoint refused the application key; re-read it from its source, it is unchanged; put the new key there"
+                        "the token endpoint refused the application key; re-read it from its source, it is unchanged; {fix}"
                     );
                 }
                 Reread::Unchanged

@@ -234,7 +234,12 @@ impl HecSink {
             self.token.refused = false;
             tracing::info!(tenant = %self.tenant, destination = %self.label, source = %self.token.source, "hec refused the token; re-read it from its source and it changed; using the new token");
         } else {
-            tracing::info!(tenant = %self.tenant, destination = %self.label, source = %self.token.source, "hec refused the token; re-read it from its source, it is unchanged; put the new token there");
+            let fix = if self.token.source.can_change() {
+                "put the new token there"
+            } else {
+                "a running process's environment does not change; restart with the new token"
+            };
+            tracing::info!(tenant = %self.tenant, destination = %self.label, source = %self.token.source, "hec refused the token; re-read it from its source, it is unchanged; {fix}");
         }
     }
 
