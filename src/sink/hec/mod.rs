@@ -25,7 +25,7 @@
 //!
 //! A token refused with 401 or 403 is read again from `token_file` (or its
 //! environment variable) before the next request, and a changed token is used at once
-//! ([`HecSink::reread_token`]): rotating the token never needs a restart.
+//! (`HecSink::reread_token`): rotating the token never needs a restart.
 //!
 //! The request bodies and the response rules are pure ([`request`], [`response`]);
 //! this module is the HTTP shell around them.
