@@ -1014,6 +1014,7 @@ mod tests {
                 server_name: "localhost".into(),
             },
             relp_window: 128,
+            max_events_per_second: 0,
         };
         let connector = Connector::new(&config).expect("valid");
         let mut session = RelpSession::open(&connector, 128).await.expect("open");

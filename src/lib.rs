@@ -35,6 +35,7 @@
 //!   RELP); syslog header and framing (pure); the UDP/TCP/TLS/stdout transports; RELP
 //!   frames (pure) and sessions.
 //! - [`position`]: the per-tenant state file.
+//! - [`rate_limit`]: `max_events_per_second`, the token bucket of a destination (pure).
 //! - [`dead_letter`]: what could not be decoded or formatted, kept on disk.
 //! - [`observe`]: metrics registry, `/metrics` and `/health`.
 //! - [`status`]: the `status` report, each tenant's saved position and its age.
@@ -67,6 +68,7 @@ pub mod observe;
 pub mod open_files;
 pub mod pairs;
 pub mod position;
+pub mod rate_limit;
 pub mod resend;
 pub mod simulator;
 pub mod sink;

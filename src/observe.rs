@@ -77,6 +77,7 @@ struct Metrics {
     hec_ack_latency: Family<PairLabel, FloatCounter>,
     hec_ack_timeouts: Family<PairLabel, Counter>,
     config_reload_failures: Counter,
+    rate_limit_wait: Family<PairLabel, FloatCounter>,
 }
 
 /// The process-wide registry and the tenants it watches.
@@ -274,6 +275,11 @@ impl Observer {
             "Reloads (SIGHUP) refused because the configuration file had problems; nothing was changed",
             m.config_reload_failures.clone(),
         );
+        registry.register(
+            "rate_limit_wait_seconds",
+            "Seconds the writer waited before sending because of the destination's max_events_per_second",
+            m.rate_limit_wait.clone(),
+        );
         Self {
             registry,
             metrics,
@@ -349,6 +355,7 @@ impl Observer {
         }
         m.healthy.remove(&label);
         m.hec_ack_latency.remove(&label);
+        m.rate_limit_wait.remove(&label);
         for health in gone {
             for reason in std::mem::take(&mut *lock(&health.reasons)) {
                 m.stream_reconnects.remove(&ReasonLabel {
@@ -569,6 +576,14 @@ impl PairObserver {
         }
     }
 
+    /// The writer waited `wait` for the destination's `max_events_per_second`.
+    pub fn rate_limited(&self, wait: Duration) {
+        self.metrics
+            .rate_limit_wait
+            .get_or_create(&self.label)
+            .inc_by(wait.as_secs_f64());
+    }
+
     /// The sink opened a new connection after a failure.
     pub fn sink_reconnect(&self) {
         self.metrics
@@ -772,6 +787,11 @@ mod tests {
         t.stream_reconnects("status_503", 1);
         t.sent(1000, 1);
         t.committed("abc");
+        t.rate_limited(Duration::from_millis(1000));
+        t.rate_limited(Duration::from_millis(500));
+        observer
+            .pair("acme", "splunk", Duration::from_secs(15))
+            .rate_limited(Duration::from_millis(250));
         let text = observer.metrics_text();
         for needle in [
             "mrav2_events_received_total{tenant=\"acme\",destination=\"syslog\"} 5",
@@ -782,6 +802,8 @@ mod tests {
             "mrav2_last_delivered_lag_seconds{tenant=\"acme\",destination=\"syslog\"} 1.5",
             "mrav2_seconds_since_last_commit{tenant=\"acme\",destination=\"syslog\"}",
             "mrav2_tenant_healthy{tenant=\"acme\",destination=\"syslog\"} 1",
+            "mrav2_rate_limit_wait_seconds_total{tenant=\"acme\",destination=\"syslog\"} 1.5",
+            "mrav2_rate_limit_wait_seconds_total{tenant=\"acme\",destination=\"splunk\"} 0.25",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
@@ -808,6 +830,7 @@ mod tests {
             t.sink_reconnect();
             t.restarted();
             t.committed("abc");
+            t.rate_limited(Duration::from_millis(1));
             t.hec(&HecReport {
                 requests: 1,
                 responses: vec![(200, 0, 1), (503, 9, 1)],

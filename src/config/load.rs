@@ -46,8 +46,8 @@ mod value;
 
 pub use super::problem::{ConfigError, Problem};
 pub use connector::CONNECTOR_KEYS;
-pub use destination::{DESTINATION_PREFIX, HEC_KEYS, hec_token_env_var};
-pub use lookout::{LOOKOUT_KEYS, api_key_env_var};
+pub use destination::{DESTINATION_PREFIX, HEC_KEYS, hec_token_env_var, token_text};
+pub use lookout::{LOOKOUT_KEYS, api_key_env_var, key_file_text};
 pub use proxy::PROXY_KEYS;
 pub use syslog::{
     DEFAULT_RELP_WINDOW, MAX_RELP_WINDOW, MAX_STREAM_MESSAGE_SIZE, MAX_UDP_MESSAGE_SIZE,

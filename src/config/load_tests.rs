@@ -4,7 +4,7 @@
 use super::value::{parse_bool, parse_leef_delimiter};
 use super::*;
 use crate::config::{
-    Config, Format, Framing, HeaderFormat, HeaderTime, Protocol, ProxyConfig, Secret,
+    Config, Format, Framing, HeaderFormat, HeaderTime, Protocol, ProxyConfig, Secret, SecretSource,
 };
 use crate::event::EventType;
 use chrono::TimeZone;
@@ -873,7 +873,7 @@ problem!(
 problem!(
     unknown_key,
     syslog("prot = udp"),
-    "config.ini: [syslog] prot = \"udp\": unknown key; accepted keys are host, port, forwarder_type, protocol, use_udp, framing, syslog_format, facility, app_name, header_time, hostname, log_identifier_key, log_identifier, max_message_size, leef_delimiter, splunk_format, ca_file, cert_file, key_file, tls_verify, tls_server_name, relp_window"
+    "config.ini: [syslog] prot = \"udp\": unknown key; accepted keys are host, port, forwarder_type, protocol, use_udp, framing, syslog_format, facility, app_name, header_time, hostname, log_identifier_key, log_identifier, max_message_size, leef_delimiter, splunk_format, ca_file, cert_file, key_file, tls_verify, tls_server_name, relp_window, max_events_per_second"
 );
 problem!(
     unknown_tenant_key,
@@ -1023,6 +1023,83 @@ problem!(
     syslog("protocol = relp\nrelp_window = 4097"),
     "config.ini: [syslog] relp_window = \"4097\": not a relp window; expected a number of records from 1 to 4096"
 );
+
+#[test]
+fn max_events_per_second_defaults_to_no_limit_and_follows_tenant_overrides() {
+    let c = ok(&syslog(""));
+    assert_eq!(c.tenants[0].syslog.max_events_per_second, 0);
+    assert_eq!(c.tenants[0].destinations[0].max_events_per_second(), 0);
+    let c = ok(&syslog("max_events_per_second = 500"));
+    assert_eq!(c.tenants[0].destinations[0].max_events_per_second(), 500);
+    let text = "[lookout]\napi_domain = https://x.example\napi_key = k\n\
+                [lookout:a]\nsyslog_max_events_per_second = 0\n[lookout:b]\n\
+                [lookout:c]\nsyslog_max_events_per_second = 10000000\n\
+                [syslog]\nmax_events_per_second = 2000\n";
+    let c = ok(text);
+    let rates: Vec<u32> = c
+        .tenants
+        .iter()
+        .map(|t| t.destinations[0].max_events_per_second())
+        .collect();
+    assert_eq!(rates, [0, 2000, 10_000_000]);
+    let h = ok(&hec("max_events_per_second = 750"));
+    assert_eq!(only_hec(&h).max_events_per_second, 750);
+    assert_eq!(h.tenants[0].destinations[0].max_events_per_second(), 750);
+    assert_eq!(only_hec(&ok(&hec(""))).max_events_per_second, 0);
+}
+
+#[test]
+fn max_events_per_second_must_be_a_whole_number_in_range() {
+    let msg = "not a rate; expected a whole number of events per second from 1 to 10000000, or 0 for no limit";
+    for value in ["-5", "fast", "1.5", "10000001", "1e3"] {
+        assert_eq!(
+            problems(&syslog(&format!("max_events_per_second = {value}"))),
+            [format!(
+                "config.ini: [syslog] max_events_per_second = \"{value}\": {msg}"
+            )]
+        );
+    }
+    assert_eq!(
+        problems(&hec("max_events_per_second = -1")),
+        [format!(
+            "config.ini: [destination:splunk] max_events_per_second = \"-1\": {msg}"
+        )]
+    );
+    let text = "[lookout]\nentity_name = acme\napi_domain = https://api.lookout.com\napi_key = k\nsyslog_max_events_per_second = lots\n";
+    assert_eq!(
+        problems(text),
+        [format!(
+            "config.ini: [lookout] syslog_max_events_per_second = \"lots\": {msg}"
+        )]
+    );
+}
+
+#[test]
+fn the_key_source_is_remembered_for_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("key");
+    std::fs::write(&file, "from-file\n").unwrap();
+    let base =
+        "[lookout]\nentity_name = acme\napi_domain = https://api.lookout.com\napi_key = inline\n";
+    let source = |c: Config| c.tenants[0].api_key_source.clone();
+    assert_eq!(source(ok(base)), SecretSource::ConfigFile);
+    assert_eq!(
+        source(load_env(base, &[("MRAV2_API_KEY", "k")]).unwrap()),
+        SecretSource::Environment("MRAV2_API_KEY".into())
+    );
+    assert_eq!(
+        source(load_env(base, &[("MRAV2_API_KEY_ACME", "k")]).unwrap()),
+        SecretSource::Environment("MRAV2_API_KEY_ACME".into())
+    );
+    let with_file = format!("{base}api_key_file = {}\n", file.display());
+    assert_eq!(source(ok(&with_file)), SecretSource::File(file.clone()));
+    let h = ok(&hec(&format!("token_file = {}", file.display())));
+    assert_eq!(only_hec(&h).token_source, SecretSource::File(file));
+    assert_eq!(
+        only_hec(&ok(&hec(""))).token_source,
+        SecretSource::ConfigFile
+    );
+}
 
 problem!(
     relp_window_not_a_number,
@@ -1430,7 +1507,7 @@ fn hec_problems_are_all_listed_and_never_show_the_token() {
     );
     let found = problems(&text);
     let expected = [
-        "config.ini: [destination:splunk] secret_key = \"***\": unknown key; accepted keys are type, url, token, token_file, index, sourcetype, source, host, forwarder_type, acknowledgements, batch_max_events, batch_max_bytes, compression, request_timeout, ack_timeout, ca_file, cert_file, key_file, tls_verify, tls_server_name",
+        "config.ini: [destination:splunk] secret_key = \"***\": unknown key; accepted keys are type, url, token, token_file, index, sourcetype, source, host, forwarder_type, acknowledgements, batch_max_events, batch_max_bytes, compression, request_timeout, ack_timeout, ca_file, cert_file, key_file, tls_verify, tls_server_name, max_events_per_second",
         "config.ini: [destination:splunk] url = \"https://user:***@splunk\": must not hold credentials; put the token in token_file",
         "config.ini: [destination:splunk] token_file = \"/nonexistent/token\": cannot read it: no such file; make the file readable by the connector's user",
         "config.ini: [destination:splunk] index = \"_internal\": not a splunk index name; expected letters, digits, '_' and '-', not starting with '_' or '-'",

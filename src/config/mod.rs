@@ -51,6 +51,62 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Where a secret (an Application Key, a HEC token) was read from, so that one the
+/// receiver refuses can be read again from the same place (`docs/operations.md`, key
+/// rotation). Only a file can really change under a running process: its environment
+/// is fixed when it starts, and the configuration file changes by reload or restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// `api_key_file` or `token_file`.
+    File(PathBuf),
+    /// This environment variable.
+    Environment(String),
+    /// The configuration file itself (`api_key`, `token`), or nowhere (a config loaded
+    /// without its keys).
+    ConfigFile,
+}
+
+impl SecretSource {
+    /// Reads the secret again, through `clean` (the loader's rule for line ends and
+    /// spaces). `Ok(None)`: nothing to re-read here (the configuration file, or an
+    /// unset or empty variable). The error names the file and the reason, never the
+    /// content.
+    pub fn read(&self, clean: fn(&str) -> &str) -> Result<Option<Secret>, String> {
+        match self {
+            SecretSource::File(path) => {
+                let text = crate::small_file::read_to_string(path, crate::small_file::TEXT_LIMIT)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let value = clean(&text);
+                if value.trim().is_empty() {
+                    return Err(format!("{} is empty", path.display()));
+                }
+                Ok(Some(Secret::new(value)))
+            }
+            SecretSource::Environment(name) => Ok(std::env::var(name)
+                .ok()
+                .map(|v| clean(&v).to_string())
+                .filter(|v| !v.trim().is_empty())
+                .map(Secret::new)),
+            SecretSource::ConfigFile => Ok(None),
+        }
+    }
+
+    /// Whether [`SecretSource::read`] can see a change without a restart: a file.
+    pub fn can_change(&self) -> bool {
+        matches!(self, SecretSource::File(_))
+    }
+}
+
+impl fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretSource::File(path) => write!(f, "file {}", path.display()),
+            SecretSource::Environment(name) => write!(f, "environment variable {name}"),
+            SecretSource::ConfigFile => f.write_str("the configuration file"),
+        }
+    }
+}
+
 /// The whole validated configuration of one process.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -116,6 +172,8 @@ pub struct TenantConfig {
     /// The Application Key, from `api_key_file` > environment > `api_key`; empty when
     /// the config was loaded without its keys ([`ApiKeys::Skip`], for `status`).
     pub api_key: Secret,
+    /// Where `api_key` came from, to read it again when the token endpoint refuses it.
+    pub api_key_source: SecretSource,
     /// The requested types, non-empty, in query order.
     pub types: Vec<EventType>,
     /// `stream_position` unless it is `0`.
@@ -162,6 +220,8 @@ pub struct HecConfig {
     pub url: Url,
     /// The HEC token, from `token_file` > `MRAV2_HEC_TOKEN_<NAME>` > `token`.
     pub token: Secret,
+    /// Where `token` came from, to read it again when HEC refuses it.
+    pub token_source: SecretSource,
     /// `index`; `None`: the token's default index.
     pub index: Option<String>,
     /// `sourcetype`; `None`: `lookout:mra:<type in lowercase>` per event.
@@ -188,6 +248,8 @@ pub struct HecConfig {
     /// `ca_file`, `cert_file`/`key_file`, `tls_verify`, and `tls_server_name`: the
     /// name the collector's certificate must hold (default: the URL's host).
     pub tls: TlsConfig,
+    /// `max_events_per_second`: events per second at most, on average; 0 = no limit.
+    pub max_events_per_second: u32,
 }
 
 impl DestinationConfig {
@@ -196,6 +258,14 @@ impl DestinationConfig {
         match self {
             DestinationConfig::Syslog { name, .. } => name,
             DestinationConfig::SplunkHec(hec) => &hec.name,
+        }
+    }
+
+    /// `max_events_per_second` of the destination; 0 = no limit.
+    pub fn max_events_per_second(&self) -> u32 {
+        match self {
+            DestinationConfig::Syslog { syslog, .. } => syslog.max_events_per_second,
+            DestinationConfig::SplunkHec(hec) => hec.max_events_per_second,
         }
     }
 }
@@ -234,6 +304,8 @@ pub struct SyslogConfig {
     /// `relp_window`: records sent on a RELP session and not answered yet, at most
     /// (meaningful for relp and relp-tls only).
     pub relp_window: usize,
+    /// `max_events_per_second`: records per second at most, on average; 0 = no limit.
+    pub max_events_per_second: u32,
 }
 
 /// Syslog transport.
@@ -364,6 +436,35 @@ mod tests {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s} {s:?}"), "*** ***");
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn a_secret_is_read_again_from_its_file_by_the_loader_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        let source = SecretSource::File(path.clone());
+        let line_end: fn(&str) -> &str = crate::config::load::key_file_text;
+        let err = source.read(line_end).unwrap_err();
+        assert!(
+            err.starts_with(&format!("cannot read {}", path.display())),
+            "{err}"
+        );
+        std::fs::write(&path, "k1\n").unwrap();
+        assert_eq!(source.read(line_end).unwrap(), Some(Secret::new("k1")));
+        std::fs::write(&path, " k2 \r\n").unwrap();
+        assert_eq!(source.read(str::trim).unwrap(), Some(Secret::new("k2")));
+        std::fs::write(&path, "\n").unwrap();
+        let err = source.read(line_end).unwrap_err();
+        assert_eq!(err, format!("{} is empty", path.display()));
+        assert!(!err.contains("k1"));
+        assert_eq!(SecretSource::ConfigFile.read(line_end), Ok(None));
+        let unset = SecretSource::Environment("MRAV2_TEST_SURELY_UNSET_VARIABLE".into());
+        assert_eq!(unset.read(line_end), Ok(None));
+        assert!(source.can_change() && !unset.can_change());
+        assert_eq!(
+            unset.to_string(),
+            "environment variable MRAV2_TEST_SURELY_UNSET_VARIABLE"
+        );
     }
 
     #[test]

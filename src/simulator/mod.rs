@@ -212,7 +212,8 @@ fn build_tenants(
             };
             let tenant = Tenant {
                 name: name.clone(),
-                key: key.clone(),
+                key: std::sync::Mutex::new(key.clone()),
+                rotations: tokio::sync::watch::Sender::new(0),
                 log: EventLog::new(history),
                 firehose,
             };

@@ -57,6 +57,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/mra/stream/v2/events", get(stream::handle))
         .route("/_sim/requests", get(sim_requests))
         .route("/_sim/events", get(sim_events))
+        .route("/_sim/key", post(sim_key))
         .with_state(shared)
 }
 
@@ -189,6 +190,29 @@ async fn sim_requests(
     axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
 ) -> axum::Json<Vec<super::requests::RequestRecord>> {
     axum::Json(shared.requests.all())
+}
+
+/// `POST /_sim/key?tenant=NAME` with the new Application Key as the body: rotates the
+/// tenant's key (the old one is refused from now on), revokes its tokens and ends its
+/// open streams. 204, or 400 with the reason.
+async fn sim_key(
+    axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+    body: bytes::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let tenant = query.get("tenant").cloned().unwrap_or_default();
+    let rotated = std::str::from_utf8(&body)
+        .map_err(|_| "the new key must be printable ascii without spaces".to_string())
+        .and_then(|key| shared.rotate_key(&tenant, key));
+    match rotated {
+        Ok(()) => http::StatusCode::NO_CONTENT.into_response(),
+        Err(error) => (
+            http::StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({ "error": error })),
+        )
+            .into_response(),
+    }
 }
 
 /// `GET /_sim/events?tenant=NAME`.

@@ -20,8 +20,10 @@ use super::wire::WireStyle;
 pub struct Tenant {
     /// The tenant name.
     pub name: String,
-    /// Its Application Key.
-    pub key: String,
+    /// Its Application Key; `POST /_sim/key` replaces it.
+    pub key: Mutex<String>,
+    /// Counts key rotations; open streams of the tenant end when it moves.
+    pub rotations: tokio::sync::watch::Sender<u64>,
     /// Its events.
     pub log: EventLog,
     /// The pre-serialised history, in firehose mode.
@@ -69,7 +71,32 @@ impl Shared {
 
     /// The tenant whose Application Key is `key`.
     pub fn tenant_by_key(&self, key: &str) -> Option<&Arc<Tenant>> {
-        self.tenants.values().find(|tenant| tenant.key == key)
+        self.tenants
+            .values()
+            .find(|tenant| *tenant.key.lock().unwrap_or_else(PoisonError::into_inner) == key)
+    }
+
+    /// Rotates `tenant`'s Application Key to `key`, as an operator does in the console
+    /// when the old key is revoked: the old key is refused from now on, the tenant's
+    /// tokens are revoked and its open streams end. The error says what is wrong.
+    pub fn rotate_key(&self, tenant: &str, key: &str) -> Result<(), String> {
+        let key = key.trim();
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("the new key must be printable ascii without spaces".into());
+        }
+        let Some(found) = self.tenants.get(tenant) else {
+            return Err(format!("unknown tenant {tenant:?}"));
+        };
+        if self
+            .tenant_by_key(key)
+            .is_some_and(|other| other.name != found.name)
+        {
+            return Err("another tenant has this key".into());
+        }
+        *found.key.lock().unwrap_or_else(PoisonError::into_inner) = key.to_owned();
+        self.tokens.revoke_tenant(tenant);
+        found.rotations.send_modify(|n| *n += 1);
+        Ok(())
     }
 
     /// Counts a request to `endpoint` for `tenant` (`None`: unknown) and returns its

@@ -265,8 +265,13 @@ impl Writer {
         }
 
         let mut changes = self.tenant.log.subscribe();
+        let mut rotations = self.tenant.rotations.subscribe();
         let mut twists: Vec<Twist> = Vec::new();
         loop {
+            if rotations.has_changed().unwrap_or(true) {
+                // The key this stream was opened with was rotated away.
+                return self.abort(false).await;
+            }
             while self
                 .faults
                 .front()
@@ -343,6 +348,7 @@ impl Writer {
             tokio::select! {
                 _ = tokio::time::sleep_until(next_heartbeat) => {}
                 changed = changes.changed() => if changed.is_err() { return Err(Gone) },
+                _ = rotations.changed() => return self.abort(false).await,
                 _ = self.tx.closed() => return Err(Gone),
                 _ = self.shared.cancel.cancelled() => return Err(Gone),
             }

@@ -103,6 +103,15 @@ impl TokenStore {
         }
     }
 
+    /// Invalidates every token issued to `tenant` (its key was rotated).
+    pub fn revoke_tenant(&self, tenant: &str) {
+        for token in self.lock().values_mut() {
+            if token.tenant == tenant {
+                token.revoked = true;
+            }
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Token>> {
         self.tokens.lock().unwrap_or_else(PoisonError::into_inner)
     }

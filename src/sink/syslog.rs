@@ -372,6 +372,7 @@ mod tests {
             custom_identifier: None,
             max_message_size: 65536,
             relp_window: 128,
+            max_events_per_second: 0,
             tls: TlsConfig {
                 ca_file: None,
                 client_auth: None,

@@ -47,6 +47,9 @@ use url::Url;
 /// (`docs/event-stream.md#the-id-cursor-and-duplicates`).
 pub const DEDUP_WINDOW: usize = 10_000;
 
+/// How often a refused key's file is looked at while the source waits to try again.
+pub const KEY_POLL: Duration = Duration::from_secs(1);
+
 /// What the caller can read about a source at any time (metrics, `/health`).
 #[derive(Debug, Default)]
 pub struct SourceStatus {
@@ -377,7 +380,8 @@ impl EventSource {
             &tenant.api_domain,
             tenant.api_key.clone(),
             &tenant.entity_name,
-        );
+        )
+        .with_key_source(tenant.api_key_source.clone());
         let mut source = Self {
             tenant: tenant.entity_name.clone(),
             api_domain: tenant.api_domain.clone(),
@@ -471,7 +475,7 @@ impl EventSource {
                 if let Some(wait) = self.wait.take() {
                     tokio::select! {
                         _ = cancel.cancelled() => return None,
-                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.wait_or_new_key(wait) => {}
                     }
                 }
                 let attempt = tokio::select! {
@@ -535,6 +539,25 @@ impl EventSource {
                 }
             }
         }
+    }
+
+    /// Sleeps `wait`; but while the token endpoint refuses the key and the key is in a
+    /// file, looks at the file every [`KEY_POLL`] and ends the wait as soon as it
+    /// holds a new key, so that a rotated key is used within a second rather than
+    /// after the long backoff.
+    async fn wait_or_new_key(&mut self, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        while self.tokens.awaits_new_key() {
+            let now = tokio::time::Instant::now();
+            if now >= until {
+                return;
+            }
+            tokio::time::sleep_until(until.min(now + KEY_POLL)).await;
+            if self.tokens.poll_key() == oauth::Reread::Changed {
+                return;
+            }
+        }
+        tokio::time::sleep_until(until).await;
     }
 
     /// Takes a received batch: advances the position, drops repeats, counts.

@@ -7,11 +7,16 @@
 //! pause it), measured from when the request was sent, so that a skewed host clock
 //! cannot make a valid token look expired or an expired one valid.
 //!
+//! When the endpoint refuses the key itself ([`refuses_key`]), the key is read again
+//! from where it came from (`api_key_file`, or its environment variable) before the
+//! next request, and a changed key is used at once: rotating a key never needs a
+//! restart ([`TokenSource::reread_key`]).
+//!
 //! Neither the key nor the token ever reaches a log line or an error: errors carry the
 //! server's OAuth `error` and `error_description` only.
 
 use crate::backoff::{BackoffPolicy, Delay, parse_retry_after};
-use crate::config::Secret;
+use crate::config::{Secret, SecretSource};
 use crate::source::client::{body_excerpt, describe_transport_error, read_excerpt};
 use serde::Deserialize;
 use std::time::Duration;
@@ -111,6 +116,28 @@ impl TokenError {
     }
 }
 
+/// Whether a token-endpoint answer refuses the Application Key itself, so that the
+/// key is worth reading again: 401 or 400 with OAuth error `invalid_client`, or 401
+/// without a body.
+pub fn refuses_key(status: u16, oauth: Option<&OAuthError>, body_empty: bool) -> bool {
+    match (status, oauth) {
+        (400 | 401, Some(o)) => o.error == "invalid_client",
+        (401, None) => body_empty,
+        _ => false,
+    }
+}
+
+/// What reading a refused key again found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reread {
+    /// A different key, now in use.
+    Changed,
+    /// The same key (or none readable): the next attempt uses the key it had.
+    Unchanged,
+    /// The key is in the configuration file: nothing to read again.
+    NotRereadable,
+}
+
 /// The RFC 6749 fields of an error body that are safe to log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthError {
@@ -142,6 +169,9 @@ pub struct TokenSource {
     client: reqwest::Client,
     url: Url,
     key: Secret,
+    key_source: SecretSource,
+    /// The endpoint refused `key` last time ([`refuses_key`]): read it again first.
+    key_refused: bool,
     tenant: String,
     timeout: Duration,
     cached: Option<Cached>,
@@ -165,10 +195,81 @@ impl TokenSource {
             client,
             url: endpoint(api_domain, "/oauth2/token"),
             key,
+            key_source: SecretSource::ConfigFile,
+            key_refused: false,
             tenant: tenant.to_string(),
             timeout: TOKEN_TIMEOUT,
             cached: None,
             fetches: 0,
+        }
+    }
+
+    /// Says where the key came from, so that a refused key is read again from there.
+    pub fn with_key_source(mut self, source: SecretSource) -> Self {
+        self.key_source = source;
+        self
+    }
+
+    /// Whether the endpoint refused the key in use, and the key's source can change
+    /// under a running process (a file): worth watching for a rotated key.
+    pub fn awaits_new_key(&self) -> bool {
+        self.key_refused && self.key_source.can_change()
+    }
+
+    /// Reads the key again from its source and takes it if it changed. Logs at info
+    /// where it was read from and whether it changed (never the key).
+    pub fn reread_key(&mut self) -> Reread {
+        self.reread(true)
+    }
+
+    /// Like [`TokenSource::reread_key`], but quiet when nothing changed (for polling).
+    pub fn poll_key(&mut self) -> Reread {
+        self.reread(false)
+    }
+
+    fn reread(&mut self, log_unchanged: bool) -> Reread {
+        if self.key_source == SecretSource::ConfigFile {
+            return Reread::NotRereadable;
+        }
+        match self.key_source.read(crate::config::load::key_file_text) {
+            Ok(Some(key)) if key != self.key => {
+                crate::untrusted::remember(key.expose());
+                self.key = key;
+                self.key_refused = false;
+                self.cached = None;
+                tracing::info!(
+                    tenant = %self.tenant,
+                    source = %self.key_source,
+                    "the token endpoint refused the application key; re-read it from its source and it changed; using the new key"
+                );
+                Reread::Changed
+            }
+            Ok(_) => {
+                if log_unchanged {
+                    let fix = if self.key_source.can_change() {
+                        "put the new key there"
+                    } else {
+                        "a running process's environment does not change; restart with the new key"
+                    };
+                    tracing::info!(
+                        tenant = %self.tenant,
+                        source = %self.key_source,
+                        "the token endpoint refused the application key; re-read it from its source, it is unchanged; {fix}"
+                    );
+                }
+                Reread::Unchanged
+            }
+            Err(error) => {
+                if log_unchanged {
+                    tracing::warn!(
+                        tenant = %self.tenant,
+                        source = %self.key_source,
+                        %error,
+                        "the token endpoint refused the application key and it cannot be read again; keeping the key in use"
+                    );
+                }
+                Reread::Unchanged
+            }
         }
     }
 
@@ -212,13 +313,42 @@ impl TokenSource {
             return Ok(c.token.clone());
         }
         self.cached = None;
-        let fetched = self.fetch().await?;
+        // A refused key may have been rotated since: read it before asking again.
+        let reread_before = self.key_refused;
+        if reread_before {
+            self.reread_key();
+        }
+        let mut fetched = self.fetch().await;
+        if !reread_before && self.key_refused && self.reread_key() == Reread::Changed {
+            // The key was rotated between the refusal and now: try the new one at once.
+            fetched = self.fetch().await;
+        }
+        let fetched = fetched?;
         let token = fetched.token.clone();
         self.cached = Some(fetched);
         Ok(token)
     }
 
+    /// One token request. Notes whether the endpoint refused the key itself.
     async fn fetch(&mut self) -> Result<Cached, TokenError> {
+        let result = self.request().await;
+        match &result {
+            Ok(_) => self.key_refused = false,
+            Err(TokenError::KeyRejected { status, oauth, .. }) => {
+                self.key_refused = refuses_key(*status, Some(oauth), false);
+            }
+            Err(TokenError::Refused {
+                status,
+                oauth,
+                body,
+                ..
+            }) => self.key_refused = refuses_key(*status, oauth.as_ref(), body.is_empty()),
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn request(&mut self) -> Result<Cached, TokenError> {
         let tenant = self.tenant.clone();
         self.fetches += 1;
         let sent = Instant::now();
@@ -505,6 +635,99 @@ mod tests {
         );
         assert_eq!(parse_oauth_error(b"<html>"), None);
         assert_eq!(parse_oauth_error(br#"{"type":"x"}"#), None);
+    }
+
+    #[test]
+    fn only_a_refusal_of_the_key_itself_makes_it_worth_reading_again() {
+        let e = |error: &str| OAuthError {
+            error: error.into(),
+            description: Some("x".into()),
+        };
+        assert!(refuses_key(401, Some(&e("invalid_client")), false));
+        assert!(refuses_key(400, Some(&e("invalid_client")), false));
+        assert!(refuses_key(401, None, true), "401 without a body");
+        assert!(
+            !refuses_key(401, None, false),
+            "401 with a body that is not OAuth"
+        );
+        assert!(!refuses_key(401, Some(&e("invalid_token")), false));
+        assert!(!refuses_key(400, Some(&e("invalid_request")), false));
+        assert!(!refuses_key(400, None, true));
+        assert!(!refuses_key(403, Some(&e("invalid_client")), false));
+        assert!(!refuses_key(429, None, true));
+        assert!(!refuses_key(503, Some(&e("invalid_client")), false));
+    }
+
+    /// A simulator whose tenant `acme` has the key `new-key`, and a key file.
+    async fn simulator_and_key_file(
+        file_holds: &str,
+    ) -> (
+        crate::simulator::SimHandle,
+        tempfile::TempDir,
+        std::path::PathBuf,
+    ) {
+        let options = crate::simulator::SimOptions {
+            tenants: [("acme".to_owned(), "new-key".to_owned())].into(),
+            events: 0,
+            rate: 0,
+            ..Default::default()
+        };
+        let (_, sim) = crate::simulator::start(options).await.expect("simulator");
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("api_key");
+        std::fs::write(&path, file_holds).expect("write the key file");
+        (sim, dir, path)
+    }
+
+    fn source_for(
+        sim: &crate::simulator::SimHandle,
+        key: &str,
+        path: &std::path::Path,
+    ) -> TokenSource {
+        crate::tls::install_crypto_provider();
+        let api = Url::parse(&sim.base_url()).unwrap();
+        TokenSource::new(reqwest::Client::new(), &api, Secret::new(key), "acme")
+            .with_key_source(SecretSource::File(path.to_path_buf()))
+    }
+
+    #[tokio::test]
+    async fn a_key_rotated_before_the_refusal_is_used_at_once() {
+        // The file already holds the new key when the old one is refused.
+        let (sim, _dir, path) = simulator_and_key_file("new-key\n").await;
+        let mut tokens = source_for(&sim, "old-key", &path);
+        tokens.token().await.expect("a token with the re-read key");
+        assert_eq!(
+            tokens.fetches(),
+            2,
+            "refused once, then the new key at once"
+        );
+        assert!(!tokens.awaits_new_key());
+    }
+
+    #[tokio::test]
+    async fn a_refused_key_is_read_again_before_the_next_attempt() {
+        let (sim, _dir, path) = simulator_and_key_file("old-key\n").await;
+        let mut tokens = source_for(&sim, "old-key", &path);
+        match tokens.token().await {
+            Err(TokenError::KeyRejected { status: 401, .. }) => {}
+            other => panic!("expected the key to be rejected, got {:?}", other.err()),
+        }
+        assert!(tokens.awaits_new_key(), "the file may still change");
+        assert_eq!(tokens.poll_key(), Reread::Unchanged);
+        std::fs::write(&path, "new-key\r\n").expect("rotate the key file");
+        assert_eq!(tokens.poll_key(), Reread::Changed);
+        tokens.token().await.expect("a token with the new key");
+        assert!(!tokens.awaits_new_key());
+        // A key in the configuration file cannot be read again.
+        let mut inline = TokenSource::new(
+            reqwest::Client::new(),
+            &Url::parse(&sim.base_url()).unwrap(),
+            Secret::new("old-key"),
+            "acme",
+        );
+        assert!(inline.token().await.is_err());
+        assert!(!inline.awaits_new_key());
+        assert_eq!(inline.reread_key(), Reread::NotRereadable);
     }
 
     #[test]

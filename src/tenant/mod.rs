@@ -50,6 +50,7 @@ use crate::event::{Batch, Position};
 use crate::format::Formatter;
 use crate::observe::PairObserver;
 use crate::position::{SavedPosition, StateError, StateFile};
+use crate::rate_limit::RateLimit;
 use crate::sink::Sink;
 use crate::source::{EventSource, SourceSnapshot, SourceStatus, StartPoint};
 use ledger::Ledger;
@@ -244,6 +245,7 @@ impl PairTask {
             progress: Progress::new(),
             messages: Vec::new(),
             window_read: false,
+            limit: RateLimit::new(destination.max_events_per_second()),
         };
         let written =
             tokio::spawn(writer.run(rx, shutdown.give_up.clone()).in_current_span()).await;

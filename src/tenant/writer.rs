@@ -6,7 +6,8 @@
 //! delivered or lost (see [`crate::sink`]), the ledger says which position that
 //! confirms and where to re-read from. What stays here is the order of things and the
 //! retry policy of the destination: after a sink error the writer waits its backoff,
-//! then rewinds.
+//! then rewinds. And the pace: with `max_events_per_second` set, each piece waits for
+//! its [`RateLimit`] before it goes, which fills the queue and so slows the reader.
 
 use super::ReadBatch;
 use super::ledger::{Advance, Ledger, Rewind};
@@ -17,6 +18,7 @@ use crate::event::{Batch, DeadLetter, Position};
 use crate::format::{Formatter, RenderedMessage};
 use crate::observe::PairObserver;
 use crate::position::{SavedPosition, StateFile};
+use crate::rate_limit::RateLimit;
 use crate::sink::{Sink, SinkError, SinkErrorKind};
 use crate::source::SourceStatus;
 use chrono::Utc;
@@ -80,6 +82,8 @@ pub(super) struct Writer {
     /// `resend`: the last batch of the window was handed to the sink since the latest
     /// rewind; once the ledger has confirmed everything, the window is delivered.
     pub(super) window_read: bool,
+    /// `max_events_per_second` of the destination, when set.
+    pub(super) limit: Option<RateLimit>,
 }
 
 /// Where the writer writes the positions the ledger confirms.
@@ -234,7 +238,14 @@ impl Writer {
                 .iter()
                 .map(|m| m.text.len())
                 .sum::<usize>();
-            if (rendered < SEND_PIECE && i < last) || self.messages.is_empty() {
+            // With a rate limit a piece is at most one burst, so that no piece goes
+            // out faster than the limit allows.
+            let piece_full = rendered >= SEND_PIECE
+                || self
+                    .limit
+                    .as_ref()
+                    .is_some_and(|l| self.messages.len() >= l.burst() as usize);
+            if (!piece_full && i < last) || self.messages.is_empty() {
                 continue;
             }
             match self.send_piece(std::mem::take(&mut events), give_up).await {
@@ -316,6 +327,9 @@ impl Writer {
             .last()
             .and_then(|m| m.event_time)
             .and_then(|created| (Utc::now() - created.with_timezone(&Utc)).to_std().ok());
+        if let Some(stopped) = self.pace(give_up).await {
+            return stopped;
+        }
         let ticket = self.ledger.issue(events, lag);
         let sent = tokio::select! {
             sent = self.sink.send(ticket, &self.messages) => sent,
@@ -340,6 +354,45 @@ impl Writer {
                 } else {
                     Piece::GaveUp
                 }
+            }
+        }
+    }
+
+    /// Waits until the rate limit lets the current piece go (at once without a limit)
+    /// and counts the wait. While it waits, the sink goes on with what it holds (a HEC
+    /// sink sends what it gathered, receipts arrive), so records leave at the limit
+    /// rather than in a lump after the wait. `None`: send the piece now; otherwise
+    /// the piece is not to be sent (the source was rewound, or `give_up` fired).
+    async fn pace(&mut self, give_up: &CancellationToken) -> Option<Piece> {
+        let limit = self.limit.as_mut()?;
+        let records = u32::try_from(self.messages.len()).unwrap_or(u32::MAX);
+        let wait = limit.reserve(records, Instant::now());
+        if wait.is_zero() {
+            return None;
+        }
+        self.observer.rate_limited(wait);
+        let until = Instant::now() + wait;
+        loop {
+            let awaiting = self.sink.awaiting();
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return None,
+                ready = self.sink.ready(), if awaiting => {
+                    let collected = match ready {
+                        Ok(()) => self.sink.collect().await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = collected {
+                        return Some(if self.recover(e, give_up).await {
+                            Piece::Rewound
+                        } else {
+                            Piece::GaveUp
+                        });
+                    }
+                    if self.apply_receipts() {
+                        return Some(Piece::Rewound);
+                    }
+                }
+                _ = give_up.cancelled() => return Some(Piece::GaveUp),
             }
         }
     }

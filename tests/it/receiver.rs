@@ -450,6 +450,8 @@ module(load="imtcp")
 
 template(name="exact" type="string" string="%rawmsg%\n")
 template(name="jsonl" type="string" string="{{\"input\":\"%inputname%\",\"msg\":\"%rawmsg:::json%\"}}\n")
+# When each record arrived (microseconds), for the rate-limit tests.
+template(name="timed" type="string" string="%timegenerated:::date-rfc3339% %rawmsg%\n")
 
 # rsyslog's own messages (TLS errors and the like) go to the default ruleset.
 action(type="omfile" file="{d}/internal.log")
@@ -460,6 +462,7 @@ ruleset(name="udp_in") {{
 }}
 ruleset(name="tcp_in") {{
   action(type="omfile" file="{d}/tcp.log" template="exact")
+  action(type="omfile" file="{d}/tcp-timed.log" template="timed")
   action(type="omfile" file="{d}/all.jsonl" template="jsonl")
 }}
 ruleset(name="tls_in") {{

@@ -39,6 +39,7 @@ fn relp_config(protocol: Protocol, port: u16) -> SyslogConfig {
             server_name: "localhost".into(),
         },
         relp_window: 128,
+        max_events_per_second: 0,
     }
 }
 

@@ -32,6 +32,7 @@ fn syslog_config(protocol: Protocol, port: u16, framing: Framing) -> SyslogConfi
         custom_identifier: None,
         max_message_size: 65536,
         relp_window: 128,
+        max_events_per_second: 0,
         tls: TlsConfig {
             ca_file: None,
             client_auth: None,

@@ -13,8 +13,9 @@ use super::value::{BOOL_MSG, is_entity_name, parse_bool, parse_uint};
 use super::{ApiKeys, Check, Entry, entry, io_reason};
 use crate::config::raw::{RawIni, RawSection};
 use crate::config::{
-    DestinationConfig, Format, HecConfig, Problem, Protocol, Secret, SyslogConfig,
+    DestinationConfig, Format, HecConfig, Problem, Protocol, Secret, SecretSource, SyslogConfig,
 };
+use std::path::PathBuf;
 use std::time::Duration;
 use url::Url;
 
@@ -40,6 +41,7 @@ pub const HEC_KEYS: &[&str] = &[
     "key_file",
     "tls_verify",
     "tls_server_name",
+    "max_events_per_second",
 ];
 
 /// The section prefix of a named destination.
@@ -79,6 +81,12 @@ pub(super) fn destination_keys(section: &RawSection) -> Option<Vec<&'static str>
         Some("splunk_hec") => Some(HEC_KEYS.to_vec()),
         Some(_) => None,
     }
+}
+
+/// The HEC token in the text of a `token_file` or its variable: without surrounding
+/// spaces and line ends.
+pub fn token_text(text: &str) -> &str {
+    text.trim()
 }
 
 /// A validated named destination, before a tenant uses it.
@@ -238,6 +246,7 @@ impl Check<'_, '_> {
             |v| parse_uint(v).filter(|n| (1..=86_400).contains(n)),
             "not a number of seconds from 1 to 86400",
         );
+        let max_events_per_second = self.max_events_per_second(get("max_events_per_second"));
         let https = url.as_ref().is_some_and(|u: &Url| u.scheme() == "https");
         // The name the certificate is checked for by default; an IPv6 address without
         // its brackets.
@@ -257,7 +266,8 @@ impl Check<'_, '_> {
             config: HecConfig {
                 name: name.to_owned(),
                 url: url?,
-                token: token?,
+                token: token.as_ref()?.0.clone(),
+                token_source: token?.1,
                 index: index?,
                 sourcetype: sourcetype?,
                 source: source?,
@@ -270,6 +280,7 @@ impl Check<'_, '_> {
                 request_timeout: Duration::from_secs(request_timeout?),
                 ack_timeout: Duration::from_secs(ack_timeout?),
                 tls: tls?,
+                max_events_per_second: max_events_per_second?,
             },
         })
     }
@@ -307,9 +318,9 @@ impl Check<'_, '_> {
     }
 
     /// The token: `token_file` > `MRAV2_HEC_TOKEN_<NAME>` > `token`.
-    fn hec_token(&mut self, name: &str, section: &RawSection) -> Option<Secret> {
+    fn hec_token(&mut self, name: &str, section: &RawSection) -> Option<(Secret, SecretSource)> {
         if self.ctx.api_keys == ApiKeys::Skip {
-            return Some(Secret::new(String::new()));
+            return Some((Secret::new(String::new()), SecretSource::ConfigFile));
         }
         if let Some(e) = entry(Some(section), "token_file", false) {
             return match std::fs::read_to_string(e.value) {
@@ -324,22 +335,28 @@ impl Check<'_, '_> {
                     None
                 }
                 Ok(text) => {
-                    let token = text.trim();
+                    let token = token_text(&text);
                     if token.is_empty() {
                         self.bad(e, "the file is empty; put the HEC token in it");
                         None
                     } else {
-                        Some(Secret::new(token))
+                        Some((
+                            Secret::new(token),
+                            SecretSource::File(PathBuf::from(e.value)),
+                        ))
                     }
                 }
             };
         }
         let variable = hec_token_env_var(name);
         if let Some(token) = (self.ctx.env)(&variable).filter(|v| !v.trim().is_empty()) {
-            return Some(Secret::new(token.trim()));
+            return Some((
+                Secret::new(token_text(&token)),
+                SecretSource::Environment(variable),
+            ));
         }
         if let Some(e) = entry(Some(section), "token", false) {
-            return Some(Secret::new(e.value));
+            return Some((Secret::new(e.value), SecretSource::ConfigFile));
         }
         self.problems.push(Problem::missing(
             self.file,

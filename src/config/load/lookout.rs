@@ -13,7 +13,7 @@ use super::value::{
 };
 use super::{ApiKeys, Check, Entry, entry, file_reason};
 use crate::config::raw::{RawIni, RawSection};
-use crate::config::{Problem, Secret, TenantConfig};
+use crate::config::{Problem, Secret, SecretSource, TenantConfig};
 use crate::event::{EventType, Position};
 use crate::small_file;
 use chrono::{DateTime, Utc};
@@ -271,7 +271,8 @@ impl Check<'_, '_> {
             entity_name: entity_name?,
             section: section.to_string(),
             api_domain: api_domain?,
-            api_key: api_key?,
+            api_key: api_key.as_ref()?.0.clone(),
+            api_key_source: api_key?.1,
             types: (!types.is_empty()).then_some(types)?,
             stream_position: stream_position?,
             start_time: start_time?,
@@ -399,26 +400,31 @@ impl Check<'_, '_> {
         scope: &Scope<'_>,
         entity_name: Option<&str>,
         n_tenants: usize,
-    ) -> Option<Secret> {
+    ) -> Option<(Secret, SecretSource)> {
         if self.ctx.api_keys == ApiKeys::Skip {
-            return Some(Secret::new(String::new()));
+            return Some((Secret::new(String::new()), SecretSource::ConfigFile));
         }
         if let Some(e) = scope.lookout("api_key_file") {
-            return self.api_key_file(e);
+            let key = self.api_key_file(e)?;
+            return Some((key, SecretSource::File(PathBuf::from(e.value))));
         }
         let env = |name: &str| (self.ctx.env)(name).filter(|v| !v.is_empty());
-        if let Some(name) = entity_name
-            && let Some(key) = env(&api_key_env_var(name))
-        {
-            return Some(Secret::new(key));
+        if let Some(name) = entity_name {
+            let variable = api_key_env_var(name);
+            if let Some(key) = env(&variable) {
+                return Some((Secret::new(key), SecretSource::Environment(variable)));
+            }
         }
         if n_tenants == 1
             && let Some(key) = env("MRAV2_API_KEY")
         {
-            return Some(Secret::new(key));
+            return Some((
+                Secret::new(key),
+                SecretSource::Environment("MRAV2_API_KEY".into()),
+            ));
         }
         if let Some(e) = scope.lookout("api_key") {
-            return Some(Secret::new(e.value));
+            return Some((Secret::new(e.value), SecretSource::ConfigFile));
         }
         let variable = match (n_tenants, entity_name) {
             (1, _) => "MRAV2_API_KEY".to_string(),
@@ -452,7 +458,7 @@ impl Check<'_, '_> {
                 None
             }
             Ok(text) => {
-                let key = text.trim_end_matches(['\r', '\n']);
+                let key = key_file_text(&text);
                 if key.trim().is_empty() {
                     self.bad(e, "the file is empty; put the application key in it");
                     None
@@ -462,6 +468,11 @@ impl Check<'_, '_> {
             }
         }
     }
+}
+
+/// The key in the text of an `api_key_file`: the text without its line end.
+pub fn key_file_text(text: &str) -> &str {
+    text.trim_end_matches(['\r', '\n'])
 }
 
 fn env_suffix(entity_name: &str) -> String {

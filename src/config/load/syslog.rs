@@ -42,6 +42,7 @@ pub const SYSLOG_KEYS: &[&str] = &[
     "tls_verify",
     "tls_server_name",
     "relp_window",
+    "max_events_per_second",
 ];
 
 /// Smallest accepted `max_message_size`: the size every RFC 5426 receiver must accept.
@@ -57,6 +58,10 @@ pub const DEFAULT_RELP_WINDOW: usize = 128;
 /// each) stay well inside a socket's default receive buffer, so a sender that writes a
 /// whole window before reading cannot stall a receiver that answers as it reads.
 pub const MAX_RELP_WINDOW: usize = 4096;
+
+/// Largest accepted `max_events_per_second`: far above what one tenant can send, so
+/// it only catches typing slips.
+pub const MAX_EVENTS_PER_SECOND: u32 = 10_000_000;
 
 /// The `log_identifier_key` value that makes `log_identifier` the record HOSTNAME.
 pub const QRADAR_IDENTIFIER_KEY: &str = "qradarLogSourceIdentifier";
@@ -177,6 +182,7 @@ impl Check<'_, '_> {
             },
             &format!("not a relp window; expected a number of records from 1 to {MAX_RELP_WINDOW}"),
         );
+        let max_events_per_second = self.max_events_per_second(keys.get("max_events_per_second"));
         let tls = self.tls(keys, protocol, host.as_deref());
         self.ignored_keys(keys, protocol, forwarder);
 
@@ -195,7 +201,25 @@ impl Check<'_, '_> {
             max_message_size: max_message_size?,
             tls: tls?,
             relp_window: relp_window?,
+            max_events_per_second: max_events_per_second?,
         })
+    }
+
+    /// `max_events_per_second` of any destination: 0 (no limit, the default) to
+    /// [`MAX_EVENTS_PER_SECOND`].
+    pub(super) fn max_events_per_second(&mut self, e: Option<Entry<'_>>) -> Option<u32> {
+        self.parse(
+            e,
+            0,
+            |v| {
+                parse_uint(v)
+                    .filter(|n| *n <= u64::from(MAX_EVENTS_PER_SECOND))
+                    .and_then(|n| u32::try_from(n).ok())
+            },
+            &format!(
+                "not a rate; expected a whole number of events per second from 1 to {MAX_EVENTS_PER_SECOND}, or 0 for no limit"
+            ),
+        )
     }
 
     /// `protocol`, or the older `use_udp`; both set must agree.

@@ -27,6 +27,10 @@
 //! internal errors) are returned as [`SinkError`]s, so the writer backs off and re-reads:
 //! nothing is dead-lettered or skipped for them.
 //!
+//! A token refused with 401 or 403 is read again from `token_file` (or its
+//! environment variable) before the next request, and a changed token is used at once
+//! (`HecSink::reread_token`): rotating the token never needs a restart.
+//!
 //! The request bodies and the response rules are pure ([`request`], [`response`]);
 //! this module is the HTTP shell around them.
 
@@ -34,7 +38,7 @@ pub mod request;
 pub mod response;
 
 use super::{SendReport, SinkError, SinkErrorKind};
-use crate::config::HecConfig;
+use crate::config::{HecConfig, Secret, SecretSource};
 use crate::event::DeadLetter;
 use crate::format::RenderedMessage;
 use crate::observe::HecReport;
@@ -77,6 +81,9 @@ pub struct HecSink {
     fields: EnvelopeFields,
     /// How to reach the collector; shared with the tasks sending event requests.
     collector: Arc<Collector>,
+    /// The token in the collector's `authorization`, for reading it again (boxed:
+    /// rarely used, and it keeps [`super::Sink`]'s variants of similar size).
+    token: Box<HecToken>,
     acknowledgements: bool,
     batch_max_events: usize,
     batch_max_bytes: usize,
@@ -104,6 +111,14 @@ pub struct HecSink {
     stats: HecReport,
 }
 
+/// The token in use, where it came from, and whether HEC refused it (401 or 403)
+/// since it was last read.
+struct HecToken {
+    value: Secret,
+    source: SecretSource,
+    refused: bool,
+}
+
 /// A request whose `ackId` awaits `true`.
 #[derive(Debug)]
 struct AwaitingAck {
@@ -118,7 +133,9 @@ struct Request {
     owners: Vec<Ticket>,
 }
 
-/// What a request needs to reach the collector.
+/// What a request needs to reach the collector. A new token makes a new one; requests
+/// in flight keep the one they were sent with.
+#[derive(Clone)]
 struct Collector {
     client: reqwest::Client,
     event_url: String,
@@ -147,6 +164,17 @@ struct InFlight {
     task: AbortOnDropHandle<Sent>,
     /// Its outcome, once [`HecSink::ready`] saw the task end.
     done: Option<Sent>,
+}
+
+/// The `Authorization` header of `token`, marked sensitive; the error says why it
+/// cannot be one.
+fn authorization(token: &Secret) -> Result<reqwest::header::HeaderValue, String> {
+    let mut value = reqwest::header::HeaderValue::try_from(format!("Splunk {}", token.expose()))
+        .map_err(|_| {
+            "the token contains characters that cannot be sent in an HTTP header; copy it again from Splunk".to_string()
+        })?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// The request channel of each (tenant, destination) for the life of the process: a
@@ -180,15 +208,8 @@ impl HecSink {
                 )
             })?;
         let base = config.url.as_str().trim_end_matches('/');
-        let mut authorization =
-            reqwest::header::HeaderValue::try_from(format!("Splunk {}", config.token.expose()))
-                .map_err(|_| {
-                    error(
-                        SinkErrorKind::Misconfigured,
-                        "the token contains characters that cannot be sent in an HTTP header; copy it again from Splunk".into(),
-                    )
-                })?;
-        authorization.set_sensitive(true);
+        let authorization =
+            authorization(&config.token).map_err(|m| error(SinkErrorKind::Misconfigured, m))?;
         if config.url.scheme() == "http" {
             tracing::warn!(tenant, destination = %label, "HEC over plain http: the token and the events travel unencrypted");
         }
@@ -212,6 +233,11 @@ impl HecSink {
                 server_name: config.tls.server_name.clone(),
                 trust,
             }),
+            token: Box::new(HecToken {
+                value: config.token.clone(),
+                source: config.token_source.clone(),
+                refused: false,
+            }),
             acknowledgements: config.acknowledgements,
             batch_max_events: config.batch_max_events,
             batch_max_bytes: config.batch_max_bytes,
@@ -229,6 +255,47 @@ impl HecSink {
             dead_letters: Vec::new(),
             stats: HecReport::default(),
         })
+    }
+
+    /// After HEC refused the token (401 or 403): reads it again from `token_file` or its
+    /// environment variable, and takes it if it changed. Logs at info where it was
+    /// read from and whether it changed (never the token).
+    fn reread_token(&mut self) {
+        if !self.token.refused || self.token.source == SecretSource::ConfigFile {
+            return;
+        }
+        let changed = match self.token.source.read(crate::config::load::token_text) {
+            Ok(Some(token)) if token != self.token.value => match authorization(&token) {
+                Ok(value) => {
+                    crate::untrusted::remember(token.expose());
+                    let mut collector = Collector::clone(&self.collector);
+                    collector.authorization = value;
+                    self.collector = Arc::new(collector);
+                    self.token.value = token;
+                    true
+                }
+                Err(problem) => {
+                    tracing::warn!(tenant = %self.tenant, destination = %self.collector.label, source = %self.token.source, %problem, "hec refused the token and the one read again cannot be used; keeping the token in use");
+                    return;
+                }
+            },
+            Ok(_) => false,
+            Err(problem) => {
+                tracing::warn!(tenant = %self.tenant, destination = %self.collector.label, source = %self.token.source, %problem, "hec refused the token and it cannot be read again; keeping the token in use");
+                return;
+            }
+        };
+        if changed {
+            self.token.refused = false;
+            tracing::info!(tenant = %self.tenant, destination = %self.collector.label, source = %self.token.source, "hec refused the token; re-read it from its source and it changed; using the new token");
+        } else {
+            let fix = if self.token.source.can_change() {
+                "put the new token there"
+            } else {
+                "a running process's environment does not change; restart with the new token"
+            };
+            tracing::info!(tenant = %self.tenant, destination = %self.collector.label, source = %self.token.source, "hec refused the token; re-read it from its source, it is unchanged; {fix}");
+        }
     }
 
     /// `splunk_hec NAME (URL)`.
@@ -455,6 +522,7 @@ impl HecSink {
     /// Sends `request` in a task of its own, which compresses it, sends it and reads
     /// the answer.
     fn start(&mut self, request: Request) {
+        self.reread_token();
         let Request { envelopes, owners } = request;
         let collector = Arc::clone(&self.collector);
         self.stats.requests += 1;
@@ -498,6 +566,7 @@ impl HecSink {
         answer: Result<Answer, SinkError>,
     ) -> Result<(), SinkError> {
         let (status, retry_after, answer) = answer?;
+        self.token.refused = matches!(status, 401 | 403);
         let count = request.envelopes.len();
         let action = response::classify(status, &answer, count, self.acknowledgements, retry_after);
         let parsed = response::Body::parse(&answer);
@@ -575,6 +644,7 @@ impl HecSink {
     /// the next one (`ack_timeout` bounds how long that can go on), except a receiver
     /// configuration problem (token refused, acknowledgement off), which is an error.
     async fn poll_acks(&mut self) -> Result<(), SinkError> {
+        self.reread_token();
         self.last_poll = Some(Instant::now());
         let ids: Vec<u64> = self
             .unacknowledged
@@ -586,7 +656,11 @@ impl HecSink {
             .collector
             .post(&self.collector.ack_url)
             .body(response::ack_query(ids));
-        match self.collector.exchange(builder).await {
+        let answer = self.collector.exchange(builder).await;
+        if let Ok((status, _, _)) = &answer {
+            self.token.refused = matches!(status, 401 | 403);
+        }
+        match answer {
             Ok((200, _, body)) => {
                 let acked = response::acknowledged(&body);
                 let now = Instant::now();

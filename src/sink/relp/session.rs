@@ -736,6 +736,7 @@ mod tests {
                 server_name: "localhost".into(),
             },
             relp_window: 128,
+            max_events_per_second: 0,
         };
         config.port = port;
         Connector::new(&config).unwrap()

@@ -21,6 +21,7 @@ fn config(receiver: &HecReceiver, token: &str) -> HecConfig {
         name: "splunk".into(),
         url: receiver.url().parse().unwrap(),
         token: Secret::new(token),
+        token_source: mrav2_syslog_connector::config::SecretSource::ConfigFile,
         index: None,
         sourcetype: None,
         source: "mrav2-syslog-connector".into(),
@@ -38,6 +39,7 @@ fn config(receiver: &HecReceiver, token: &str) -> HecConfig {
             verify: true,
             server_name: "127.0.0.1".into(),
         },
+        max_events_per_second: 0,
     }
 }
 

@@ -628,6 +628,7 @@ pub fn tenant(api: &str) -> TenantConfig {
         section: "lookout".into(),
         api_domain: url::Url::parse(api).unwrap(),
         api_key: Secret::new(KEY),
+        api_key_source: mrav2_syslog_connector::config::SecretSource::ConfigFile,
         types: vec![EventType::Threat, EventType::Device],
         stream_position: None,
         start_time: None,
@@ -649,6 +650,7 @@ pub fn tenant(api: &str) -> TenantConfig {
             custom_identifier: None,
             max_message_size: 65536,
             relp_window: 128,
+            max_events_per_second: 0,
             tls: TlsConfig {
                 ca_file: None,
                 client_auth: None,
