@@ -18,6 +18,7 @@ mod hostile_input;
 mod hostile_server;
 mod kit;
 mod metrics_listen;
+mod monitoring;
 mod operations;
 mod output;
 mod packaging;
