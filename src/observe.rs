@@ -99,6 +99,9 @@ struct HealthState {
     last_activity: Instant,
     last_commit: Option<Instant>,
     flagged: Option<String>,
+    /// The reason [`TenantObserver::flag`] was last given, before cleaning: the same
+    /// reason again (the tenant reports every second) is not cleaned again.
+    flagged_as: Option<String>,
     last_error: Option<String>,
     position: Option<String>,
 }
@@ -277,6 +280,7 @@ impl Observer {
                 last_activity: Instant::now(),
                 last_commit: None,
                 flagged: None,
+                flagged_as: None,
                 last_error: None,
                 position: None,
             }),
@@ -381,6 +385,9 @@ impl TenantObserver {
 
     /// Events received from the stream (before de-duplication).
     pub fn received(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
         self.metrics
             .events_received
             .get_or_create(&self.label)
@@ -420,6 +427,9 @@ impl TenantObserver {
 
     /// Duplicates dropped by id.
     pub fn duplicates(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
         self.metrics
             .duplicates_dropped
             .get_or_create(&self.label)
@@ -454,6 +464,9 @@ impl TenantObserver {
 
     /// Access tokens fetched.
     pub fn token_fetches(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
         self.metrics
             .token_fetches
             .get_or_create(&self.label)
@@ -527,8 +540,13 @@ impl TenantObserver {
     /// Marks the tenant unhealthy regardless of activity (rejected key, 403, …), or
     /// clears that mark with `None`. The reason is cleaned like [`Self::error`]'s.
     pub fn flag(&self, reason: Option<String>) {
-        let reason = reason.map(|r| shown(&r));
-        lock(&self.health.state).flagged = reason;
+        if lock(&self.health.state).flagged_as == reason {
+            return;
+        }
+        let shown_reason = reason.as_deref().map(shown);
+        let mut state = lock(&self.health.state);
+        state.flagged = shown_reason;
+        state.flagged_as = reason;
     }
 }
 

@@ -17,6 +17,7 @@ mod hermetic;
 mod hostile_input;
 mod hostile_server;
 mod kit;
+mod many_tenants;
 mod metrics_listen;
 mod monitoring;
 mod operations;
