@@ -11,6 +11,7 @@
 #   DIR/config.ini.example   always refreshed
 #   DIR/logs/  DIR/state/    one log file / pid file + state directory per instance
 #   DIR/share/               systemd units and launchd plist (paths set to DIR)
+#   DIR/share/monitoring/    the Grafana dashboard and the Prometheus alerting rules
 #   DIR/share/doc/           README.md, CHANGELOG.md, LICENSE, and docs/ (the operator
 #                            reference, the tarball's docs/ tree) beside README.md, so
 #                            README.md's links into docs/ resolve
@@ -24,6 +25,7 @@ set -eu
 DEFAULT_PREFIX=/opt/mrav2-connector
 BINARY_NAME=mrav2-syslog-connector
 CONTROL_SCRIPTS="start-connector.sh stop-connector.sh status-connector.sh reload-connector.sh restart-connector.sh connector-lib.sh"
+MONITORING_FILES="grafana-dashboard.json prometheus-rules.yml"
 
 usage() {
     cat <<EOF
@@ -104,7 +106,8 @@ put() {
 }
 
 umask 022
-mkdir -p -- "${prefix}/bin" "${prefix}/share/doc" "${prefix}/share/systemd" "${prefix}/share/launchd"
+mkdir -p -- "${prefix}/bin" "${prefix}/share/doc" "${prefix}/share/systemd" "${prefix}/share/launchd" \
+    "${prefix}/share/monitoring"
 mkdir -p -- "${prefix}/logs" "${prefix}/state"
 chmod 750 "${prefix}/logs" "${prefix}/state"
 
@@ -115,6 +118,11 @@ for script in ${CONTROL_SCRIPTS}; do
     put "${src}/bin/${script}" "${prefix}/bin/${script}" "${mode}"
 done
 put "${src}/uninstall.sh" "${prefix}/uninstall.sh" 755
+for m in ${MONITORING_FILES}; do
+    if [ -f "${src}/monitoring/${m}" ]; then
+        put "${src}/monitoring/${m}" "${prefix}/share/monitoring/${m}" 644
+    fi
+done
 put "${src}/config.ini.example" "${prefix}/config.ini.example" 644
 for doc in README.md CHANGELOG.md LICENSE; do
     if [ -f "${src}/${doc}" ]; then
@@ -221,5 +229,7 @@ Next steps:
   As a service instead: systemd units in ${prefix}/share/systemd/, a launchd job in
   ${prefix}/share/launchd/ (see ${prefix}/share/doc/docs/operations.md,
   "Running as a service").
+  Monitoring: a Grafana dashboard and Prometheus alerting rules in
+  ${prefix}/share/monitoring/ (see operations.md, "Dashboards and alerts").
   Uninstall: ${prefix}/uninstall.sh (keeps configs and state; --purge removes them).
 EOF

@@ -11,6 +11,7 @@
 #   bin/mrav2-syslog-connector bin/{start,stop,status,reload,restart}-connector.sh bin/connector-lib.sh
 #   systemd/mrav2-connector.service systemd/mrav2-connector@.service
 #   launchd/com.lookout.mrav2-connector.plist
+#   monitoring/grafana-dashboard.json monitoring/prometheus-rules.yml
 #   docs/**.md   every Markdown file that git tracks under docs/, same tree (docs/formats/,
 #                docs/receivers/, ...), so that README.md's links into docs/ resolve
 #
@@ -169,6 +170,9 @@ put config.ini.example config.ini.example 644
 put systemd/mrav2-connector.service systemd/mrav2-connector.service 644
 put systemd/mrav2-connector@.service systemd/mrav2-connector@.service 644
 put launchd/com.lookout.mrav2-connector.plist launchd/com.lookout.mrav2-connector.plist 644
+for m in grafana-dashboard.json prometheus-rules.yml; do
+    put "packaging/monitoring/${m}" "monitoring/${m}" 644
+done
 for doc in README.md CHANGELOG.md LICENSE ${docs}; do
     put "${doc}" "${doc}" 644
 done

@@ -13,8 +13,8 @@ set -eu
 
 DEFAULT_PREFIX=/opt/mrav2-connector
 BINARY_NAME=mrav2-syslog-connector
-PROGRAM_FILES="bin/${BINARY_NAME} bin/start-connector.sh bin/stop-connector.sh bin/status-connector.sh bin/reload-connector.sh bin/restart-connector.sh bin/connector-lib.sh config.ini.example share/doc/README.md share/doc/CHANGELOG.md share/doc/LICENSE share/systemd/mrav2-connector.service share/systemd/mrav2-connector@.service share/launchd/com.lookout.mrav2-connector.plist uninstall.sh"
-PROGRAM_DIRS="share/doc share/systemd share/launchd share bin"
+PROGRAM_FILES="bin/${BINARY_NAME} bin/start-connector.sh bin/stop-connector.sh bin/status-connector.sh bin/reload-connector.sh bin/restart-connector.sh bin/connector-lib.sh config.ini.example share/doc/README.md share/doc/CHANGELOG.md share/doc/LICENSE share/systemd/mrav2-connector.service share/systemd/mrav2-connector@.service share/launchd/com.lookout.mrav2-connector.plist share/monitoring/grafana-dashboard.json share/monitoring/prometheus-rules.yml uninstall.sh"
+PROGRAM_DIRS="share/doc share/systemd share/launchd share/monitoring share bin"
 
 usage() {
     cat <<EOF

@@ -11,6 +11,8 @@
 #   - rsyslog-relp: its RELP modules, installed ahead of the RELP transport's tests
 #   - shellcheck: checks every shell script of the repository
 #   - systemd: systemd-analyze verifies the units
+#   - prometheus: promtool checks the alerting rules and a scrape of /metrics (the
+#     tests run promtool only; the Prometheus server is not used)
 #   - git: the repository checks list tracked files; packaging reads the last
 #     commit's time
 #
@@ -56,6 +58,7 @@ find_missing() {
     rsyslog_module imrelp.so || MISSING+=(rsyslog-relp)
     tool shellcheck || MISSING+=(shellcheck)
     tool systemd-analyze || MISSING+=(systemd)
+    tool promtool || MISSING+=(prometheus)
     tool git || MISSING+=(git)
 }
 
@@ -88,7 +91,7 @@ if ((${#MISSING[@]})); then
         exit 1
     fi
 else
-    say "rsyslog, rsyslog-gnutls, rsyslog-relp, shellcheck, systemd and git are present"
+    say "rsyslog, rsyslog-gnutls, rsyslog-relp, shellcheck, systemd, prometheus and git are present"
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

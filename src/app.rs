@@ -145,19 +145,19 @@ fn check_open_files(config: &Config) {
     } else {
         0
     };
+    let needed =
+        crate::open_files::needed(config.tenants.iter().map(|t| t.destinations.len()), metrics);
     match crate::open_files::raise() {
         Ok(limit) => {
             if let Some(from) = limit.raised_from {
                 info!(from, to = limit.soft, "raised the open-files limit");
             }
-            if let Some(needed) =
-                crate::open_files::shortfall(limit.soft, config.tenants.len(), metrics)
-            {
+            if let Some(needed) = crate::open_files::shortfall(limit.soft, needed) {
                 warn!(
                     limit = limit.soft,
                     needed,
                     tenants = config.tenants.len(),
-                    "the open-files limit may be too low for this many tenants; raise it (systemd: LimitNOFILE=, shell: ulimit -n)"
+                    "the open-files limit is too low for this many tenants (a connection for each stream and each destination); raise the hard limit (systemd: LimitNOFILE=; a shell: ulimit -n N as root)"
                 );
             }
         }

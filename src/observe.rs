@@ -106,6 +106,9 @@ struct HealthState {
     last_activity: Instant,
     last_commit: Option<Instant>,
     flagged: Option<String>,
+    /// The reason [`TenantObserver::flag`] was last given, before cleaning: the same
+    /// reason again (the tenant reports every second) is not cleaned again.
+    flagged_as: Option<String>,
     last_error: Option<String>,
     position: Option<String>,
 }
@@ -298,6 +301,7 @@ impl Observer {
                 last_activity: Instant::now(),
                 last_commit: None,
                 flagged: None,
+                flagged_as: None,
                 last_error: None,
                 position: None,
             }),
@@ -306,11 +310,31 @@ impl Observer {
             responses: Mutex::new(BTreeSet::new()),
         });
         lock(&self.tenants).push(health.clone());
+        let label = PairLabel {
+            tenant: name.to_string(),
+            destination: destination.to_string(),
+        };
+        // Every counter of the pair exists from its start, at 0: a scraper then sees
+        // the first dead letter or restart as an increase (`increase()` over a series
+        // that appears at 1 gives 0, so an alert on it would miss the first one), and
+        // a dashboard shows 0 rather than "no data".
+        let m = &self.metrics;
+        for family in [
+            &m.events_received,
+            &m.events_delivered,
+            &m.events_dead_lettered,
+            &m.duplicates_dropped,
+            &m.records_truncated,
+            &m.bytes_sent,
+            &m.token_fetches,
+            &m.sink_reconnects,
+            &m.tenant_restarts,
+        ] {
+            drop(family.get_or_create(&label));
+        }
+        drop(m.rate_limit_wait.get_or_create(&label));
         PairObserver {
-            label: PairLabel {
-                tenant: name.to_string(),
-                destination: destination.to_string(),
-            },
+            label,
             metrics: self.metrics.clone(),
             health,
         }
@@ -457,6 +481,9 @@ impl PairObserver {
 
     /// Events received from the stream (before de-duplication).
     pub fn received(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
         self.metrics
             .events_received
             .get_or_create(&self.label)
@@ -496,6 +523,9 @@ impl PairObserver {
 
     /// Duplicates dropped by id.
     pub fn duplicates(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
         self.metrics
             .duplicates_dropped
             .get_or_create(&self.label)
@@ -508,12 +538,10 @@ impl PairObserver {
             .bytes_sent
             .get_or_create(&self.label)
             .inc_by(bytes);
-        if truncated > 0 {
-            self.metrics
-                .records_truncated
-                .get_or_create(&self.label)
-                .inc_by(truncated);
-        }
+        self.metrics
+            .records_truncated
+            .get_or_create(&self.label)
+            .inc_by(truncated);
     }
 
     /// `n` stream reconnects with a short reason (`status_503`, `stall`, `end`, …).
@@ -534,6 +562,9 @@ impl PairObserver {
 
     /// Access tokens fetched.
     pub fn token_fetches(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
         self.metrics
             .token_fetches
             .get_or_create(&self.label)
@@ -546,9 +577,9 @@ impl PairObserver {
     pub fn hec(&self, report: &HecReport) {
         let label = &self.label;
         let m = &self.metrics;
-        if report.requests > 0 {
-            m.hec_requests.get_or_create(label).inc_by(report.requests);
-        }
+        // Every counter of the destination exists from its first report, at 0 (see
+        // [`Observer::pair`]); only the answers, labelled by status, appear as they come.
+        m.hec_requests.get_or_create(label).inc_by(report.requests);
         for &(status, code, n) in &report.responses {
             lock(&self.health.responses).insert((status.to_string(), code.to_string()));
             m.hec_responses
@@ -560,20 +591,14 @@ impl PairObserver {
                 })
                 .inc_by(n);
         }
-        if report.resent > 0 {
-            m.hec_resent.get_or_create(label).inc_by(report.resent);
-        }
-        if report.acked > 0 {
-            m.hec_acks.get_or_create(label).inc_by(report.acked);
-            m.hec_ack_latency
-                .get_or_create(label)
-                .inc_by(report.ack_latency.as_secs_f64());
-        }
-        if report.ack_timeouts > 0 {
-            m.hec_ack_timeouts
-                .get_or_create(label)
-                .inc_by(report.ack_timeouts);
-        }
+        m.hec_resent.get_or_create(label).inc_by(report.resent);
+        m.hec_acks.get_or_create(label).inc_by(report.acked);
+        m.hec_ack_latency
+            .get_or_create(label)
+            .inc_by(report.ack_latency.as_secs_f64());
+        m.hec_ack_timeouts
+            .get_or_create(label)
+            .inc_by(report.ack_timeouts);
     }
 
     /// The writer waited `wait` for the destination's `max_events_per_second`.
@@ -619,8 +644,13 @@ impl PairObserver {
     /// Marks the tenant unhealthy regardless of activity (rejected key, 403, …), or
     /// clears that mark with `None`. The reason is cleaned like [`Self::error`]'s.
     pub fn flag(&self, reason: Option<String>) {
-        let reason = reason.map(|r| shown(&r));
-        lock(&self.health.state).flagged = reason;
+        if lock(&self.health.state).flagged_as == reason {
+            return;
+        }
+        let shown_reason = reason.as_deref().map(shown);
+        let mut state = lock(&self.health.state);
+        state.flagged = shown_reason;
+        state.flagged_as = reason;
     }
 }
 
@@ -727,14 +757,75 @@ pub async fn serve(
     Ok(())
 }
 
-async fn metrics_handler(State(observer): State<Arc<Observer>>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        observer.metrics_text(),
-    )
+/// OpenMetrics for a client that asks for it in `Accept` (Prometheus does), the
+/// classic Prometheus text format (0.0.4) for any other (curl, `promtool check
+/// metrics`, older agents), as the reference client libraries do.
+async fn metrics_handler(
+    State(observer): State<Arc<Observer>>,
+    headers: axum::http::HeaderMap,
+) -> impl IntoResponse {
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let text = observer.metrics_text();
+    if openmetrics {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            classic_text(&text),
+        )
+    }
+}
+
+/// The classic Prometheus text format of an OpenMetrics exposition as
+/// [`Observer::metrics_text`] writes it. The two differ, for what this registry holds,
+/// only in three ways: a counter's `# HELP` and `# TYPE` lines name its samples
+/// (`x_total`) instead of its family (`x`); there is no `# UNIT` line; and there is no
+/// `# EOF`. Help texts hold no quote or backslash, so their escaping is the same.
+fn classic_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len() + 16 * counters.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                out.push_str(prefix);
+                out.push_str(name);
+                if counters.contains(name) {
+                    out.push_str("_total");
+                }
+                if !tail.is_empty() {
+                    out.push(' ');
+                    out.push_str(tail);
+                }
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 async fn health_handler(State(observer): State<Arc<Observer>>) -> impl IntoResponse {
@@ -880,6 +971,77 @@ mod tests {
         );
     }
 
+    #[test]
+    fn every_counter_of_a_tenant_exists_from_its_start() {
+        let observer = Observer::new();
+        observer.pair("acme", "syslog", Duration::from_secs(15));
+        let text = observer.metrics_text();
+        for name in [
+            "events_received",
+            "events_delivered",
+            "events_dead_lettered",
+            "duplicates_dropped",
+            "records_truncated",
+            "bytes_sent",
+            "token_fetches",
+            "sink_reconnects",
+            "tenant_restarts",
+        ] {
+            let needle = format!("mrav2_{name}_total{{tenant=\"acme\",destination=\"syslog\"}} 0\n");
+            assert!(text.contains(&needle), "missing {needle:?} in\n{text}");
+        }
+        // A gauge has no value before its first measurement.
+        assert!(
+            !text.contains("mrav2_last_delivered_lag_seconds{"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_hec_destination_shows_every_counter_from_its_first_report() {
+        let observer = Observer::new();
+        let t = observer.pair("acme", "splunk", Duration::from_secs(15));
+        t.hec(&HecReport {
+            requests: 2,
+            responses: vec![(200, 0, 2)],
+            ..HecReport::default()
+        });
+        let text = observer.metrics_text();
+        let label = "{tenant=\"acme\",destination=\"splunk\"}";
+        for sample in [
+            format!("mrav2_hec_requests_total{label} 2"),
+            format!("mrav2_hec_resent_events_total{label} 0"),
+            format!("mrav2_hec_acks_total{label} 0"),
+            format!("mrav2_hec_ack_latency_seconds_total{label} 0"),
+            format!("mrav2_hec_ack_timeouts_total{label} 0"),
+            "mrav2_hec_responses_total{tenant=\"acme\",destination=\"splunk\",status=\"200\",code=\"0\"} 2".into(),
+        ] {
+            assert!(text.contains(&sample), "missing {sample:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn the_classic_text_names_counter_samples_in_help_and_type() {
+        let openmetrics = "# HELP mrav2_bytes_sent Bytes written.\n\
+                           # TYPE mrav2_bytes_sent counter\n\
+                           mrav2_bytes_sent_total{tenant=\"a\"} 5\n\
+                           # HELP mrav2_tenant_healthy 1 when healthy.\n\
+                           # TYPE mrav2_tenant_healthy gauge\n\
+                           # UNIT mrav2_tenant_healthy ratio\n\
+                           mrav2_tenant_healthy{tenant=\"a\"} 1\n\
+                           # EOF\n";
+        assert_eq!(
+            classic_text(openmetrics),
+            "# HELP mrav2_bytes_sent_total Bytes written.\n\
+             # TYPE mrav2_bytes_sent_total counter\n\
+             mrav2_bytes_sent_total{tenant=\"a\"} 5\n\
+             # HELP mrav2_tenant_healthy 1 when healthy.\n\
+             # TYPE mrav2_tenant_healthy gauge\n\
+             mrav2_tenant_healthy{tenant=\"a\"} 1\n"
+        );
+        assert_eq!(classic_text(""), "");
+    }
+
     #[tokio::test]
     async fn the_endpoints_answer_over_http() {
         crate::tls::install_crypto_provider();
@@ -914,6 +1076,32 @@ mod tests {
             .await
             .unwrap();
         assert!(metrics.contains("mrav2_tenant_healthy{tenant=\"acme\",destination=\"syslog\"} 0"));
+        assert!(
+            metrics.contains("# TYPE mrav2_bytes_sent_total counter\n")
+                && !metrics.contains("# EOF"),
+            "without Accept: the classic text format\n{metrics}"
+        );
+        let openmetrics = client
+            .get(format!("http://{addr}/metrics"))
+            .header(
+                "accept",
+                "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            openmetrics.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/openmetrics-text")
+        );
+        let openmetrics = openmetrics.text().await.unwrap();
+        assert!(
+            openmetrics.contains("# TYPE mrav2_bytes_sent counter\n")
+                && openmetrics.ends_with("# EOF\n"),
+            "{openmetrics}"
+        );
         cancel.cancel();
         server.await.unwrap().unwrap();
     }

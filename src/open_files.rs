@@ -1,16 +1,13 @@
-//! The open-files limit. Every tenant holds sockets (the stream, the token endpoint,
-//! the syslog destination) and briefly files (the state file it saves, the dead-letter
-//! file), and `metrics_listen` holds one descriptor per connection. Many systems start
+//! The open-files limit. Every tenant holds a connection to its stream and one to each
+//! of its destinations, and briefly a file (the state file it saves, the dead-letter
+//! file); `metrics_listen` holds one descriptor per connection. Many systems start
 //! services with a soft limit of 1024 while allowing far more, so the process raises
 //! its soft limit to the hard limit at start ([`raise`]) and says so when even that
-//! leaves too little room for the configured tenants ([`shortfall`]).
-
-/// Descriptors a tenant may hold at once: the stream and token connections, the syslog
-/// connection, and a file being written.
-pub const PER_TENANT: u64 = 4;
+//! leaves too little room for the configured tenants ([`needed`], [`shortfall`]).
 
 /// Descriptors the process needs whatever the tenants: the runtime, the log, listeners,
-/// name resolution, and headroom.
+/// name resolution, token requests, state and dead-letter files being written, and
+/// headroom.
 pub const BASELINE: u64 = 64;
 
 /// The soft limit after [`raise`], and whether it was raised.
@@ -37,12 +34,20 @@ pub fn raise() -> nix::Result<Limit> {
     })
 }
 
-/// How many descriptors `tenants` tenants and `metrics_connections` metrics
-/// connections need, if `limit` is less than that.
-pub fn shortfall(limit: u64, tenants: usize, metrics_connections: usize) -> Option<u64> {
-    let needed = BASELINE
-        .saturating_add((tenants as u64).saturating_mul(PER_TENANT))
-        .saturating_add(metrics_connections as u64);
+/// Descriptors the process needs: [`BASELINE`], then per tenant one connection for its
+/// stream and one per destination (`destinations` holds each tenant's count), then
+/// `metrics_connections`.
+pub fn needed(destinations: impl IntoIterator<Item = usize>, metrics_connections: usize) -> u64 {
+    destinations
+        .into_iter()
+        .fold(BASELINE, |sum, d| {
+            sum.saturating_add(1).saturating_add(d as u64)
+        })
+        .saturating_add(metrics_connections as u64)
+}
+
+/// `needed` if `limit` is less than that.
+pub fn shortfall(limit: u64, needed: u64) -> Option<u64> {
     (limit < needed).then_some(needed)
 }
 
@@ -51,13 +56,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_need_grows_with_tenants_and_metrics_connections() {
-        assert_eq!(shortfall(1024, 1, 0), None);
-        assert_eq!(shortfall(1024, 240, 0), None);
-        assert_eq!(shortfall(1024, 241, 0), Some(1028));
-        assert_eq!(shortfall(1024, 232, 32), None);
-        assert_eq!(shortfall(1024, 233, 32), Some(1028));
-        assert_eq!(shortfall(0, 0, 0), Some(BASELINE));
+    fn the_need_is_one_stream_and_the_destinations_per_tenant() {
+        assert_eq!(needed([], 0), BASELINE);
+        assert_eq!(needed([1], 0), BASELINE + 2);
+        assert_eq!(needed([1, 3], 32), BASELINE + 2 + 4 + 32);
+        // 1,000 tenants with one destination each need 2,000 connections: more than a
+        // soft limit of 1,024, which 480 such tenants still fit.
+        assert_eq!(needed(vec![1; 1000], 0), 2064);
+        assert_eq!(shortfall(1024, needed(vec![1; 480], 0)), None);
+        assert_eq!(shortfall(1024, needed(vec![1; 481], 0)), Some(1026));
+        assert_eq!(shortfall(1024, needed(vec![1; 464], 32)), None);
+        assert_eq!(shortfall(1024, needed(vec![1; 465], 32)), Some(1026));
+        assert_eq!(shortfall(4096, needed(vec![1; 1000], 32)), None);
     }
 
     #[test]

@@ -829,6 +829,9 @@ fn tarball_is_complete_and_reproducible() {
         "install.sh",
         "launchd/",
         "launchd/com.lookout.mrav2-connector.plist",
+        "monitoring/",
+        "monitoring/grafana-dashboard.json",
+        "monitoring/prometheus-rules.yml",
         "systemd/",
         "systemd/mrav2-connector.service",
         "systemd/mrav2-connector@.service",
@@ -1036,8 +1039,24 @@ fn tarball_installs_and_runs_two_instances() {
         "{}",
         describe(&out)
     );
-    for sub in ["bin", "logs", "state", "share/systemd", "share/launchd"] {
+    for sub in [
+        "bin",
+        "logs",
+        "state",
+        "share/systemd",
+        "share/launchd",
+        "share/monitoring",
+    ] {
         assert!(prefix.join(sub).is_dir(), "{sub}/ missing");
+    }
+    for file in ["grafana-dashboard.json", "prometheus-rules.yml"] {
+        let installed = prefix.join("share/monitoring").join(file);
+        assert_eq!(
+            fs::read(&installed).unwrap_or_else(|e| panic!("{}: {e}", installed.display())),
+            fs::read(repo().join("packaging/monitoring").join(file)).expect("read"),
+            "{file}"
+        );
+        assert_eq!(mode(&installed), 0o644, "{file}");
     }
     for script in [
         "start-connector.sh",
@@ -1092,6 +1111,8 @@ fn tarball_installs_and_runs_two_instances() {
     // Neither an upgrade nor uninstall.sh touches a file of the operator's that is not
     // one of ours, while a page that the new release no longer ships goes.
     fs::write(doc.join("docs/notes.txt"), "the operator's\n").expect("write notes");
+    let own_rules = prefix.join("share/monitoring/my-rules.yml");
+    fs::write(&own_rules, "groups: []\n").expect("write own rules");
     // (Named in two parts: the docs check reads a whole `docs/….md` as a link to check.)
     let retired = doc.join("docs/formats").join("retired.md");
     fs::write(&retired, "# a page of an old release\n").expect("write retired page");
@@ -1326,6 +1347,8 @@ fn tarball_installs_and_runs_two_instances() {
         "share/doc",
         "share/doc/docs",
         "share/doc/docs/notes.txt",
+        "share/monitoring",
+        "share/monitoring/my-rules.yml",
     ]
     .map(str::to_owned)
     .into();
@@ -1336,6 +1359,7 @@ fn tarball_installs_and_runs_two_instances() {
         describe(&out)
     );
     fs::remove_file(doc.join("docs/notes.txt")).expect("remove notes");
+    fs::remove_file(&own_rules).expect("remove own rules");
 
     // --purge removes the rest.
     let out = run(Command::new(unpacked.join("uninstall.sh"))

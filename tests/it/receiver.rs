@@ -446,7 +446,8 @@ fn config(dir: &Path, certs: &Certs, udp: u16, tcp: u16, tls: u16, mtls: u16) ->
   defaultNetstreamDriverKeyFile="{key}"
 )
 module(load="imudp")
-module(load="imtcp")
+# rsyslog's default of 200 sessions is too few for the many-tenants test.
+module(load="imtcp" maxSessions="4000")
 
 template(name="exact" type="string" string="%rawmsg%\n")
 template(name="jsonl" type="string" string="{{\"input\":\"%inputname%\",\"msg\":\"%rawmsg:::json%\"}}\n")

@@ -18,17 +18,18 @@ fn repo() -> &'static Path {
 }
 
 /// The packages the script may ask for, in its order.
-const PACKAGES: [&str; 6] = [
+const PACKAGES: [&str; 7] = [
     "rsyslog",
     "rsyslog-gnutls",
     "rsyslog-relp",
     "shellcheck",
     "systemd",
+    "prometheus",
     "git",
 ];
 
 /// Programs no case may take from the system: each case hides them or stands in.
-const ALWAYS_HIDDEN: [&str; 9] = [
+const ALWAYS_HIDDEN: [&str; 10] = [
     "apt-get",
     "apt",
     "cargo",
@@ -37,6 +38,7 @@ const ALWAYS_HIDDEN: [&str; 9] = [
     "sudo",
     "shellcheck",
     "systemd-analyze",
+    "promtool",
     "git",
 ];
 
@@ -148,7 +150,7 @@ fn without_apt_get_it_prints_the_install_command_and_builds_nothing() {
     let stage = Stage::new();
     stage.link_id();
     let out = stage.run(&["--test", "it"]);
-    assert_refused_with_the_command(&out, &["shellcheck", "systemd", "git"]);
+    assert_refused_with_the_command(&out, &["shellcheck", "systemd", "prometheus", "git"]);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("no apt-get"),
         "{}",
@@ -163,7 +165,7 @@ fn without_root_it_prints_the_install_command_and_installs_and_builds_nothing() 
     stage.stand_in("id", "echo 1000");
     stage.stand_in("apt-get", "printf '%s\\n' \"$*\" >>\"$0.ran\"");
     let out = stage.run(&[]);
-    assert_refused_with_the_command(&out, &["shellcheck", "systemd", "git"]);
+    assert_refused_with_the_command(&out, &["shellcheck", "systemd", "prometheus", "git"]);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("needs root"),
         "{}",
@@ -184,7 +186,7 @@ fn with_everything_present_it_installs_nothing_and_runs_cargo_test_locked() {
     let stage = Stage::new();
     stage.link_id();
     stage.stand_in("apt-get", "printf '%s\\n' \"$*\" >>\"$0.ran\"");
-    for present in ["shellcheck", "systemd-analyze", "git"] {
+    for present in ["shellcheck", "systemd-analyze", "promtool", "git"] {
         stage.stand_in(present, "exit 0");
     }
     let out = stage.run(&["--test", "it", "some::filter"]);
