@@ -515,11 +515,13 @@ async fn an_added_destination_starts_by_the_start_rules_without_resending_to_the
     assert!(state(&setup, "splunk").is_some());
 }
 
-/// An undecodable batch is met by both pairs of the tenant, but the dead-letter file
-/// gets it once, without a destination; every other event reaches both destinations.
+/// An undecodable batch is met by both pairs of the tenant (each reads the stream on
+/// its own), but the dead-letter file gets it once, without a destination; every
+/// other event reaches both destinations.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undecodable_batch_is_dead_lettered_once_not_once_per_destination() {
-    let scenario = r#"{"faults":[{"endpoint":"stream","request":1,"after_batches":2,"action":"invalid_json"}]}"#;
+    // Both pairs' first stream requests (1 and 2) get the broken third batch.
+    let scenario = r#"{"faults":[{"endpoint":"stream","request":[1,2],"after_batches":2,"action":"invalid_json"}]}"#;
     let rsyslog = Rsyslog::start().await;
     let hec = HecReceiver::start(Script::default()).await;
     let sim = SIM
