@@ -512,14 +512,56 @@ async fn an_added_destination_starts_by_the_start_rules_without_resending_to_the
     assert!(!since.is_empty());
     assert_eq!(missing(&since, &at_hec), Vec::<&String>::new());
     assert!(counts(&at_hec).values().all(|&n| n == 1));
-    assert!(state(&setup, "splunk").is_some());
+    let splunk = state(&setup, "splunk").expect("the new destination's state file");
+
+    // `status` prints a block per destination, each with its own position.
+    let out = crate::kit::connector()
+        .arg("status")
+        .arg("--config")
+        .arg(setup.config())
+        .arg("--state-dir")
+        .arg(setup.state())
+        .output()
+        .expect("run status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let blocks: Vec<&str> = text.split("\n\n").collect();
+    assert_eq!(blocks.len(), 2, "{text}");
+    let syslog = state(&setup, "syslog").expect("the first destination's state file");
+    for (block, destination, saved, file) in [
+        (
+            blocks[0],
+            "syslog",
+            &syslog,
+            format!("{TENANT}.position.json"),
+        ),
+        (
+            blocks[1],
+            "splunk",
+            &splunk,
+            format!("{TENANT}@splunk.position.json"),
+        ),
+    ] {
+        assert!(
+            block.starts_with(&format!("tenant {TENANT}\n  destination: {destination}\n")),
+            "{text}"
+        );
+        let position = saved["position"].as_str().unwrap();
+        assert!(
+            block.contains(&format!("  position:    {position}\n")),
+            "{text}"
+        );
+        assert!(block.contains(&file), "{text}");
+    }
 }
 
-/// An undecodable batch is met by both pairs of the tenant, but the dead-letter file
-/// gets it once, without a destination; every other event reaches both destinations.
+/// An undecodable batch is met by both pairs of the tenant (each reads the stream on
+/// its own), but the dead-letter file gets it once, without a destination; every
+/// other event reaches both destinations.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undecodable_batch_is_dead_lettered_once_not_once_per_destination() {
-    let scenario = r#"{"faults":[{"endpoint":"stream","request":1,"after_batches":2,"action":"invalid_json"}]}"#;
+    // Both pairs' first stream requests (1 and 2) get the broken third batch.
+    let scenario = r#"{"faults":[{"endpoint":"stream","request":[1,2],"after_batches":2,"action":"invalid_json"}]}"#;
     let rsyslog = Rsyslog::start().await;
     let hec = HecReceiver::start(Script::default()).await;
     let sim = SIM
