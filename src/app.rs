@@ -10,7 +10,7 @@
 //!   and return within the grace deadline even if the destination is unreachable;
 //! - SIGHUP: re-open the log file, then re-read the configuration file and apply what
 //!   changed: start added pairs, stop removed ones, restart changed ones, leave the
-//!   others alone ([`running`]); a file with any problem changes nothing.
+//!   others alone (`app/running.rs`); a file with any problem changes nothing.
 
 use crate::cli::{DemoArgs, DemoFormat, SimulateArgs};
 use crate::config::Config;

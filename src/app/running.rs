@@ -267,12 +267,12 @@ impl Pairs {
             }
         }
         info!(
-            file = %path.display(),
             started = changes.start.len(),
             stopped = changes.stop.len(),
             restarted = changes.restart.len(),
             unchanged = changes.unchanged.len(),
             not_started,
+            file = %path.display(),
             "configuration reloaded"
         );
     }
