@@ -419,7 +419,7 @@ impl Figures {
 
     fn text(&self) -> String {
         format!(
-            "{} events delivered, {:.1} events/s, read up to created_time {}",
+            "{} events delivered, {:.1} events/s, delivered up to created_time {}",
             self.delivered,
             self.rate,
             self.reached.map_or_else(|| "-".to_string(), shown)

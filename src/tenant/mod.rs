@@ -158,7 +158,7 @@ impl PairTask {
     /// `resend`: delivers the events created in `window` to this pair's destination,
     /// reading the stream from `start_time = window.from`. Never reads or writes the
     /// state file. Runs once (no supervisor): the source and the writer retry on their
-    /// own; `shutdown.stop_reading` ends it early. `reached` follows the reader through
+    /// own; `shutdown.stop_reading` ends it early. `reached` follows delivery through
     /// the window.
     pub async fn resend(
         &self,
@@ -207,7 +207,8 @@ impl PairTask {
         ));
         let (tx, rx) = mpsc::channel::<ReadBatch>(QUEUE_BATCHES);
         let (rewind_tx, rewind_rx) = mpsc::unbounded_channel();
-        let reader = tokio::spawn(read_batches(source, tx, rewind_rx, run.window));
+        let (window, reached) = run.window.unzip();
+        let reader = tokio::spawn(read_batches(source, tx, rewind_rx, window));
         let writer = Writer {
             name: name.clone(),
             observer: self.observer.clone(),
@@ -233,6 +234,7 @@ impl PairTask {
             progress: Progress::new(),
             messages: Vec::new(),
             window_read: false,
+            reached,
         };
         let written = tokio::spawn(writer.run(rx, shutdown.give_up.clone())).await;
         // The writer ends when the reader closed the channel, delivery was given up or
@@ -265,7 +267,8 @@ struct Run {
     /// Events delivered before this run (the state file's count).
     delivered_before: u64,
     commit: Commit,
-    /// `resend`: the window the reader stops at, and where it reports how far it got.
+    /// `resend`: the window the reader stops at, and where the writer reports how far
+    /// delivery got.
     window: Option<(Window, Arc<Reached>)>,
 }
 
@@ -347,7 +350,7 @@ async fn read_batches(
     mut source: EventSource,
     tx: mpsc::Sender<ReadBatch>,
     mut rewinds: mpsc::UnboundedReceiver<Option<Position>>,
-    window: Option<(Window, Arc<Reached>)>,
+    window: Option<Window>,
 ) {
     let mut epoch = 0u64;
     let mut window_read = false;
@@ -389,12 +392,8 @@ async fn read_batches(
             batch = source.next() => batch,
         };
         let Some(mut batch) = batch else { break };
-        if let Some((window, reached)) = &window {
-            let cut = window.cut(&mut batch);
-            if let Some(newest) = cut.newest {
-                reached.set(newest);
-            }
-            window_read = cut.ends_window;
+        if let Some(window) = &window {
+            window_read = window.cut(&mut batch);
         }
         permit.send(ReadBatch {
             epoch,

@@ -11,6 +11,7 @@
 use super::ReadBatch;
 use super::ledger::{Advance, Ledger, Rewind};
 use super::progress::Progress;
+use super::window::Reached;
 use crate::backoff::{Backoff, Delay};
 use crate::dead_letter::DeadLetterFile;
 use crate::event::{Batch, DeadLetter, Position};
@@ -76,6 +77,8 @@ pub(super) struct Writer {
     /// `resend`: the last batch of the window was handed to the sink since the latest
     /// rewind; once the ledger has confirmed everything, the window is delivered.
     pub(super) window_read: bool,
+    /// `resend`: where to report the `created_time` delivered up to.
+    pub(super) reached: Option<Arc<Reached>>,
 }
 
 /// Where the writer writes the positions the ledger confirms.
@@ -427,6 +430,13 @@ impl Writer {
             self.destination_accepts();
             self.delivered_total += events;
             self.observer.delivered(events, lag);
+            // The lag was taken when the piece was sent: this is the newest delivered
+            // `created_time` plus the (short) time delivery took; enough for progress.
+            if let (Some(reached), Some(lag)) = (&self.reached, lag)
+                && let Ok(lag) = chrono::Duration::from_std(lag)
+            {
+                reached.set(Utc::now() - lag);
+            }
         }
         self.progress.add(events, lag, position.as_ref());
         if position.is_some() {

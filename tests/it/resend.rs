@@ -240,7 +240,8 @@ async fn without_to_the_window_ends_at_now() {
 }
 
 /// A destination that refuses connections: resend gives up after --give-up-after with
-/// the error, exits 1 and saves nothing.
+/// the error, exits 1 and saves nothing. Standard error is not a terminal, so progress
+/// is a plain line every 5 seconds.
 #[tokio::test]
 async fn an_unreachable_destination_ends_in_exit_1_with_the_error() {
     let sim = sim(&["--events", "10", "--rate", "0"]);
@@ -249,8 +250,13 @@ async fn an_unreachable_destination_ends_in_exit_1_with_the_error() {
     let config = setup.config();
     let from = iso(Utc::now() - Span::hours(2));
     let (status, stderr) =
-        resend(&setup, &config, &["--from", &from, "--give-up-after", "2"]).await;
+        resend(&setup, &config, &["--from", &from, "--give-up-after", "6"]).await;
     assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("resend acme -> syslog: 0% of the window, 0 events delivered, 0.0 events/s, delivered up to created_time -"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
     assert!(stderr.contains("gave up"), "{stderr}");
     assert!(stderr.contains(&port.to_string()), "{stderr}");
     assert!(
@@ -263,6 +269,45 @@ async fn an_unreachable_destination_ends_in_exit_1_with_the_error() {
             .join(format!("{TENANT}.position.json"))
             .exists()
     );
+}
+
+/// On a terminal, progress is a bar per destination (drawn by indicatif), ending full.
+#[tokio::test]
+async fn on_a_terminal_progress_is_a_bar() {
+    let rsyslog = Rsyslog::start().await;
+    let file = rsyslog.path("tcp.log");
+    let start = iso(Utc::now() - Span::minutes(10));
+    let sim = sim(&["--events", "40", "--rate", "0", "--start-time", &start]);
+    let setup = Setup::new(&config(&sim.url(), &tcp(rsyslog.tcp_port), "", ""));
+    let ids = sim.event_ids(TENANT);
+    let (from, to) = (id_time(&ids[5]), id_time(&ids[35]));
+    // `script` gives the command a pseudo-terminal and copies what it draws.
+    let command = format!(
+        "{} resend --config {} --state-dir {} --tenant {TENANT} --from {} --to {}",
+        env!("CARGO_BIN_EXE_mrav2-syslog-connector"),
+        setup.config().display(),
+        setup.state().display(),
+        iso(from),
+        iso(to)
+    );
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("script")
+            .args(["-qfec", &command, "/dev/null"])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("TERM", "xterm")
+            .output()
+            .expect("script (util-linux) runs")
+    })
+    .await
+    .unwrap();
+    let drawn = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{drawn}");
+    assert!(drawn.contains("syslog ["), "{drawn}");
+    assert!(drawn.contains("] 100% 30 events delivered"), "{drawn}");
+    assert!(drawn.contains('\u{1b}'), "no terminal control: {drawn}");
+    assert!(drawn.contains("done: 30 events"), "{drawn}");
+    assert_eq!(records(&file).len(), 30);
 }
 
 /// Each command-line problem exits 2 with a message naming it, before any request.
