@@ -208,7 +208,13 @@ impl PairTask {
         let (tx, rx) = mpsc::channel::<ReadBatch>(QUEUE_BATCHES);
         let (rewind_tx, rewind_rx) = mpsc::unbounded_channel();
         let (window, reached) = run.window.unzip();
-        let reader = tokio::spawn(read_batches(source, tx, rewind_rx, window));
+        let reader = tokio::spawn(read_batches(
+            source,
+            tx,
+            rewind_rx,
+            window,
+            reader_cancel.clone(),
+        ));
         let writer = Writer {
             name: name.clone(),
             observer: self.observer.clone(),
@@ -345,12 +351,14 @@ where
 ///
 /// With a `window` (`resend`), each batch is cut to the window; after the batch that
 /// reaches its end the reader reads nothing more, and waits for a rewind (something
-/// was lost and must be read again) or the end of the writer.
+/// was lost and must be read again), the end of the writer or `cancel` (the source's
+/// own token, which ends reading otherwise).
 async fn read_batches(
     mut source: EventSource,
     tx: mpsc::Sender<ReadBatch>,
     mut rewinds: mpsc::UnboundedReceiver<Option<Position>>,
     window: Option<Window>,
+    cancel: CancellationToken,
 ) {
     let mut epoch = 0u64;
     let mut window_read = false;
@@ -365,6 +373,7 @@ async fn read_batches(
                     continue;
                 }
                 () = tx.closed() => break,
+                () = cancel.cancelled() => break,
             }
         }
         // Room in the queue first, then the next batch: a batch is read from the

@@ -164,6 +164,10 @@ impl Writer {
         self.apply_receipts();
         self.commit();
         self.log_progress("stopped");
+        // Stopped while the window's last receipts were awaited, and they came.
+        if self.window_read && self.ledger.is_settled() {
+            ended = Ended::WindowDelivered;
+        }
         ended
     }
 
