@@ -987,7 +987,8 @@ mod tests {
             "sink_reconnects",
             "tenant_restarts",
         ] {
-            let needle = format!("mrav2_{name}_total{{tenant=\"acme\",destination=\"syslog\"}} 0\n");
+            let needle =
+                format!("mrav2_{name}_total{{tenant=\"acme\",destination=\"syslog\"}} 0\n");
             assert!(text.contains(&needle), "missing {needle:?} in\n{text}");
         }
         // A gauge has no value before its first measurement.

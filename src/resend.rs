@@ -31,6 +31,9 @@ const BAR_EVERY: Duration = Duration::from_millis(200);
 /// How often progress is looked at (for giving up) when no bar is drawn.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
+/// After Ctrl-C or SIGTERM, how long what was already sent may still be confirmed.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
 /// A checked `resend` request: the tenant, the destinations and the window.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -191,18 +194,25 @@ pub async fn run(
     let display = Display::new(&name, &request, &pairs);
     let started = Instant::now();
     let mut tick = tokio::time::interval(display.every());
+    // After a stop request, when delivering what was already sent is given up.
+    let mut give_up_at: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = ended_rx.recv() => {}
-            _ = stop.cancelled() => {
-                for pair in &pairs {
-                    pair.shutdown.give_up.cancel();
-                }
+            _ = stop.cancelled(), if give_up_at.is_none() => {
+                // Reading stopped (the pipelines' tokens are children of `stop`); what
+                // was sent may still be confirmed, so the count printed is true.
+                give_up_at = Some(Instant::now() + STOP_GRACE);
+            }
+        }
+        let now = Instant::now();
+        if give_up_at.is_some_and(|at| now >= at) {
+            for pair in &pairs {
+                pair.shutdown.give_up.cancel();
             }
         }
         let health = observer.health();
-        let now = Instant::now();
         for (pair, report) in pairs.iter_mut().zip(&health.tenants) {
             if report.delivered != pair.last_delivered {
                 pair.last_delivered = report.delivered;
@@ -227,7 +237,7 @@ pub async fn run(
             }
         }
         display.show(&pairs, started.elapsed());
-        if pairs.iter().all(|p| p.handle.is_finished()) || stop.is_cancelled() {
+        if pairs.iter().all(|p| p.handle.is_finished()) {
             break;
         }
     }
@@ -419,7 +429,7 @@ impl Figures {
 
     fn text(&self) -> String {
         format!(
-            "{} events delivered, {:.1} events/s, read up to created_time {}",
+            "{} events delivered, {:.1} events/s, delivered up to created_time {}",
             self.delivered,
             self.rate,
             self.reached.map_or_else(|| "-".to_string(), shown)

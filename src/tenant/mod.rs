@@ -169,7 +169,7 @@ impl PairTask {
     /// `resend`: delivers the events created in `window` to this pair's destination,
     /// reading the stream from `start_time = window.from`. Never reads or writes the
     /// state file. Runs once (no supervisor): the source and the writer retry on their
-    /// own; `shutdown.stop_reading` ends it early. `reached` follows the reader through
+    /// own; `shutdown.stop_reading` ends it early. `reached` follows delivery through
     /// the window.
     pub async fn resend(
         &self,
@@ -217,8 +217,10 @@ impl PairTask {
         ));
         let (tx, rx) = mpsc::channel::<ReadBatch>(QUEUE_BATCHES);
         let (rewind_tx, rewind_rx) = mpsc::unbounded_channel();
-        let reader =
-            tokio::spawn(read_batches(source, tx, rewind_rx, run.window).in_current_span());
+        let (window, reached) = run.window.unzip();
+        let reader = tokio::spawn(
+            read_batches(source, tx, rewind_rx, window, reader_cancel.clone()).in_current_span(),
+        );
         let writer = Writer {
             name: name.clone(),
             observer: self.observer.clone(),
@@ -246,6 +248,7 @@ impl PairTask {
             messages: Vec::new(),
             window_read: false,
             limit: RateLimit::new(destination.max_events_per_second()),
+            reached,
         };
         let written =
             tokio::spawn(writer.run(rx, shutdown.give_up.clone()).in_current_span()).await;
@@ -300,7 +303,8 @@ struct Run {
     /// Events delivered before this run (the state file's count).
     delivered_before: u64,
     commit: Commit,
-    /// `resend`: the window the reader stops at, and where it reports how far it got.
+    /// `resend`: the window the reader stops at, and where the writer reports how far
+    /// delivery got.
     window: Option<(Window, Arc<Reached>)>,
 }
 
@@ -377,12 +381,14 @@ where
 ///
 /// With a `window` (`resend`), each batch is cut to the window; after the batch that
 /// reaches its end the reader reads nothing more, and waits for a rewind (something
-/// was lost and must be read again) or the end of the writer.
+/// was lost and must be read again), the end of the writer or `cancel` (the source's
+/// own token, which ends reading otherwise).
 async fn read_batches(
     mut source: EventSource,
     tx: mpsc::Sender<ReadBatch>,
     mut rewinds: mpsc::UnboundedReceiver<Option<Position>>,
-    window: Option<(Window, Arc<Reached>)>,
+    window: Option<Window>,
+    cancel: CancellationToken,
 ) {
     let mut epoch = 0u64;
     let mut window_read = false;
@@ -397,6 +403,7 @@ async fn read_batches(
                     continue;
                 }
                 () = tx.closed() => break,
+                () = cancel.cancelled() => break,
             }
         }
         // Room in the queue first, then the next batch: a batch is read from the
@@ -424,12 +431,8 @@ async fn read_batches(
             batch = source.next() => batch,
         };
         let Some(mut batch) = batch else { break };
-        if let Some((window, reached)) = &window {
-            let cut = window.cut(&mut batch);
-            if let Some(newest) = cut.newest {
-                reached.set(newest);
-            }
-            window_read = cut.ends_window;
+        if let Some(window) = &window {
+            window_read = window.cut(&mut batch);
         }
         permit.send(ReadBatch {
             epoch,

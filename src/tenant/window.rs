@@ -22,26 +22,17 @@ pub struct Window {
     pub to: DateTime<Utc>,
 }
 
-/// What [`Window::cut`] found in a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cut {
-    /// The batch held an event created at or after `to`: the window is read.
-    pub ends_window: bool,
-    /// The `created_time` of the newest event kept, if any had one.
-    pub newest: Option<DateTime<Utc>>,
-}
-
-/// How far the reader has got through the window: the `created_time` of the newest
-/// event it handed on, shared with whoever shows progress.
+/// How far delivery has got through the window: about the `created_time` of the
+/// newest event delivered, shared with whoever shows progress.
 #[derive(Debug, Default)]
 pub struct Reached(AtomicI64);
 
 impl Window {
-    /// Keeps the events of `batch` created in the window, in order. When the batch
-    /// reaches `to`, its position is cleared: the events after the cut are not
-    /// delivered, so the message's position must not be confirmed for them.
-    pub fn cut(&self, batch: &mut Batch) -> Cut {
-        let mut newest = None;
+    /// Keeps the events of `batch` created in the window, in order. Returns true when
+    /// the batch held an event created at or after `to` (the window is read); its
+    /// position is then cleared, because the events after the cut are not delivered
+    /// and the message's position must not be confirmed for them.
+    pub fn cut(&self, batch: &mut Batch) -> bool {
         let mut ends_window = false;
         let mut keep = Vec::with_capacity(batch.events.len());
         for event in batch.events.drain(..) {
@@ -51,21 +42,14 @@ impl Window {
                     break;
                 }
                 Some(t) if t < self.from => {}
-                Some(t) => {
-                    newest = Some(t);
-                    keep.push(event);
-                }
-                None => keep.push(event),
+                Some(_) | None => keep.push(event),
             }
         }
         batch.events = keep;
         if ends_window {
             batch.position = None;
         }
-        Cut {
-            ends_window,
-            newest,
-        }
+        ends_window
     }
 
     /// The share of the window before `t`, from 0 to 1.
@@ -77,12 +61,12 @@ impl Window {
 }
 
 impl Reached {
-    /// Records that events up to `t` were handed on.
+    /// Records that events up to `t` were delivered.
     pub fn set(&self, t: DateTime<Utc>) {
         self.0.fetch_max(t.timestamp_millis(), Ordering::Relaxed);
     }
 
-    /// The newest `created_time` handed on, if any.
+    /// The newest `created_time` delivered, if any.
     pub fn get(&self) -> Option<DateTime<Utc>> {
         match self.0.load(Ordering::Relaxed) {
             0 => None,
@@ -144,15 +128,8 @@ mod tests {
             ],
             dead_letters: vec![],
         };
-        let cut = window().cut(&mut batch);
+        assert!(!window().cut(&mut batch));
         assert_eq!(ids(&batch), ["b", "c"]);
-        assert_eq!(
-            cut,
-            Cut {
-                ends_window: false,
-                newest: Some(at(1500))
-            }
-        );
         assert_eq!(batch.position, Position::new("p1"));
     }
 
@@ -168,10 +145,8 @@ mod tests {
             ],
             dead_letters: vec![],
         };
-        let cut = window().cut(&mut batch);
+        assert!(window().cut(&mut batch));
         assert_eq!(ids(&batch), ["a"]);
-        assert!(cut.ends_window);
-        assert_eq!(cut.newest, Some(at(1999)));
         assert_eq!(batch.position, None);
     }
 
@@ -185,15 +160,8 @@ mod tests {
             ],
             dead_letters: vec![],
         };
-        let cut = window().cut(&mut batch);
+        assert!(!window().cut(&mut batch));
         assert_eq!(ids(&batch), ["a", "b"]);
-        assert_eq!(
-            cut,
-            Cut {
-                ends_window: false,
-                newest: None
-            }
-        );
     }
 
     #[test]
@@ -211,7 +179,7 @@ mod tests {
             )],
             dead_letters: vec![],
         };
-        assert!(!w.cut(&mut batch).ends_window);
+        assert!(!w.cut(&mut batch));
         assert_eq!(ids(&batch), ["a"]);
     }
 
@@ -239,7 +207,7 @@ mod tests {
                 .map(|(i, &ms)| event(&format!("e{i}"), Some(at(ms))))
                 .collect();
             let mut batch = Batch { position: Position::new("p"), events, dead_letters: vec![] };
-            let cut = window().cut(&mut batch);
+            let ends = window().cut(&mut batch);
             let end = times.iter().position(|&ms| ms >= 2000);
             let expected: Vec<String> = times[..end.unwrap_or(times.len())]
                 .iter()
@@ -248,7 +216,7 @@ mod tests {
                 .map(|(i, _)| format!("e{i}"))
                 .collect();
             prop_assert_eq!(ids(&batch), expected.iter().map(String::as_str).collect::<Vec<_>>());
-            prop_assert_eq!(cut.ends_window, end.is_some());
+            prop_assert_eq!(ends, end.is_some());
             prop_assert_eq!(batch.position.is_none(), end.is_some());
         }
     }

@@ -12,6 +12,7 @@
 use super::ReadBatch;
 use super::ledger::{Advance, Ledger, Rewind};
 use super::progress::Progress;
+use super::window::Reached;
 use crate::backoff::{Backoff, Delay};
 use crate::dead_letter::DeadLetterFile;
 use crate::event::{Batch, DeadLetter, Position};
@@ -84,6 +85,8 @@ pub(super) struct Writer {
     pub(super) window_read: bool,
     /// `max_events_per_second` of the destination, when set.
     pub(super) limit: Option<RateLimit>,
+    /// `resend`: where to report the `created_time` delivered up to.
+    pub(super) reached: Option<Arc<Reached>>,
 }
 
 /// Where the writer writes the positions the ledger confirms.
@@ -169,6 +172,10 @@ impl Writer {
         self.apply_receipts();
         self.commit();
         self.log_progress("stopped");
+        // Stopped while the window's last receipts were awaited, and they came.
+        if self.window_read && self.ledger.is_settled() {
+            ended = Ended::WindowDelivered;
+        }
         ended
     }
 
@@ -488,6 +495,13 @@ impl Writer {
             self.destination_accepts();
             self.delivered_total += events;
             self.observer.delivered(events, lag);
+            // The lag was taken when the piece was sent: this is the newest delivered
+            // `created_time` plus the (short) time delivery took; enough for progress.
+            if let (Some(reached), Some(lag)) = (&self.reached, lag)
+                && let Ok(lag) = chrono::Duration::from_std(lag)
+            {
+                reached.set(Utc::now() - lag);
+            }
         }
         self.progress.add(events, lag, position.as_ref());
         if position.is_some() {

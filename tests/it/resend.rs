@@ -240,7 +240,8 @@ async fn without_to_the_window_ends_at_now() {
 }
 
 /// A destination that refuses connections: resend gives up after --give-up-after with
-/// the error, exits 1 and saves nothing.
+/// the error, exits 1 and saves nothing. Standard error is not a terminal, so progress
+/// is a plain line every 5 seconds.
 #[tokio::test]
 async fn an_unreachable_destination_ends_in_exit_1_with_the_error() {
     let sim = sim(&["--events", "10", "--rate", "0"]);
@@ -249,8 +250,13 @@ async fn an_unreachable_destination_ends_in_exit_1_with_the_error() {
     let config = setup.config();
     let from = iso(Utc::now() - Span::hours(2));
     let (status, stderr) =
-        resend(&setup, &config, &["--from", &from, "--give-up-after", "2"]).await;
+        resend(&setup, &config, &["--from", &from, "--give-up-after", "6"]).await;
     assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("resend acme -> syslog: 0% of the window, 0 events delivered, 0.0 events/s, delivered up to created_time -"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
     assert!(stderr.contains("gave up"), "{stderr}");
     assert!(stderr.contains(&port.to_string()), "{stderr}");
     assert!(
@@ -263,6 +269,154 @@ async fn an_unreachable_destination_ends_in_exit_1_with_the_error() {
             .join(format!("{TENANT}.position.json"))
             .exists()
     );
+}
+
+/// Without `--destination`, every destination of the tenant gets the window (each
+/// through its own pipeline); with it, only the one named.
+#[tokio::test]
+async fn every_destination_by_default_or_only_the_one_named() {
+    use crate::hec::receiver::{HecReceiver, Script};
+    let rsyslog = Rsyslog::start().await;
+    let file = rsyslog.path("tcp.log");
+    let hec = HecReceiver::start(Script::default()).await;
+    let start = iso(Utc::now() - Span::minutes(10));
+    let sim = sim(&["--events", "40", "--rate", "0", "--start-time", &start]);
+    let text = format!(
+        "{}\n[destination:splunk]\ntype = splunk_hec\nurl = {}\ntoken = {}\n",
+        config(
+            &sim.url(),
+            &tcp(rsyslog.tcp_port),
+            "destinations = syslog, splunk\n",
+            ""
+        ),
+        hec.url(),
+        Script::default().token
+    );
+    let setup = Setup::new(&text);
+    let config = setup.config();
+    let ids = sim.event_ids(TENANT);
+    let window = &ids[10..30];
+    let (from, to) = (iso(id_time(&ids[10])), iso(id_time(&ids[30])));
+
+    let (status, stderr) = resend(&setup, &config, &["--from", &from, "--to", &to]).await;
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("resend acme -> syslog: done: 20 events"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("resend acme -> splunk: done: 20 events"),
+        "{stderr}"
+    );
+    let to_syslog: Vec<_> = records(&file).into_iter().map(|r| r.id).collect();
+    assert_eq!(to_syslog, window);
+    assert_eq!(hec.indexed_ids(), window);
+
+    let (status, stderr) = resend(
+        &setup,
+        &config,
+        &["--from", &from, "--to", &to, "--destination", "splunk"],
+    )
+    .await;
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("-> syslog"), "{stderr}");
+    assert_eq!(records(&file).len(), 20);
+    assert_eq!(hec.indexed_ids(), [window, window].concat());
+    assert!(
+        !setup
+            .state()
+            .join(format!("{TENANT}.position.json"))
+            .exists()
+    );
+    assert!(
+        !setup
+            .state()
+            .join(format!("{TENANT}@splunk.position.json"))
+            .exists()
+    );
+}
+
+/// The window's end has not come yet (no live events): resend delivers the history
+/// and waits; SIGINT ends it with exit 1, saying the window is incomplete.
+#[tokio::test]
+async fn interrupted_before_the_end_of_the_window_exits_1() {
+    let rsyslog = Rsyslog::start().await;
+    let file = rsyslog.path("tcp.log");
+    let sim = sim(&["--events", "10", "--rate", "0"]);
+    let setup = Setup::new(&config(&sim.url(), &tcp(rsyslog.tcp_port), "", ""));
+    let (config, state) = (setup.config(), setup.state());
+    let from = iso(Utc::now() - Span::hours(2));
+    let args: Vec<&OsStr> = [
+        OsStr::new("resend"),
+        OsStr::new("--config"),
+        config.as_os_str(),
+        OsStr::new("--state-dir"),
+        state.as_os_str(),
+        OsStr::new("--tenant"),
+        OsStr::new(TENANT),
+        OsStr::new("--from"),
+        OsStr::new(&from),
+    ]
+    .to_vec();
+    let mut run = Running::spawn(&args, &setup.path("resend.stderr"), None);
+    eventually(
+        || format!("the history did not arrive:\n{}", run.stderr()),
+        PATIENCE,
+        || records(&file).len() == 10,
+    )
+    .await;
+    assert!(run.is_running(), "{}", run.stderr());
+    run.signal(nix::sys::signal::Signal::SIGINT);
+    let status = run
+        .wait_exit(PATIENCE)
+        .await
+        .expect("resend ends on SIGINT");
+    let stderr = run.stderr();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("NOT complete after 10 events delivered: interrupted"),
+        "{stderr}"
+    );
+    assert!(!state.join(format!("{TENANT}.position.json")).exists());
+}
+
+/// On a terminal, progress is a bar per destination (drawn by indicatif), ending full.
+#[tokio::test]
+async fn on_a_terminal_progress_is_a_bar() {
+    let rsyslog = Rsyslog::start().await;
+    let file = rsyslog.path("tcp.log");
+    let start = iso(Utc::now() - Span::minutes(10));
+    let sim = sim(&["--events", "40", "--rate", "0", "--start-time", &start]);
+    let setup = Setup::new(&config(&sim.url(), &tcp(rsyslog.tcp_port), "", ""));
+    let ids = sim.event_ids(TENANT);
+    let (from, to) = (id_time(&ids[5]), id_time(&ids[35]));
+    // `script` gives the command a pseudo-terminal and copies what it draws.
+    let command = format!(
+        "{} resend --config {} --state-dir {} --tenant {TENANT} --from {} --to {}",
+        env!("CARGO_BIN_EXE_mrav2-syslog-connector"),
+        setup.config().display(),
+        setup.state().display(),
+        iso(from),
+        iso(to)
+    );
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("script")
+            .args(["-qfec", &command, "/dev/null"])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("TERM", "xterm")
+            .output()
+            .expect("script (util-linux) runs")
+    })
+    .await
+    .unwrap();
+    let drawn = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{drawn}");
+    assert!(drawn.contains("syslog ["), "{drawn}");
+    assert!(drawn.contains("] 100% 30 events delivered"), "{drawn}");
+    assert!(drawn.contains('\u{1b}'), "no terminal control: {drawn}");
+    assert!(drawn.contains("done: 30 events"), "{drawn}");
+    assert_eq!(records(&file).len(), 30);
 }
 
 /// Each command-line problem exits 2 with a message naming it, before any request.
