@@ -192,7 +192,7 @@ impl TenantTask {
             last_commit: Instant::now(),
             progress: Progress::new(),
             messages: Vec::new(),
-            limit: RateLimit::new(destination.max_events_per_second()),
+            limit: RateLimit::for_destination(&destination),
         };
         let written = tokio::spawn(writer.run(rx, shutdown.give_up.clone())).await;
         // The writer ends when the reader closed the channel or delivery was given up;
