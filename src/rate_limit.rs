@@ -6,18 +6,32 @@
 //! stretch of time `t`, at most `rate × t + burst` records go out, and a destination
 //! that is kept busy gets exactly `rate` per second on average.
 //!
-//! The burst is a twentieth of a second's worth (at least one record), well inside the
-//! "at most one second's worth" the contract allows: QRadar counts events per second
-//! against its licence, and a small burst keeps every one- and two-second window
-//! within a few percent of the limit (5 % and 2.5 % at most), even right after the
-//! destination was idle. A backlog is not slowed by it: the average is the limit.
+//! The burst depends on the destination (at least one record either way, and never
+//! more than the one second's worth the contract allows):
+//!
+//! - **syslog**: a twentieth of a second's worth ([`SYSLOG_BURST`]). QRadar counts
+//!   events per second against its licence; a small burst keeps every one- and
+//!   two-second window within 5 % and 2.5 % of the limit, even right after the
+//!   destination was idle. A backlog is not slowed by it: the average is the limit.
+//! - **Splunk HEC**: one second's worth ([`HEC_BURST`]). The writer sends each HEC
+//!   request itself and waits for the answer (100 ms or more to Splunk Cloud); with a
+//!   small burst that time would be lost at every request and the destination would
+//!   get well below its limit. Splunk licenses volume per day, not events per second,
+//!   and the records of one request arrive together anyway.
 //!
 //! This module is arithmetic only: the caller passes the time (tokio's clock in the
 //! writer, so tests can pause it) and does the waiting. It never drops or reorders
 //! anything; what to do while waiting is the writer's business.
 
+use crate::config::DestinationConfig;
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// The burst of a syslog destination: a twentieth of a second's worth.
+pub const SYSLOG_BURST: Duration = Duration::from_millis(50);
+
+/// The burst of a Splunk HEC destination: one second's worth.
+pub const HEC_BURST: Duration = Duration::from_secs(1);
 
 /// The token bucket of one destination.
 #[derive(Debug, Clone)]
@@ -29,11 +43,22 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
-    /// A limit of `per_second` records per second; `None` for 0 (no limit).
-    pub fn new(per_second: u32) -> Option<Self> {
+    /// The limit of `destination`, with its burst; `None` without one.
+    pub fn for_destination(destination: &DestinationConfig) -> Option<Self> {
+        let burst = match destination {
+            DestinationConfig::Syslog { .. } => SYSLOG_BURST,
+            DestinationConfig::SplunkHec(_) => HEC_BURST,
+        };
+        Self::new(destination.max_events_per_second(), burst)
+    }
+
+    /// A limit of `per_second` records per second, with bursts of `burst`'s worth (at
+    /// least one record); `None` for 0 (no limit).
+    pub fn new(per_second: u32, burst: Duration) -> Option<Self> {
+        let records = u128::from(per_second) * burst.as_nanos() / 1_000_000_000;
         (per_second > 0).then(|| Self {
             per_second,
-            burst: (per_second / 20).max(1),
+            burst: u32::try_from(records).unwrap_or(u32::MAX).max(1),
             full_at: None,
         })
     }
@@ -92,20 +117,28 @@ mod tests {
 
     #[test]
     fn zero_means_no_limit() {
-        assert!(RateLimit::new(0).is_none());
+        assert!(RateLimit::new(0, SYSLOG_BURST).is_none());
     }
 
     #[test]
-    fn the_burst_is_a_twentieth_of_a_second_and_at_least_one() {
-        assert_eq!(RateLimit::new(500).map(|l| l.burst()), Some(25));
-        assert_eq!(RateLimit::new(19).map(|l| l.burst()), Some(1));
-        assert_eq!(RateLimit::new(40).map(|l| l.burst()), Some(2));
-        assert_eq!(RateLimit::new(1).map(|l| l.burst()), Some(1));
+    fn the_burst_is_a_twentieth_of_a_second_for_syslog_one_for_hec_and_at_least_one() {
+        assert_eq!(RateLimit::new(500, HEC_BURST).map(|l| l.burst()), Some(500));
+        assert_eq!(
+            RateLimit::new(u32::MAX, HEC_BURST).map(|l| l.burst()),
+            Some(u32::MAX)
+        );
+        assert_eq!(
+            RateLimit::new(500, SYSLOG_BURST).map(|l| l.burst()),
+            Some(25)
+        );
+        assert_eq!(RateLimit::new(19, SYSLOG_BURST).map(|l| l.burst()), Some(1));
+        assert_eq!(RateLimit::new(40, SYSLOG_BURST).map(|l| l.burst()), Some(2));
+        assert_eq!(RateLimit::new(1, SYSLOG_BURST).map(|l| l.burst()), Some(1));
     }
 
     #[test]
     fn a_full_bucket_lets_the_burst_through_then_paces_at_the_rate() {
-        let mut limit = RateLimit::new(200).expect("a limit");
+        let mut limit = RateLimit::new(200, SYSLOG_BURST).expect("a limit");
         let t0 = Instant::now();
         // 10 records of credit: the first 10 at once.
         assert_eq!(limit.reserve(10, t0), Duration::ZERO);
@@ -117,7 +150,7 @@ mod tests {
 
     #[test]
     fn idle_time_refills_up_to_the_burst_only() {
-        let mut limit = RateLimit::new(200).expect("a limit");
+        let mut limit = RateLimit::new(200, SYSLOG_BURST).expect("a limit");
         let t0 = Instant::now();
         assert_eq!(limit.reserve(10, t0), Duration::ZERO);
         // An hour idle refills 10 records' worth, not 720,000.
@@ -128,7 +161,7 @@ mod tests {
 
     #[test]
     fn more_than_the_burst_at_once_waits_for_the_excess() {
-        let mut limit = RateLimit::new(200).expect("a limit");
+        let mut limit = RateLimit::new(200, SYSLOG_BURST).expect("a limit");
         let t0 = Instant::now();
         // 30 records: 10 from the full bucket, 20 more take 100 ms.
         assert_eq!(limit.reserve(30, t0), ms(100));
@@ -140,7 +173,7 @@ mod tests {
 
     #[test]
     fn a_sustained_backlog_gets_the_rate_exactly() {
-        let mut limit = RateLimit::new(500).expect("a limit");
+        let mut limit = RateLimit::new(500, SYSLOG_BURST).expect("a limit");
         let t0 = Instant::now();
         let mut now = t0;
         let mut sent = 0u32;
@@ -156,8 +189,8 @@ mod tests {
 
     /// The sends, as (records, when), of a sender that sends each of `pieces`
     /// (records, idle ms before it) as soon as the limit allows.
-    fn schedule(rate: u32, pieces: &[(u32, u64)]) -> Vec<(u32, Instant)> {
-        let mut limit = RateLimit::new(rate).expect("a limit");
+    fn schedule(rate: u32, burst: Duration, pieces: &[(u32, u64)]) -> Vec<(u32, Instant)> {
+        let mut limit = RateLimit::new(rate, burst).expect("a limit");
         let burst = limit.burst();
         let mut now = Instant::now();
         let mut sends = Vec::new();
@@ -174,10 +207,11 @@ mod tests {
         #[test]
         fn no_window_holds_more_than_rate_times_length_plus_burst(
             rate in 1u32..5000,
+            burst_ms in 1u64..=1000,
             pieces in prop::collection::vec((1u32..600, prop_oneof![3 => Just(0u64), 1 => 0u64..3000]), 1..200),
         ) {
-            let sends = schedule(rate, &pieces);
-            let burst = u128::from((rate / 20).max(1));
+            let sends = schedule(rate, ms(burst_ms), &pieces);
+            let burst = (u128::from(rate) * u128::from(burst_ms) / 1000).max(1);
             let rate = u128::from(rate);
             // Every window that starts and ends at a send is the tightest of its kind.
             // Each send may come up to 1 ns early (spans are rounded to whole ns).
@@ -197,11 +231,12 @@ mod tests {
         #[test]
         fn a_backlog_is_never_slower_than_the_rate(
             rate in 1u32..5000,
+            burst_ms in 1u64..=1000,
             sizes in prop::collection::vec(1u32..600, 1..200),
         ) {
             let pieces: Vec<(u32, u64)> = sizes.iter().map(|&n| (n, 0)).collect();
-            let sends = schedule(rate, &pieces);
-            let burst = u64::from((rate / 20).max(1));
+            let sends = schedule(rate, ms(burst_ms), &pieces);
+            let burst = (u64::from(rate) * burst_ms / 1000).max(1);
             let total: u64 = sends.iter().map(|&(n, _)| u64::from(n)).sum();
             let first = sends[0].1;
             let last = sends[sends.len() - 1].1;

@@ -247,7 +247,7 @@ impl PairTask {
             progress: Progress::new(),
             messages: Vec::new(),
             window_read: false,
-            limit: RateLimit::new(destination.max_events_per_second()),
+            limit: RateLimit::for_destination(destination),
             reached,
         };
         let written =

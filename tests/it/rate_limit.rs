@@ -117,16 +117,19 @@ async fn a_backfill_reaches_rsyslog_at_the_limit_and_nothing_is_dropped() {
         "average {average:.1}/s is not within 15 % of {LIMIT}/s"
     );
     // Unlimited, the backfill takes a fraction of a second; at the limit nearly six
-    // seconds, nearly all of it waiting.
-    assert!(waited >= 4.0, "waited only {waited} s for the limit");
+    // seconds, most of it waiting.
+    assert!(waited >= 2.5, "waited only {waited} s for the limit");
 }
 
-/// The same limit on a Splunk HEC destination: the collector indexes the backfill at
-/// the limit, and the wait is counted under the destination's name.
-#[tokio::test]
+/// The same limit on a Splunk HEC destination, whose burst is one second's worth: the
+/// collector indexes the backfill at the limit after that burst, and the wait is
+/// counted under the destination's name.
+// The receiver runs in this test's runtime: give it threads of its own, so that the
+// test's polling never delays its answers (which would slow the connector's writer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hec_destination_is_paced_too() {
     const RATE: u32 = 200;
-    const N: usize = 600;
+    const N: usize = 1000;
     let sim = sim(&[
         "--events",
         &N.to_string(),
@@ -176,22 +179,29 @@ async fn a_hec_destination_is_paced_too() {
         ),
     )
     .unwrap_or_else(|| panic!("no rate-limit wait series for splunk in /metrics:\n{text}"));
-    // The sink gathers envelopes for up to 100 ms per request, and each request takes
-    // the writer's time too (a debug build, gzip): the limit is a ceiling, and a busy
-    // machine stays below it. Unlimited, the 600 go in one or two requests at once.
-    let average = N as f64 / span;
+    // The first request carries the burst (one second's worth, 200) and what came in
+    // the 100 ms the sink gathers (20); after it, at most another burst (time the
+    // writer lost is made up, up to the burst) and then the limit: the other 780
+    // take at least (780 - 200) / 200 = 2.9 s, and 780 / 200 = 3.9 s when nothing is
+    // lost. Unlimited, all 1000 go in two requests at once.
+    let after = (N - 220) as f64;
+    let fastest = (after - f64::from(RATE)) / f64::from(RATE);
+    let expected = after / f64::from(RATE);
     println!(
-        "hec rate limit {RATE}/s: {N} events indexed in {span:.2} s ({average:.1}/s), waited {waited:.2} s"
+        "hec rate limit {RATE}/s: {N} events, the last {after} indexed {span:.2} s after the first \
+         request (expected {expected:.1} s, at least {fastest:.1} s), waited {waited:.2} s"
     );
     assert!(
-        average <= f64::from(RATE) * 1.15,
-        "average {average:.1}/s is more than 15 % above {RATE}/s"
+        span >= fastest,
+        "{span:.2} s: faster than the limit allows ({fastest:.1} s)"
     );
     assert!(
-        average >= f64::from(RATE) * 0.5,
-        "average {average:.1}/s: the writer stalled far below {RATE}/s"
+        span <= expected * 1.15,
+        "{span:.2} s: more than 15 % slower than the limit ({expected:.1} s)"
     );
-    assert!(waited >= 1.0, "waited only {waited} s for the limit");
+    // The writer's own work (each request, gzip) takes part of the time it would
+    // otherwise wait, and varies with the machine's load; unlimited, it never waits.
+    assert!(waited >= 0.5, "waited only {waited} s for the limit");
 }
 
 #[test]
