@@ -245,8 +245,13 @@ async fn scrape_of_a_delivering_connector() -> (String, Vec<String>) {
         text.lines()
             .find_map(|l| {
                 l.strip_prefix(&format!(
-                    "mrav2_events_delivered_total{{tenant=\"{tenant}\"}} "
+                    "mrav2_events_delivered_total{{tenant=\"{tenant}\",destination=\"{tenant}\"}} "
                 ))
+                .or_else(|| {
+                    l.strip_prefix(&format!(
+                        "mrav2_events_delivered_total{{tenant=\"{tenant}\",destination=\"syslog\"}} "
+                    ))
+                })
             })
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
