@@ -13,7 +13,7 @@
 //!   others alone (`app/running.rs`); a file with any problem changes nothing.
 
 use crate::cli::{DemoArgs, DemoFormat, SimulateArgs};
-use crate::config::Config;
+use crate::config::{Config, DestinationConfig};
 use crate::logging::LogHandle;
 use crate::observe::Observer;
 use crate::position::ensure_writable;
@@ -301,36 +301,47 @@ pub async fn probe(config: &Config) -> bool {
                 }
             }
         }
-        if let Some(crate::config::DestinationConfig::SplunkHec(hec)) = tenant.destinations.first()
-        {
-            match crate::sink::hec::probe(hec).await {
-                Ok(found) => println!("  splunk_hec: ok: {found}"),
+        for destination in &tenant.destinations {
+            let (step, outcome) = match destination {
+                DestinationConfig::SplunkHec(hec) => (
+                    format!("splunk_hec {}", hec.name),
+                    crate::sink::hec::probe(hec).await,
+                ),
+                DestinationConfig::Syslog { name, syslog } => {
+                    let step = if name == "syslog" {
+                        "syslog".to_owned()
+                    } else {
+                        format!("syslog {name}")
+                    };
+                    (step, probe_syslog(syslog).await)
+                }
+            };
+            match outcome {
+                Ok(found) => println!("  {step}: ok: {found}"),
                 Err(e) => {
                     all_ok = false;
-                    println!("  splunk_hec: FAILED: {e}");
+                    println!("  {step}: FAILED: {e}");
                 }
-            }
-            continue;
-        }
-        let connected = match crate::sink::transport::Connector::new(&tenant.syslog) {
-            Ok(connector) => match connector.connect().await {
-                Ok(transport) => {
-                    transport.close(Duration::from_secs(2)).await;
-                    Ok(connector.destination().to_string())
-                }
-                Err(e) => Err(e.to_string()),
-            },
-            Err(e) => Err(e.to_string()),
-        };
-        match connected {
-            Ok(destination) => println!("  syslog: ok: connected to {}", shown(&destination)),
-            Err(e) => {
-                all_ok = false;
-                println!("  syslog: FAILED: {}", shown(&e));
             }
         }
     }
     all_ok
+}
+
+/// Connects to a syslog destination and closes the connection again. The text may
+/// quote the receiver, so it is cleaned like a log line.
+async fn probe_syslog(syslog: &crate::config::SyslogConfig) -> Result<String, String> {
+    let connector =
+        crate::sink::transport::Connector::new(syslog).map_err(|e| shown(&e.to_string()))?;
+    let transport = connector
+        .connect()
+        .await
+        .map_err(|e| shown(&e.to_string()))?;
+    transport.close(Duration::from_secs(2)).await;
+    Ok(format!(
+        "connected to {}",
+        shown(&connector.destination().to_string())
+    ))
 }
 
 /// A probe step's text, which may quote a server: cleaned like a log line.

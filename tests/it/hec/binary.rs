@@ -427,7 +427,7 @@ async fn check_config_probe_checks_health_and_the_token_without_indexing() {
     let (code, out) = probe(&setup).await;
     assert_eq!(code, Some(0), "{out}");
     assert!(
-        out.contains("splunk_hec: ok:") && out.contains("accepts the token"),
+        out.contains("splunk_hec splunk: ok:") && out.contains("accepts the token"),
         "{out}"
     );
     assert!(receiver.indexed().is_empty(), "the probe indexes nothing");
@@ -442,10 +442,36 @@ async fn check_config_probe_checks_health_and_the_token_without_indexing() {
     let (code, out) = probe(&setup).await;
     assert_ne!(code, Some(0), "{out}");
     assert!(
-        out.contains("splunk_hec: FAILED") && out.contains("code 4: Invalid token"),
+        out.contains("splunk_hec splunk: FAILED") && out.contains("code 4: Invalid token"),
         "{out}"
     );
     assert!(!out.contains(&Script::default().token), "{out}");
+
+    // Every destination of the tenant is probed, each on its own line.
+    receiver.script(|s| s.token = Script::default().token);
+    let listening = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = crate::kit::free_port();
+    let with_syslog = |port: u16| {
+        Setup::new(&hec_config(
+            &sim,
+            &receiver,
+            "",
+            &format!("\n[destination:lake]\nprotocol = tcp\nhost = 127.0.0.1\nport = {port}\n"),
+        ))
+    };
+    let (code, out) = probe(&with_syslog(listening.local_addr().unwrap().port())).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("splunk_hec splunk: ok:")
+            && out.contains("syslog lake: ok: connected to 127.0.0.1"),
+        "{out}"
+    );
+    let (code, out) = probe(&with_syslog(closed)).await;
+    assert_ne!(code, Some(0), "{out}");
+    assert!(
+        out.contains("splunk_hec splunk: ok:") && out.contains("syslog lake: FAILED"),
+        "{out}"
+    );
 }
 
 /// The example events of `tests/golden/events/` in file-name order: stem and the
