@@ -157,7 +157,7 @@ fn check_open_files(config: &Config) {
                     limit = limit.soft,
                     needed,
                     tenants = config.tenants.len(),
-                    "the open-files limit is too low for this many tenants (a connection for each stream and each destination); raise the hard limit (systemd: LimitNOFILE=; a shell: ulimit -n N as root)"
+                    "the open-files limit is too low for this many tenants (two connections per tenant and destination: its stream and the destination); raise the hard limit (systemd: LimitNOFILE=; a shell: ulimit -n N as root)"
                 );
             }
         }

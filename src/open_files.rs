@@ -34,15 +34,14 @@ pub fn raise() -> nix::Result<Limit> {
     })
 }
 
-/// Descriptors the process needs: [`BASELINE`], then per tenant one connection for its
-/// stream and one per destination (`destinations` holds each tenant's count), then
+/// Descriptors the process needs: [`BASELINE`], then per (tenant, destination) pair
+/// one connection for the pair's own stream and one to its destination
+/// (`destinations` holds each tenant's count of destinations), then
 /// `metrics_connections`.
 pub fn needed(destinations: impl IntoIterator<Item = usize>, metrics_connections: usize) -> u64 {
     destinations
         .into_iter()
-        .fold(BASELINE, |sum, d| {
-            sum.saturating_add(1).saturating_add(d as u64)
-        })
+        .fold(BASELINE, |sum, d| sum.saturating_add(2 * d as u64))
         .saturating_add(metrics_connections as u64)
 }
 
@@ -56,10 +55,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_need_is_one_stream_and_the_destinations_per_tenant() {
+    fn the_need_is_a_stream_and_a_destination_connection_per_pair() {
         assert_eq!(needed([], 0), BASELINE);
         assert_eq!(needed([1], 0), BASELINE + 2);
-        assert_eq!(needed([1, 3], 32), BASELINE + 2 + 4 + 32);
+        assert_eq!(needed([1, 3], 32), BASELINE + 2 + 6 + 32);
+        assert_eq!(needed(vec![2; 500], 0), needed(vec![1; 1000], 0));
         // 1,000 tenants with one destination each need 2,000 connections: more than a
         // soft limit of 1,024, which 480 such tenants still fit.
         assert_eq!(needed(vec![1; 1000], 0), 2064);
