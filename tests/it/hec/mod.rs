@@ -245,35 +245,35 @@ async fn with_acknowledgements_only_a_true_ack_delivers() {
         .sum();
     assert_eq!(acked_ids, 3);
     // A transcript of one batch with its acknowledgement, for the docs (run with
-    // --nocapture to see it).
+    // --nocapture to see it): the first request whose ackId was reported true, its
+    // answer, and that poll (with the ids of the requests polled with it).
     let log = receiver.log();
-    let request = log.iter().find(|r| r.path == "event").unwrap();
+    let (request, poll) = log
+        .iter()
+        .filter(|r| r.path == "event")
+        .find_map(|r| {
+            let id = r.answer["ackId"].as_u64()?.to_string();
+            let poll = polls
+                .iter()
+                .find(|p| p.answer["acks"][id.as_str()] == true)?;
+            Some((r, poll))
+        })
+        .unwrap();
     let envelope = request
         .body
         .split_inclusive("}}")
         .next()
         .unwrap_or_default();
-    let positive = polls
-        .iter()
-        .find(|p| {
-            p.body.contains(',')
-                && p.answer["acks"]
-                    .as_object()
-                    .unwrap()
-                    .values()
-                    .any(|v| *v == true)
-        })
-        .unwrap();
     eprintln!(
-        "POST /services/collector/event (X-Splunk-Request-Channel: {}, gzip: {}, {} envelopes; the first:)\n{envelope}\n-> {} {}\nPOST /services/collector/ack {}\n-> {} {}",
+        "POST /services/collector/event (X-Splunk-Request-Channel: {}, Content-Encoding: {}, {} envelopes; the first:)\n{envelope}\n-> {} {}\nPOST /services/collector/ack (same channel) {}\n-> {} {}",
         request.channel.as_deref().unwrap_or("-"),
-        request.gzip,
+        if request.gzip { "gzip" } else { "none" },
         request.envelopes,
         request.status,
         request.answer,
-        positive.body,
-        positive.status,
-        positive.answer
+        poll.body,
+        poll.status,
+        poll.answer
     );
 }
 
