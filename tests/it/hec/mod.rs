@@ -179,21 +179,13 @@ async fn two_requests_travel_at_once_and_no_more() {
     let mut cfg = config(&receiver, &script.token);
     cfg.batch_max_events = 10;
     let mut sink = hec_sink(cfg);
-    let started = tokio::time::Instant::now();
     let run = drive(&mut sink, 60, 10, Duration::from_secs(10)).await;
     assert_eq!(run.error, None, "{:?}", run.message);
     assert_eq!(run.confirmed.as_deref(), Some("59"));
     assert_exactly_once(&receiver.indexed_ids(), &ids(60), "indexed");
-    assert_eq!(
-        receiver.most_at_once(),
-        mrav2_syslog_connector::sink::hec::MAX_IN_FLIGHT
-    );
-    // Six requests of 0.4 s each, two at a time: about 1.2 s, not 2.4 s.
-    assert!(
-        started.elapsed() < Duration::from_millis(2000),
-        "{:?}",
-        started.elapsed()
-    );
+    // Each request waits 0.4 s at the collector: two were there at once, never more.
+    assert_eq!(receiver.most_at_once(), 2);
+    assert_eq!(mrav2_syslog_connector::sink::hec::MAX_IN_FLIGHT, 2);
 }
 
 #[tokio::test]
