@@ -208,6 +208,9 @@ impl HecSink {
                 )
             })?;
         let base = config.url.as_str().trim_end_matches('/');
+        // The token is a secret like the application key: never in a log line, even
+        // quoted back by a collector or a proxy.
+        crate::untrusted::remember(config.token.expose());
         let authorization =
             authorization(&config.token).map_err(|m| error(SinkErrorKind::Misconfigured, m))?;
         if config.url.scheme() == "http" {

@@ -649,3 +649,17 @@ async fn a_collector_requiring_a_client_certificate_gets_the_configured_one() {
     assert_exactly_once(&receiver.indexed_ids(), &ids(3), "indexed");
     assert!(run.dead_letters.is_empty());
 }
+
+#[tokio::test]
+async fn the_token_is_a_secret_from_the_start_even_quoted_back() {
+    let receiver = HecReceiver::start(Script::default()).await;
+    let token = "0f6a2c1e-hec-token-quoted-back";
+    let quoted = format!("proxy refused header Authorization: Splunk {token}");
+    assert!(
+        mrav2_syslog_connector::untrusted::clean(quoted.as_bytes(), 1000).contains(token),
+        "the token is not known before the sink is built"
+    );
+    let _sink = hec_sink(config(&receiver, token));
+    let shown = mrav2_syslog_connector::untrusted::clean(quoted.as_bytes(), 1000);
+    assert!(!shown.contains(token), "{shown}");
+}
