@@ -146,6 +146,7 @@ fn every_shell_script_passes_shellcheck() {
         "scripts/restart-connector.sh",
         "scripts/connector-lib.sh",
         "scripts/bench.sh",
+        "scripts/idle-cost.sh",
         "scripts/test.sh",
         ".ci/run",
     ] {
