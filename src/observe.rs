@@ -106,7 +106,7 @@ struct HealthState {
     last_activity: Instant,
     last_commit: Option<Instant>,
     flagged: Option<String>,
-    /// The reason [`TenantObserver::flag`] was last given, before cleaning: the same
+    /// The reason [`PairObserver::flag`] was last given, before cleaning: the same
     /// reason again (the tenant reports every second) is not cleaned again.
     flagged_as: Option<String>,
     last_error: Option<String>,
