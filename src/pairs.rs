@@ -13,6 +13,7 @@
 //! stopping.
 
 use crate::config::{Config, DestinationConfig, ProxyConfig, TenantConfig};
+use crate::tenant::PairRole;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
@@ -40,6 +41,8 @@ pub struct PairSpec {
     pub tenant: TenantConfig,
     /// The destination (also `tenant.destinations[0]`).
     pub destination: DestinationConfig,
+    /// What the pair does for the whole tenant (from its full list of destinations).
+    pub role: PairRole,
     pub proxy: ProxyConfig,
     pub commit_interval: Duration,
 }
@@ -48,11 +51,13 @@ impl PairSpec {
     /// The spec of `tenant` delivering to `destination` under `config`'s proxy and
     /// commit interval.
     pub fn new(config: &Config, tenant: &TenantConfig, destination: &DestinationConfig) -> Self {
+        let role = PairRole::of(tenant, destination);
         let mut tenant = tenant.clone();
         tenant.destinations = vec![destination.clone()];
         Self {
             tenant,
             destination: destination.clone(),
+            role,
             proxy: config.proxy.clone(),
             commit_interval: config.connector.commit_interval,
         }
@@ -205,16 +210,26 @@ mod tests {
         let text = format!(
             "{BASE}[destination:second]\ntype = syslog\nhost = 127.0.0.1\nport = 2514\nprotocol = tcp\n"
         );
-        let specs = specs(&text);
-        let names: Vec<String> = specs.keys().map(ToString::to_string).collect();
+        let all = specs(&text);
+        let names: Vec<String> = all.keys().map(ToString::to_string).collect();
         assert_eq!(
             names,
             ["acme@second", "acme@syslog", "beta@second", "beta@syslog"]
         );
-        for (key, spec) in &specs {
+        for (key, spec) in &all {
             assert_eq!(spec.tenant.destinations, vec![spec.destination.clone()]);
             assert_eq!(&spec.key(), key);
+            // The role comes from the tenant's whole list, not the narrowed one: only
+            // the first destination's pair keeps undecodable items.
+            assert_eq!(
+                spec.role.keeps_source_dead_letters,
+                key.destination == "syslog",
+                "{key}"
+            );
+            assert_eq!(spec.role.names_destination, key.destination != "syslog");
         }
+        let single = specs(BASE);
+        assert!(single.values().all(|s| s.role.keeps_source_dead_letters));
     }
 
     #[test]

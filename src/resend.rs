@@ -12,7 +12,7 @@
 use crate::cli::ResendArgs;
 use crate::config::{Config, DestinationConfig, TenantConfig};
 use crate::observe::{Observer, PairObserver};
-use crate::tenant::{PairTask, Reached, Resent, Shutdown, Window};
+use crate::tenant::{PairRole, PairTask, Reached, Resent, Shutdown, Window};
 use chrono::{DateTime, SecondsFormat, Utc};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
@@ -159,6 +159,7 @@ pub async fn run(
         let task = PairTask {
             config: request.tenant.clone(),
             destination: destination.clone(),
+            role: PairRole::of(&request.tenant, destination),
             proxy: config.proxy.clone(),
             state_dir: state_dir.clone(),
             commit_interval: config.connector.commit_interval,

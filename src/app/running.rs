@@ -117,6 +117,7 @@ impl Pairs {
         let task = PairTask {
             config: spec.tenant.clone(),
             destination: spec.destination.clone(),
+            role: spec.role,
             proxy: spec.proxy.clone(),
             state_dir: self.state_dir.clone(),
             commit_interval: spec.commit_interval,

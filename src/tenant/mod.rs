@@ -83,9 +83,12 @@ const NORMAL: Delay = Delay::Normal { retry_after: None };
 /// for this destination alone, and the destination.
 #[derive(Clone)]
 pub struct PairTask {
+    /// The tenant (its `destinations` may be narrowed to this pair's alone: what the
+    /// pair owes its tenant's other pairs is in `role`).
     pub config: TenantConfig,
-    /// One of `config.destinations`.
+    /// One of the tenant's destinations.
     pub destination: DestinationConfig,
+    pub role: PairRole,
     pub proxy: ProxyConfig,
     pub state_dir: PathBuf,
     pub commit_interval: Duration,
@@ -109,10 +112,9 @@ impl PairTask {
         let name = self.config.entity_name.clone();
         let observer = self.observer.clone();
         let stop = shutdown.stop_reading.clone();
-        // A tenant with several destinations (or one other than `syslog`) has every
-        // line of its pairs say which destination it is about; a Python connector's
-        // single `[syslog]` logs exactly as before.
-        let span = if names_destination(&self.config) {
+        // Every line of a pair says which destination it is about, but for `[syslog]`,
+        // which logs exactly as before.
+        let span = if self.role.names_destination {
             tracing::info_span!("pair", destination = %self.destination.name())
         } else {
             tracing::Span::none()
@@ -231,7 +233,7 @@ impl PairTask {
             formatter: Formatter::new(format, name.clone(), custom_identifier),
             sink,
             dead_letters: DeadLetterFile::new(&self.state_dir, name),
-            keeps_source_dead_letters: keeps_source_dead_letters(&self.config, destination),
+            keeps_source_dead_letters: self.role.keeps_source_dead_letters,
             status,
             stop: shutdown.stop_reading.clone(),
             delivered_total: run.delivered_before,
@@ -265,25 +267,35 @@ impl PairTask {
     }
 }
 
-/// Whether the log lines of the tenant's pairs name their destination: the tenant
-/// delivers anywhere but to `[syslog]` alone.
-fn names_destination(tenant: &TenantConfig) -> bool {
-    match tenant.destinations.as_slice() {
-        [only] => only.name() != "syslog",
-        _ => true,
-    }
+/// What a pair does for its tenant as a whole, decided from the tenant's full list of
+/// destinations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairRole {
+    /// The pair's log lines name its destination: every destination but `[syslog]`,
+    /// whose lines read as before (as a Python connector's `config.ini` has them). It
+    /// depends on this destination alone, so that a reload adding or removing another
+    /// destination leaves the pair untouched.
+    pub names_destination: bool,
+    /// The pair writes the tenant's source-level dead letters (items that cannot be
+    /// decoded, whatever the destination). Every pair reads the same stream and meets
+    /// the same items, so only the pair of the tenant's first destination keeps them
+    /// and the file gets each once. Records one destination refused are that pair's
+    /// own and always kept.
+    pub keeps_source_dead_letters: bool,
 }
 
-/// Whether this pair writes the tenant's source-level dead letters (items that cannot
-/// be decoded, whatever the destination). Every pair reads the same stream and meets
-/// the same items, so only the pair of the tenant's first destination keeps them and
-/// the file gets each once. Records one destination refused are that pair's own and
-/// always kept.
-fn keeps_source_dead_letters(tenant: &TenantConfig, destination: &DestinationConfig) -> bool {
-    tenant
-        .destinations
-        .first()
-        .is_none_or(|first| first.name() == destination.name())
+impl PairRole {
+    /// The role of `tenant`'s pair with `destination`, `tenant` holding all of its
+    /// destinations.
+    pub fn of(tenant: &TenantConfig, destination: &DestinationConfig) -> Self {
+        Self {
+            names_destination: destination.name() != "syslog",
+            keeps_source_dead_letters: tenant
+                .destinations
+                .first()
+                .is_none_or(|first| first.name() == destination.name()),
+        }
+    }
 }
 
 /// How a `resend` of one pair ended without an error.
