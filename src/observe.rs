@@ -80,6 +80,33 @@ struct Metrics {
     rate_limit_wait: Family<PairLabel, FloatCounter>,
 }
 
+impl Metrics {
+    /// The counters every pair has from its start, at 0 ([`Observer::pair`]).
+    fn pair_counters(&self) -> [&Family<PairLabel, Counter>; 9] {
+        [
+            &self.events_received,
+            &self.events_delivered,
+            &self.events_dead_lettered,
+            &self.duplicates_dropped,
+            &self.records_truncated,
+            &self.bytes_sent,
+            &self.token_fetches,
+            &self.sink_reconnects,
+            &self.tenant_restarts,
+        ]
+    }
+
+    /// The counters of a HEC destination, there from its first report.
+    fn hec_counters(&self) -> [&Family<PairLabel, Counter>; 4] {
+        [
+            &self.hec_requests,
+            &self.hec_resent,
+            &self.hec_acks,
+            &self.hec_ack_timeouts,
+        ]
+    }
+}
+
 /// The process-wide registry and the tenants it watches.
 pub struct Observer {
     registry: Registry,
@@ -319,17 +346,7 @@ impl Observer {
         // that appears at 1 gives 0, so an alert on it would miss the first one), and
         // a dashboard shows 0 rather than "no data".
         let m = &self.metrics;
-        for family in [
-            &m.events_received,
-            &m.events_delivered,
-            &m.events_dead_lettered,
-            &m.duplicates_dropped,
-            &m.records_truncated,
-            &m.bytes_sent,
-            &m.token_fetches,
-            &m.sink_reconnects,
-            &m.tenant_restarts,
-        ] {
+        for family in m.pair_counters() {
             drop(family.get_or_create(&label));
         }
         drop(m.rate_limit_wait.get_or_create(&label));
@@ -357,21 +374,7 @@ impl Observer {
         let m = &self.metrics;
         // Every family labelled by pair: a family added to `Metrics` belongs here too
         // (the test `forget_removes_every_series_of_the_pair` checks the exposition).
-        for family in [
-            &m.events_received,
-            &m.events_delivered,
-            &m.events_dead_lettered,
-            &m.duplicates_dropped,
-            &m.records_truncated,
-            &m.bytes_sent,
-            &m.token_fetches,
-            &m.sink_reconnects,
-            &m.tenant_restarts,
-            &m.hec_requests,
-            &m.hec_resent,
-            &m.hec_acks,
-            &m.hec_ack_timeouts,
-        ] {
+        for family in m.pair_counters().into_iter().chain(m.hec_counters()) {
             family.remove(&label);
         }
         for family in [&m.lag_seconds, &m.seconds_since_commit] {
