@@ -190,3 +190,20 @@ seconds_or_default() {
         *) printf '%s\n' "$1" ;;
     esac
 }
+
+# Validates ${CONFIG} with check-config. On a problem: reports it, with "$1" saying
+# what that means for this script, prints every problem and exits with check-config's
+# code (78 for a configuration error). Warnings are shown and not fatal.
+check_config_or_exit() {
+    check_status=0
+    check_problems=$("${BINARY}" check-config --config "${CONFIG}" 2>&1 >/dev/null) ||
+        check_status=$?
+    if [ "${check_status}" -ne 0 ]; then
+        report "configuration check failed (exit ${check_status}) for ${CONFIG}$1:" >&2
+        printf '%s\n' "${check_problems}" >&2
+        exit "${check_status}"
+    fi
+    if [ -n "${check_problems}" ]; then
+        printf '%s\n' "${check_problems}" | sed 's/^/    /' >&2
+    fi
+}

@@ -47,21 +47,7 @@ case "${STATE}" in
         ;;
 esac
 
-check_err=$(mktemp "${TMPDIR:-/tmp}/mrav2-check.XXXXXX")
-trap 'rm -f -- "${check_err}"' EXIT
-set +e
-"${BINARY}" check-config --config "${CONFIG}" >/dev/null 2>"${check_err}"
-status=$?
-set -e
-if [ "${status}" -ne 0 ]; then
-    report "configuration check failed (exit ${status}) for ${CONFIG}; nothing was sent, the connector keeps running as it was:" >&2
-    cat -- "${check_err}" >&2
-    exit "${status}"
-fi
-if [ -s "${check_err}" ]; then
-    # Warnings: shown, not fatal.
-    sed 's/^/    /' "${check_err}" >&2
-fi
+check_config_or_exit "; nothing was sent, the connector keeps running as it was"
 
 offset=$(log_size)
 if ! kill -HUP "${PID}" 2>/dev/null; then

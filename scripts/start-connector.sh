@@ -50,21 +50,7 @@ esac
 
 # Validate first: a configuration error is reported here, in full, on the terminal,
 # instead of disappearing into the daemon's log.
-check_err=$(mktemp "${TMPDIR:-/tmp}/mrav2-check.XXXXXX")
-trap 'rm -f -- "${check_err}"' EXIT
-set +e
-"${BINARY}" check-config --config "${CONFIG}" >/dev/null 2>"${check_err}"
-status=$?
-set -e
-if [ "${status}" -ne 0 ]; then
-    report "configuration check failed (exit ${status}) for ${CONFIG}:" >&2
-    cat -- "${check_err}" >&2
-    exit "${status}"
-fi
-if [ -s "${check_err}" ]; then
-    # Warnings (e.g. an http:// API URL, a group-readable key): shown, not fatal.
-    sed 's/^/    /' "${check_err}" >&2
-fi
+check_config_or_exit ""
 
 umask 027
 mkdir -p -- "${PREFIX}/logs" "${PREFIX}/state" "${STATE_DIR}"
