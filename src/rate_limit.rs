@@ -19,11 +19,18 @@
 //!   get well below its limit. Splunk licenses volume per day, not events per second,
 //!   and the records of one request arrive together anyway.
 //!
-//! This module is arithmetic only: the caller passes the time (tokio's clock in the
+//! The limit is the receiver's: every tenant sending to the same receiver with the
+//! same limit draws from one [`SharedLimit`] (a `[destination:NAME]` used by several
+//! tenants, or `[syslog]` where no tenant overrides its address or limit). A tenant
+//! whose `syslog_*` overrides send elsewhere, or at another limit, has its own.
+//!
+//! [`RateLimit`] is arithmetic only: the caller passes the time (tokio's clock in the
 //! writer, so tests can pause it) and does the waiting. It never drops or reorders
 //! anything; what to do while waiting is the writer's business.
 
 use crate::config::DestinationConfig;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -32,6 +39,56 @@ pub const SYSLOG_BURST: Duration = Duration::from_millis(50);
 
 /// The burst of a Splunk HEC destination: one second's worth.
 pub const HEC_BURST: Duration = Duration::from_secs(1);
+
+/// The token bucket of one receiver, shared by every pair sending there: what one
+/// pair reserves, the others wait for.
+#[derive(Debug, Clone)]
+pub struct SharedLimit {
+    bucket: Arc<Mutex<RateLimit>>,
+    burst: u32,
+}
+
+/// The buckets in use, by receiver (its description) and limit; a bucket no pair
+/// holds any more is dropped and its entry replaced when asked for again.
+type Buckets = HashMap<(String, u32, u32), Weak<Mutex<RateLimit>>>;
+
+impl SharedLimit {
+    /// The bucket of `destination`'s receiver at its limit, shared with every other
+    /// pair that sends there at the same limit; `None` without a limit.
+    pub fn for_destination(destination: &DestinationConfig) -> Option<Self> {
+        static BUCKETS: OnceLock<Mutex<Buckets>> = OnceLock::new();
+        let limit = RateLimit::for_destination(destination)?;
+        let key = (destination.description(), limit.per_second, limit.burst);
+        let burst = limit.burst;
+        let mut buckets = BUCKETS
+            .get_or_init(Mutex::default)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        buckets.retain(|_, bucket| bucket.strong_count() > 0);
+        let bucket = match buckets.get(&key).and_then(Weak::upgrade) {
+            Some(bucket) => bucket,
+            None => {
+                let bucket = Arc::new(Mutex::new(limit));
+                buckets.insert(key, Arc::downgrade(&bucket));
+                bucket
+            }
+        };
+        Some(Self { bucket, burst })
+    }
+
+    /// See [`RateLimit::burst`].
+    pub fn burst(&self) -> u32 {
+        self.burst
+    }
+
+    /// See [`RateLimit::reserve`]; the reservation counts for every holder.
+    pub fn reserve(&self, n: u32, now: Instant) -> Duration {
+        self.bucket
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .reserve(n, now)
+    }
+}
 
 /// The token bucket of one destination.
 #[derive(Debug, Clone)]
@@ -134,6 +191,35 @@ mod tests {
         assert_eq!(RateLimit::new(19, SYSLOG_BURST).map(|l| l.burst()), Some(1));
         assert_eq!(RateLimit::new(40, SYSLOG_BURST).map(|l| l.burst()), Some(2));
         assert_eq!(RateLimit::new(1, SYSLOG_BURST).map(|l| l.burst()), Some(1));
+    }
+
+    #[test]
+    fn tenants_sending_to_one_receiver_at_one_limit_share_its_bucket() {
+        // Two tenants on [syslog] 10.9.8.7, a third overriding the host: the first two
+        // draw from one bucket, the third from its own.
+        let config = crate::config::load_str_with_env(
+            std::path::Path::new("c.ini"),
+            "[lookout]\napi_domain = https://api.lookout.com\n\
+             [lookout:a]\napi_key = ka\n[lookout:b]\napi_key = kb\n\
+             [lookout:c]\napi_key = kc\nsyslog_host = 10.9.8.6\n\
+             [syslog]\nprotocol = tcp\nhost = 10.9.8.7\nport = 5514\nmax_events_per_second = 100\n",
+            &|_| None,
+        )
+        .unwrap();
+        let limit = |tenant: usize| {
+            SharedLimit::for_destination(&config.tenants[tenant].destinations[0]).unwrap()
+        };
+        let (a, b, c) = (limit(0), limit(1), limit(2));
+        let now = Instant::now();
+        // The burst is 5 records (50 ms at 100/s): a takes it all, b then waits 100 ms
+        // for 10 more, as a would have; c, elsewhere, goes at once.
+        assert_eq!(a.burst(), 5);
+        assert_eq!(a.reserve(5, now), Duration::ZERO);
+        assert_eq!(b.reserve(10, now), ms(100));
+        assert_eq!(c.reserve(5, now), Duration::ZERO);
+        // Once nobody holds a receiver's bucket, a new holder starts with a full one.
+        drop((a, b));
+        assert_eq!(limit(0).reserve(5, now), Duration::ZERO);
     }
 
     #[test]

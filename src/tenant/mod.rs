@@ -50,7 +50,7 @@ use crate::event::{Batch, Position};
 use crate::format::Formatter;
 use crate::observe::PairObserver;
 use crate::position::{SavedPosition, StateError, StateFile};
-use crate::rate_limit::RateLimit;
+use crate::rate_limit::SharedLimit;
 use crate::sink::Sink;
 use crate::source::{EventSource, SourceSnapshot, SourceStatus, StartPoint};
 use ledger::Ledger;
@@ -254,7 +254,7 @@ impl PairTask {
             progress: Progress::new(),
             messages: Vec::new(),
             window_read: false,
-            limit: RateLimit::for_destination(destination),
+            limit: SharedLimit::for_destination(destination),
             reached,
         };
         let written =

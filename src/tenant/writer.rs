@@ -7,7 +7,7 @@
 //! confirms and where to re-read from. What stays here is the order of things and the
 //! retry policy of the destination: after a sink error the writer waits its backoff,
 //! then rewinds. And the pace: with `max_events_per_second` set, each piece waits for
-//! its [`RateLimit`] before it goes, which fills the queue and so slows the reader.
+//! its [`SharedLimit`] before it goes, which fills the queue and so slows the reader.
 
 use super::ReadBatch;
 use super::ledger::{Advance, Ledger, Rewind};
@@ -19,7 +19,7 @@ use crate::event::{Batch, DeadLetter, Position};
 use crate::format::{Formatter, RenderedMessage};
 use crate::observe::PairObserver;
 use crate::position::{SavedPosition, StateFile};
-use crate::rate_limit::RateLimit;
+use crate::rate_limit::SharedLimit;
 use crate::sink::{Sink, SinkError, SinkErrorKind};
 use crate::source::SourceStatus;
 use chrono::Utc;
@@ -84,7 +84,7 @@ pub(super) struct Writer {
     /// rewind; once the ledger has confirmed everything, the window is delivered.
     pub(super) window_read: bool,
     /// `max_events_per_second` of the destination, when set.
-    pub(super) limit: Option<RateLimit>,
+    pub(super) limit: Option<SharedLimit>,
     /// `resend`: where to report the `created_time` delivered up to.
     pub(super) reached: Option<Arc<Reached>>,
 }
@@ -371,7 +371,7 @@ impl Writer {
     /// rather than in a lump after the wait. `None`: send the piece now; otherwise
     /// the piece is not to be sent (the source was rewound, or `give_up` fired).
     async fn pace(&mut self, give_up: &CancellationToken) -> Option<Piece> {
-        let limit = self.limit.as_mut()?;
+        let limit = self.limit.as_ref()?;
         let records = u32::try_from(self.messages.len()).unwrap_or(u32::MAX);
         let wait = limit.reserve(records, Instant::now());
         if wait.is_zero() {
